@@ -1,0 +1,39 @@
+"""cxrexplain: chest X-ray classifiers that explain themselves.
+
+Load X-rays (PNG, JPEG, 16-bit, DICOM), wrap a Keras model as a :class:`Classifier`, explain
+its decisions with CAM and Grad-CAM and their relatives, draw the heatmaps over the X-ray and
+score them against radiologists' boxes and lung masks.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> cx.__version__  # doctest: +ELLIPSIS
+    '...'
+"""
+
+from __future__ import annotations
+
+from cxrexplain._version import __version__
+from cxrexplain.classifier import Classifier, Prediction
+from cxrexplain.errors import (
+    CxrExplainError,
+    ImageLoadError,
+    InvalidInputError,
+    MissingDependencyError,
+    ModelLoadError,
+    ModelStructureError,
+)
+from cxrexplain.io import load_image, load_images
+
+__all__ = [
+    "Classifier",
+    "CxrExplainError",
+    "ImageLoadError",
+    "InvalidInputError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelStructureError",
+    "Prediction",
+    "__version__",
+    "load_image",
+    "load_images",
+]

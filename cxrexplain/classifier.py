@@ -1,0 +1,525 @@
+"""Wrap a Keras model as a chest X-ray :class:`Classifier` with class names and a threshold.
+
+Three kinds of heads are understood (see DESIGN.md, "Rules of the math"):
+
+* **two-class, one sigmoid unit** (``Dense(1, "sigmoid")``): the unit is the probability of
+  class 1; the classifier reports ``[1 - p, p]``;
+* **multi-class softmax** (``Dense(K, "softmax")``, K >= 2);
+* **multi-label sigmoid** (``Dense(K, "sigmoid")``, K >= 2, CheXNet style): one independent
+  probability per finding; :attr:`Prediction.findings` lists those at or above the threshold.
+
+A head without an activation (logits) is treated as softmax (K >= 2) or sigmoid (K = 1).
+
+Example:
+    >>> import keras, numpy as np
+    >>> import cxrexplain as cx
+    >>> model = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(4, 3),
+    ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
+    >>> clf = cx.Classifier(model, class_names=["NORMAL", "PNEUMONIA"], threshold=0.05)
+    >>> clf.predict_proba(np.zeros((2, 32, 32, 1), np.float32)).shape
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, overload
+
+import keras
+import numpy as np
+
+from cxrexplain import _keras_utils
+from cxrexplain._version import __version__
+from cxrexplain.errors import (
+    CxrExplainError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelStructureError,
+)
+from cxrexplain.io import ImageSource, load_images
+
+__all__ = ["Classifier", "Prediction"]
+
+Activation = Literal["softmax", "sigmoid", "linear"]
+_METADATA_ENTRY = "cxrexplain.json"
+_METADATA_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image's prediction.
+
+    Attributes:
+        label: The predicted class name.
+        index: The predicted class index (into ``Classifier.class_names``).
+        probabilities: Each class name's probability.
+        findings: For multi-label models, the findings at or above the threshold (else
+            empty).
+
+    Example:
+        >>> p = Prediction("PNEUMONIA", 1, {"NORMAL": 0.2, "PNEUMONIA": 0.8})
+        >>> p.probability
+        0.8
+    """
+
+    label: str
+    index: int
+    probabilities: dict[str, float]
+    findings: tuple[str, ...] = field(default=())
+
+    @property
+    def probability(self) -> float:
+        """The probability of the predicted class."""
+        return self.probabilities[self.label]
+
+
+class Classifier:
+    """A Keras image classifier with class names, input size and a decision threshold.
+
+    Args:
+        model: A ``keras.Model`` with one image input ``(batch, H, W, C)`` and one output
+            ``(batch, K)``: one sigmoid unit (two classes), K softmax units, K sigmoid units
+            (multi-label) or K logits.
+        class_names: One name per class (two names for a one-unit sigmoid model). Defaults to
+            ``class_0``, ``class_1``, ...
+        input_size: ``(height, width)`` the model expects; read from the model when omitted.
+            Images of another size are resized.
+        channels: 1 or 3, the channels the model expects; read from the model when omitted.
+            Gray images are repeated to RGB and RGB is converted to gray as needed.
+        threshold: Decision threshold on the probability of the positive class (index 1) of a
+            two-class model: class 1 is predicted when its probability is at least this. For a
+            multi-label model, the threshold of every finding (default 0.5). ``None`` means
+            argmax.
+        output_activation: Override the detected head: ``"softmax"``, ``"sigmoid"`` or
+            ``"linear"`` (logits). Needed only for subclassed models whose head cannot be read.
+
+    Raises:
+        InvalidInputError: ``class_names`` does not match the number of outputs, or the
+            threshold is outside (0, 1) or given for a model with more than two classes.
+        ModelStructureError: The model has several inputs or outputs, or a non-image input.
+
+    Example:
+        >>> import keras
+        >>> import cxrexplain as cx
+        >>> model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(3, activation="softmax")])
+        >>> clf = cx.Classifier(model, class_names=["COVID", "NORMAL", "PNEUMONIA"])
+        >>> clf.input_size, clf.channels, clf.num_classes
+        ((64, 64), 1, 3)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        class_names: Sequence[str] | None = None,
+        *,
+        input_size: int | tuple[int, int] | None = None,
+        channels: int | None = None,
+        threshold: float | None = None,
+        output_activation: Activation | None = None,
+    ) -> None:
+        if not isinstance(model, keras.Model):
+            raise InvalidInputError(
+                f"model: expected a keras.Model, got {type(model).__name__}"
+            )
+        self.model = model
+        spec = _keras_utils.input_spec(model)
+        self.input_size = _resolve_size(input_size, spec)
+        self.channels = _resolve_channels(channels, spec)
+        units = _keras_utils.output_units(model)
+        if units is None:
+            units = self._probe_output_units()
+        self.output_units = units
+        self.output_activation: Activation = _resolve_activation(output_activation, model, units)
+        self.multilabel = self.output_activation == "sigmoid" and units > 1
+        self.num_classes = 2 if units == 1 else units
+        self.class_names = _resolve_class_names(class_names, self.num_classes, units)
+        self.threshold = threshold
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def threshold(self) -> float | None:
+        """Decision threshold of the positive class (two-class) or of every finding."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float | None) -> None:
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise InvalidInputError(f"threshold: expected a number in (0, 1), got {value!r}")
+            if not 0.0 < float(value) < 1.0:
+                raise InvalidInputError(f"threshold: expected a value in (0, 1), got {value!r}")
+            if self.num_classes > 2 and not self.multilabel:
+                raise InvalidInputError(
+                    f"threshold: only two-class and multi-label models take a threshold; this "
+                    f"model has {self.num_classes} softmax classes (argmax decides)"
+                )
+            value = float(value)
+        self._threshold = value
+
+    # ---------------------------------------------------------------- inference
+    def prepare(self, images: ImageSource | Iterable[ImageSource]) -> np.ndarray:
+        """Load and convert images to the batch the model takes: ``(N, H, W, C)`` float32.
+
+        Args:
+            images: Anything :func:`cxrexplain.load_images` accepts.
+
+        Returns:
+            The batch, resized to :attr:`input_size` and converted to :attr:`channels`.
+
+        Example:
+            >>> clf.prepare("xray.png").shape  # doctest: +SKIP
+            (1, 224, 224, 1)
+        """
+        return load_images(images, size=self.input_size, channels=self.channels or 1)
+
+    def probabilities_from_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Turn raw model outputs ``(N, units)`` into class probabilities ``(N, K)``.
+
+        Args:
+            outputs: What the model returned for a batch.
+
+        Returns:
+            float32 probabilities, one column per entry of :attr:`class_names`.
+        """
+        raw: np.ndarray = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
+        if self.output_activation == "linear":
+            if self.output_units == 1 or self.multilabel:
+                raw = 1.0 / (1.0 + np.exp(-raw))
+            else:
+                shifted = raw - raw.max(axis=1, keepdims=True)
+                exp = np.exp(shifted)
+                raw = exp / exp.sum(axis=1, keepdims=True)
+        if self.output_units == 1:
+            raw = np.concatenate([1.0 - raw, raw], axis=1)
+        return raw.astype(np.float32)
+
+    def predict_proba(
+        self, images: ImageSource | Iterable[ImageSource], *, batch_size: int = 32
+    ) -> np.ndarray:
+        """Class probabilities for images, ``(N, K)`` float32, columns in class-name order.
+
+        Args:
+            images: A path, bytes, array, list of those, or an ``(N, H, W, C)`` batch.
+            batch_size: Images per forward pass.
+
+        Returns:
+            An ``(N, K)`` float32 array. For a one-unit sigmoid model the columns are
+            ``1 - p`` and ``p``.
+
+        Example:
+            >>> clf.predict_proba(["a.png", "b.png"])  # doctest: +SKIP
+            array([[0.91, 0.09], [0.12, 0.88]], dtype=float32)
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+        batch = self.prepare(images)
+        outputs = self.model.predict(batch, batch_size=batch_size, verbose=0)
+        return self.probabilities_from_outputs(np.asarray(outputs))
+
+    def decide(self, probabilities: np.ndarray) -> list[Prediction]:
+        """Apply the decision rule (argmax or threshold) to ``(N, K)`` probabilities.
+
+        Args:
+            probabilities: The output of :meth:`predict_proba`.
+
+        Returns:
+            One :class:`Prediction` per row.
+        """
+        probs = np.asarray(probabilities, dtype=np.float32)
+        indices = probs.argmax(axis=1)
+        if self.threshold is not None and self.num_classes == 2 and not self.multilabel:
+            indices = (probs[:, 1] >= self.threshold).astype(np.int64)
+        limit = 0.5 if self.threshold is None else self.threshold
+        predictions = []
+        for row, index in zip(probs, indices, strict=True):
+            by_name = {name: float(p) for name, p in zip(self.class_names, row, strict=True)}
+            findings: tuple[str, ...] = ()
+            if self.multilabel:
+                findings = tuple(n for n, p in by_name.items() if p >= limit)
+            predictions.append(
+                Prediction(self.class_names[int(index)], int(index), by_name, findings)
+            )
+        return predictions
+
+    @overload
+    def predict(
+        self, images: str | os.PathLike[str] | bytes, *, batch_size: int = 32
+    ) -> Prediction: ...
+
+    @overload
+    def predict(
+        self, images: list[ImageSource] | tuple[ImageSource, ...], *, batch_size: int = 32
+    ) -> list[Prediction]: ...
+
+    @overload
+    def predict(
+        self, images: np.ndarray, *, batch_size: int = 32
+    ) -> Prediction | list[Prediction]: ...
+
+    def predict(
+        self, images: ImageSource | Iterable[ImageSource], *, batch_size: int = 32
+    ) -> Prediction | list[Prediction]:
+        """Predict the class of one image or of a batch.
+
+        Args:
+            images: One image (a path, bytes, or an ``(H, W[, C])`` array) or several (a list,
+                or an ``(N, H, W, C)`` array).
+            batch_size: Images per forward pass.
+
+        Returns:
+            A :class:`Prediction` for one image, a list of them for several.
+
+        Example:
+            >>> clf.predict("xray.png")  # doctest: +SKIP
+            Prediction(label='PNEUMONIA', index=1, probabilities={...}, findings=())
+        """
+        predictions = self.decide(self.predict_proba(images, batch_size=batch_size))
+        if _is_single(images):
+            return predictions[0]
+        return predictions
+
+    # ---------------------------------------------------------------- persistence
+    def metadata(self) -> dict[str, Any]:
+        """What :meth:`save` stores beside the model, as a JSON-ready dict."""
+        return {
+            "format": _METADATA_FORMAT,
+            "cxrexplain_version": __version__,
+            "class_names": list(self.class_names),
+            "input_size": list(self.input_size) if self.input_size else None,
+            "channels": self.channels,
+            "threshold": self.threshold,
+            "output_activation": self.output_activation,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the model and this classifier's metadata in one ``.keras`` file.
+
+        The file is a normal Keras archive (``keras.models.load_model`` reads it) with one
+        extra entry, ``cxrexplain.json``, holding class names, input size, channels and
+        threshold.
+
+        Args:
+            path: Where to write; must end in ``.keras``.
+
+        Returns:
+            The path written.
+
+        Example:
+            >>> clf.save("pneumonia.keras")  # doctest: +SKIP
+        """
+        target = Path(os.fspath(path))
+        if target.suffix != ".keras":
+            raise InvalidInputError(f"path: expected a file name ending in .keras, got '{target}'")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.stem}.partial.keras")
+        self.model.save(partial)
+        with zipfile.ZipFile(partial, mode="a") as archive:
+            archive.writestr(_METADATA_ENTRY, json.dumps(self.metadata(), indent=2))
+        os.replace(partial, target)
+        return target
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        custom_objects: Mapping[str, Any] | None = None,
+    ) -> Classifier:
+        """Load a classifier saved with :meth:`save` (or any ``.keras`` model file).
+
+        Keras ``safe_mode`` stays on: loading never runs code stored in the file. A plain
+        Keras file without cxrexplain metadata loads with default class names.
+
+        Args:
+            path: A ``.keras`` file.
+            custom_objects: Custom layers or functions the model needs, by name.
+
+        Returns:
+            The classifier, with the class names, input size, channels and threshold it was
+            saved with.
+
+        Raises:
+            ModelLoadError: The file is missing or not a Keras model.
+
+        Example:
+            >>> clf = Classifier.load("pneumonia.keras")  # doctest: +SKIP
+        """
+        source = Path(os.fspath(path))
+        if not source.is_file():
+            what = "is a folder" if source.is_dir() else "no such file"
+            raise ModelLoadError(f"model file '{source}': {what}")
+        _register_builtin_layers()
+        try:
+            model = keras.models.load_model(
+                source, custom_objects=dict(custom_objects or {}), compile=False, safe_mode=True
+            )
+        except Exception as err:  # Keras raises many types for a bad file
+            raise ModelLoadError(
+                f"model file '{source}': not a loadable Keras model ({type(err).__name__}: "
+                f"{_first_line(err)})"
+            ) from err
+        if not isinstance(model, keras.Model):
+            raise ModelLoadError(f"model file '{source}': holds no Keras model")
+        meta = _read_metadata(source)
+        size = meta.get("input_size")
+        try:
+            return cls(
+                model,
+                class_names=meta.get("class_names"),
+                input_size=(int(size[0]), int(size[1])) if size else None,
+                channels=meta.get("channels"),
+                threshold=meta.get("threshold"),
+                output_activation=meta.get("output_activation"),
+            )
+        except CxrExplainError as err:
+            raise ModelLoadError(f"model file '{source}': {err}") from err
+
+    # ---------------------------------------------------------------- helpers
+    def _probe_output_units(self) -> int:
+        if self.input_size is None or self.channels is None:
+            raise ModelStructureError(
+                "model: its input shape is unknown (a subclassed model that was never "
+                "called); pass input_size= and channels="
+            )
+        probe = np.zeros((1, *self.input_size, self.channels), np.float32)
+        try:
+            outputs = np.asarray(self.model(probe, training=False))
+        except Exception as err:
+            raise ModelStructureError(
+                f"model: cannot run it on a {self.input_size} x {self.channels}-channel image "
+                f"({type(err).__name__}: {_first_line(err)})"
+            ) from err
+        if outputs.ndim != 2:
+            raise ModelStructureError(
+                f"model: expected an output of shape (batch, classes), got {outputs.shape}"
+            )
+        return int(outputs.shape[1])
+
+    def __repr__(self) -> str:
+        return (
+            f"Classifier(model={self.model.name!r}, class_names={list(self.class_names)!r}, "
+            f"input_size={self.input_size}, channels={self.channels}, "
+            f"threshold={self.threshold}, output_activation={self.output_activation!r})"
+        )
+
+
+# -------------------------------------------------------------------------------- helpers
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _is_single(images: object) -> bool:
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return True
+    return isinstance(images, np.ndarray) and images.ndim in (2, 3)
+
+
+def _resolve_size(
+    size: int | tuple[int, int] | None,
+    spec: tuple[int | None, int | None, int | None] | None,
+) -> tuple[int, int] | None:
+    if size is not None:
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            size = (int(size), int(size))
+        if (
+            not isinstance(size, (tuple, list))
+            or len(size) != 2
+            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
+        ):
+            raise InvalidInputError(f"input_size: expected an int or (height, width), got {size!r}")
+        pair = (int(size[0]), int(size[1]))
+        if spec is not None and None not in spec[:2] and (spec[0], spec[1]) != pair:
+            raise InvalidInputError(
+                f"input_size: the model takes {spec[0]}x{spec[1]} images, got {pair}"
+            )
+        return pair
+    if spec is None or spec[0] is None or spec[1] is None:
+        return None
+    return int(spec[0]), int(spec[1])
+
+
+def _resolve_channels(
+    channels: int | None, spec: tuple[int | None, int | None, int | None] | None
+) -> int | None:
+    model_channels = None if spec is None else spec[2]
+    if channels is None:
+        if model_channels is not None and model_channels not in (1, 3):
+            raise ModelStructureError(
+                f"model: expected an input with 1 or 3 channels, got {model_channels}"
+            )
+        return model_channels
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+    if model_channels is not None and model_channels != channels:
+        raise InvalidInputError(
+            f"channels: the model takes {model_channels}-channel images, got {channels}"
+        )
+    return int(channels)
+
+
+def _resolve_activation(given: str | None, model: keras.Model, units: int) -> Activation:
+    if given is not None:
+        if given not in ("softmax", "sigmoid", "linear"):
+            raise InvalidInputError(
+                f"output_activation: expected 'softmax', 'sigmoid' or 'linear', got {given!r}"
+            )
+        found: str | None = given
+    else:
+        found = _keras_utils.head_activation(model)
+        if found is None:
+            found = "sigmoid" if units == 1 else "softmax"
+    if found == "softmax" and units == 1:
+        raise ModelStructureError(
+            "model: its output is a softmax over one unit, which is always 1.0; use "
+            "Dense(1, activation='sigmoid') for two classes or Dense(2, activation='softmax')"
+        )
+    return found  # type: ignore[return-value]
+
+
+def _resolve_class_names(names: Sequence[str] | None, num_classes: int, units: int) -> list[str]:
+    if names is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise InvalidInputError(f"class_names: expected a list of strings, got {names!r}")
+    names = list(names)
+    if len(names) != num_classes:
+        detail = " (one sigmoid unit is a two-class model)" if units == 1 else ""
+        raise InvalidInputError(
+            f"class_names: the model has {num_classes} classes{detail}, got {len(names)} "
+            f"names {names}"
+        )
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"class_names: names must be unique, got {names}")
+    return names
+
+
+def _read_metadata(path: Path) -> dict[str, Any]:
+    if not zipfile.is_zipfile(path):
+        return {}
+    with zipfile.ZipFile(path) as archive:
+        if _METADATA_ENTRY not in archive.namelist():
+            return {}
+        try:
+            meta = json.loads(archive.read(_METADATA_ENTRY).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise ModelLoadError(
+                f"model file '{path}': its cxrexplain metadata is corrupt"
+            ) from err
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"model file '{path}': its cxrexplain metadata is corrupt")
+    return meta
+
+
+def _register_builtin_layers() -> None:
+    """Import the modules that register cxrexplain's custom Keras layers, if present."""
+    if importlib.util.find_spec("cxrexplain.models") is not None:
+        importlib.import_module("cxrexplain.models")

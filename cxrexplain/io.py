@@ -1,0 +1,460 @@
+"""Load chest X-rays from files, bytes or arrays as float32 images in [0, 1].
+
+Every function in cxrexplain that takes images accepts what :func:`load_image` accepts:
+
+* a path (``str`` or :class:`os.PathLike`) to a PNG, JPEG, BMP or TIFF file (8-bit or 16-bit;
+  gray, RGB or RGBA, alpha dropped), or to a DICOM file (needs the ``dicom`` extra);
+* the encoded bytes of such a file;
+* a NumPy array ``(H, W)`` or ``(H, W, C)`` with C in 1, 3 or 4.
+
+Pixel values are scaled to [0, 1] by their type: ``uint8`` by 255, ``uint16`` by 65535, other
+integer arrays by 255 when they fit in 0..255 and by 65535 when they fit in 0..65535; float
+arrays already in [0, 1] are kept, float arrays in [0, 255] (the common "forgot to rescale"
+case) are divided by 255, and any other range is min-max scaled. Colour is converted to gray
+with the ITU-R BT.601 weights; gray is repeated to three channels when ``channels=3``.
+Resizing uses area interpolation when shrinking (bilinear when enlarging).
+
+Example:
+    >>> import numpy as np
+    >>> import cxrexplain as cx
+    >>> cx.load_image(np.zeros((300, 200), np.uint8), size=64).shape
+    (64, 64, 1)
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
+
+__all__ = ["ImageSource", "MIN_IMAGE_SIZE", "load_image", "load_images"]
+
+ImageSource: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | np.ndarray
+"""What :func:`load_image` accepts: a path, encoded bytes, or an array."""
+
+Size: TypeAlias = int | tuple[int, int] | None
+
+MIN_IMAGE_SIZE = 8
+"""Smallest accepted height or width, in pixels."""
+
+_DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------------------------
+def load_image(source: ImageSource, *, size: Size = None, channels: int = 1) -> np.ndarray:
+    """Load one image as a float32 array in [0, 1] of shape ``(H, W, channels)``.
+
+    Args:
+        source: A path to an image file (PNG, JPEG, BMP, TIFF or DICOM), the file's bytes,
+            or an ``(H, W)`` / ``(H, W, C)`` array (C = 1, 3 or 4; RGB order).
+        size: Output size: an int for a square image or ``(height, width)``. ``None`` keeps
+            the native size.
+        channels: 1 for gray (the default) or 3 for RGB.
+
+    Returns:
+        A float32 array of shape ``(H, W, channels)`` with values in [0, 1].
+
+    Raises:
+        ImageLoadError: The file is missing, a folder, empty, not an image, or truncated.
+        InvalidInputError: The array has NaN/inf, the wrong number of dimensions or channels,
+            or the image is smaller than 8 pixels; or ``size``/``channels`` are invalid.
+        MissingDependencyError: A DICOM file was given and pydicom is not installed.
+
+    Example:
+        >>> import numpy as np
+        >>> from cxrexplain import load_image
+        >>> img = load_image(np.full((32, 32, 3), 255, np.uint8), size=(16, 24))
+        >>> img.shape, float(img.max())
+        ((16, 24, 1), 1.0)
+    """
+    target = _check_size(size)
+    _check_channels(channels)
+    name = _describe(source)
+    if isinstance(source, np.ndarray):
+        if source.ndim == 4:
+            raise InvalidInputError(
+                f"image: expected one image of shape (H, W) or (H, W, C), got a batch of shape "
+                f"{source.shape}; use load_images() for batches"
+            )
+        pixels = _to_unit_float(source, name)
+    else:
+        pixels = _decode(_read_bytes(source, name), name)
+    return _finish(pixels, name, target, channels)
+
+
+def load_images(
+    sources: ImageSource | Iterable[ImageSource],
+    *,
+    size: Size = None,
+    channels: int = 1,
+) -> np.ndarray:
+    """Load several images as one float32 batch ``(N, H, W, channels)`` in [0, 1].
+
+    Args:
+        sources: A sequence of anything :func:`load_image` accepts, a 4-D array
+            ``(N, H, W, C)`` (returned converted, not copied image by image when already
+            float32 in [0, 1] of the right size and channels), or a single source (a batch of
+            one).
+        size: Output size (int or ``(height, width)``). Required when the images differ in
+            size.
+        channels: 1 for gray (the default) or 3 for RGB.
+
+    Returns:
+        A float32 array of shape ``(N, H, W, channels)`` with values in [0, 1].
+
+    Raises:
+        ImageLoadError: One source cannot be read; the message names it and its position.
+        InvalidInputError: The batch is empty, images differ in size and ``size`` is None,
+            or one image is invalid (the message names it).
+
+    Example:
+        >>> import numpy as np
+        >>> from cxrexplain import load_images
+        >>> load_images([np.zeros((40, 40)), np.ones((50, 30, 3))], size=32).shape
+        (2, 32, 32, 1)
+    """
+    target = _check_size(size)
+    _check_channels(channels)
+    if isinstance(source_array := sources, np.ndarray):
+        if source_array.ndim == 4:
+            return _load_array_batch(source_array, target, channels)
+        if source_array.ndim in (2, 3):
+            return load_image(source_array, size=size, channels=channels)[None]
+        raise InvalidInputError(
+            f"images: expected an array of shape (N, H, W, C), (H, W, C) or (H, W), got shape "
+            f"{source_array.shape}"
+        )
+    if isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview)):
+        return load_image(sources, size=size, channels=channels)[None]
+    items = list(sources)
+    if not items:
+        raise InvalidInputError("images: the batch is empty; give at least one image")
+    images: list[np.ndarray] = []
+    for position, item in enumerate(items):
+        try:
+            images.append(load_image(item, size=size, channels=channels))
+        except (ImageLoadError, InvalidInputError) as err:
+            raise type(err)(f"images[{position}]: {err}") from err
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        listed = ", ".join(str(s[:2]) for s in sorted(shapes)[:4])
+        raise InvalidInputError(
+            f"images: they differ in size ({listed}); pass size= to resize them to one size"
+        )
+    return np.stack(images).astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+def _check_size(size: Size) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        pair: tuple[Any, ...] = (int(size), int(size))
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        pair = tuple(size)
+    else:
+        raise InvalidInputError(f"size: expected an int or (height, width), got {size!r}")
+    if not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= MIN_IMAGE_SIZE
+        for v in pair
+    ):
+        raise InvalidInputError(
+            f"size: expected whole numbers >= {MIN_IMAGE_SIZE}, got {size!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def _check_channels(channels: int) -> None:
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+
+
+def _describe(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return f"'{os.fspath(source)}'"
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<{len(source)} bytes>"
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    return f"<{type(source).__name__}>"
+
+
+# --------------------------------------------------------------------------------------------
+# reading and decoding
+# --------------------------------------------------------------------------------------------
+def _read_bytes(source: object, name: str) -> tuple[bytes, str]:
+    """Return the encoded bytes and a lower-case file suffix ('' for raw bytes)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if not data:
+            raise ImageLoadError(f"image {name}: the byte string is empty")
+        return data, ""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"image: expected a path, bytes or a NumPy array, got {type(source).__name__}"
+        )
+    path = Path(os.fspath(source))
+    if not path.exists():
+        raise ImageLoadError(f"image {name}: no such file")
+    if path.is_dir():
+        raise ImageLoadError(f"image {name}: is a folder, not an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ImageLoadError(f"image {name}: cannot be read ({err.strerror or err})") from err
+    if not data:
+        raise ImageLoadError(f"image {name}: the file is empty (0 bytes)")
+    return data, path.suffix.lower()
+
+
+def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
+    data, suffix = encoded
+    if _is_dicom(data, suffix):
+        return _decode_dicom(data, name)
+    _check_complete(data, name)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if decoded is None or decoded.size == 0:
+        raise ImageLoadError(
+            f"image {name}: not a readable image (expected PNG, JPEG, BMP, TIFF or DICOM)"
+        )
+    if decoded.ndim == 3:
+        if decoded.shape[2] == 3:
+            decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        elif decoded.shape[2] == 4:
+            decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    return _to_unit_float(decoded, name)
+
+
+def _is_dicom(data: bytes, suffix: str) -> bool:
+    return data[128:132] == b"DICM" or suffix in _DICOM_SUFFIXES
+
+
+def _check_complete(data: bytes, name: str) -> None:
+    """Reject truncated JPEG and PNG files, which OpenCV would decode half grey."""
+    if data[:3] == b"\xff\xd8\xff":
+        start = _jpeg_scan_start(data)
+        if start is None or data.find(b"\xff\xd9", start) < 0:
+            raise ImageLoadError(f"image {name}: the JPEG data is truncated (no end marker)")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and data.rfind(b"IEND") < 0:
+        raise ImageLoadError(f"image {name}: the PNG data is truncated (no IEND chunk)")
+
+
+def _jpeg_scan_start(data: bytes) -> int | None:
+    """Offset of the first start-of-scan segment, skipping marker segments by their length."""
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return pos
+        if 0xD0 <= marker <= 0xD9 or marker == 0x01:  # markers without a length
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _decode_dicom(data: bytes, name: str) -> np.ndarray:
+    try:
+        import pydicom
+        from pydicom.errors import InvalidDicomError
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"image {name}: reading DICOM needs pydicom; install it with "
+            "pip install \"cxrexplain[dicom]\""
+        ) from err
+    try:
+        dataset = pydicom.dcmread(_io.BytesIO(data), force=True)
+        pixels = np.asarray(dataset.pixel_array)
+    except (InvalidDicomError, AttributeError, KeyError, ValueError, TypeError, EOFError,
+            OSError, NotImplementedError, RuntimeError) as err:
+        raise ImageLoadError(
+            f"image {name}: not a readable DICOM image ({type(err).__name__}: {err}); "
+            "compressed transfer syntaxes may need pylibjpeg or gdcm"
+        ) from err
+    frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
+    if frames > 1:
+        raise ImageLoadError(
+            f"image {name}: a multi-frame DICOM ({frames} frames); extract one frame first"
+        )
+    photometric = str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    if not photometric.startswith("MONOCHROME"):
+        return _to_unit_float(pixels, name)
+    return _dicom_to_unit(pixels, dataset, invert=photometric == "MONOCHROME1")
+
+
+def _dicom_to_unit(pixels: np.ndarray, dataset: Any, *, invert: bool) -> np.ndarray:
+    """Modality LUT (rescale), then VOI LUT or window, then MONOCHROME1 inversion, to [0, 1]."""
+    from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
+
+    values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
+    if "VOILUTSequence" in dataset:
+        values = np.asarray(apply_voi_lut(values, dataset, prefer_lut=True), dtype=np.float64)
+        bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
+        unit = np.clip(values / float(2**bits - 1), 0.0, 1.0)
+    elif "WindowCenter" in dataset and "WindowWidth" in dataset:
+        unit = _window(
+            values,
+            center=_first(dataset.WindowCenter),
+            width=_first(dataset.WindowWidth),
+            function=str(dataset.get("VOILUTFunction", "LINEAR")).upper(),
+        )
+    else:
+        unit = _min_max(values)
+    if invert:
+        unit = 1.0 - unit
+    return unit.astype(np.float32)
+
+
+def _first(value: Any) -> float:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return float(value[0])
+    return float(value)
+
+
+def _window(values: np.ndarray, *, center: float, width: float, function: str) -> np.ndarray:
+    """The DICOM VOI window (PS3.3 C.11.2.1.2) mapped to [0, 1]."""
+    if function == "SIGMOID":
+        return np.asarray(1.0 / (1.0 + np.exp(-4.0 * (values - center) / max(width, 1e-12))))
+    if function == "LINEAR_EXACT":
+        low, span = center - width / 2.0, max(width, 1e-12)
+    else:  # LINEAR
+        width = max(width, 1.0)
+        low, span = center - 0.5 - (width - 1.0) / 2.0, max(width - 1.0, 1e-12)
+    return np.asarray(np.clip((values - low) / span, 0.0, 1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# value scaling, channels and size
+# --------------------------------------------------------------------------------------------
+def _min_max(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values, dtype=np.float64)
+    return np.asarray((values - low) / (high - low))
+
+
+def _scaled(values: np.ndarray, full_scale: float) -> np.ndarray:
+    scaled: np.ndarray = np.asarray(values, dtype=np.float32) / np.float32(full_scale)
+    return scaled
+
+
+def _to_unit_float(array: npt.ArrayLike, name: str) -> np.ndarray:
+    """Scale pixel values to float32 [0, 1] by their type (see the module docstring)."""
+    values = np.asarray(array)
+    if values.dtype == object or not (
+        np.issubdtype(values.dtype, np.number) or values.dtype == bool
+    ):
+        raise InvalidInputError(f"image {name}: expected numeric pixels, got dtype {values.dtype}")
+    if values.dtype == bool:
+        return values.astype(np.float32)
+    if np.issubdtype(values.dtype, np.complexfloating):
+        raise InvalidInputError(f"image {name}: complex pixel values are not an image")
+    if values.size == 0:
+        raise InvalidInputError(f"image {name}: the array is empty (shape {values.shape})")
+    if np.issubdtype(values.dtype, np.floating):
+        if not np.isfinite(values).all():
+            raise InvalidInputError(f"image {name}: contains NaN or infinite values")
+        low, high = float(values.min()), float(values.max())
+        if low >= 0.0 and high <= 1.0:
+            return values.astype(np.float32)
+        if low >= 0.0 and high <= 255.0:
+            return (values / 255.0).astype(np.float32)
+        return _min_max(values.astype(np.float64)).astype(np.float32)
+    if values.dtype == np.uint8:
+        return _scaled(values, 255.0)
+    if values.dtype == np.uint16:
+        return _scaled(values, 65535.0)
+    low, high = int(values.min()), int(values.max())
+    if low >= 0 and high <= 255:
+        return _scaled(values, 255.0)
+    if low >= 0 and high <= 65535:
+        return _scaled(values, 65535.0)
+    return _min_max(values.astype(np.float64)).astype(np.float32)
+
+
+def _finish(
+    pixels: np.ndarray, name: str, target: tuple[int, int] | None, channels: int
+) -> np.ndarray:
+    """Check shape, convert channels, resize; return (H, W, channels) float32."""
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3:
+        raise InvalidInputError(
+            f"image {name}: expected 2 or 3 dimensions (H, W[, C]), got shape {pixels.shape}"
+        )
+    if pixels.shape[2] not in (1, 3, 4):
+        raise InvalidInputError(
+            f"image {name}: expected 1, 3 or 4 channels (gray, RGB, RGBA), got "
+            f"{pixels.shape[2]} (shape {pixels.shape})"
+        )
+    height, width = pixels.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIZE:
+        raise InvalidInputError(
+            f"image {name}: {height}x{width} pixels is smaller than the minimum "
+            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+        )
+    pixels = _convert_channels(np.ascontiguousarray(pixels, dtype=np.float32), channels)
+    if target is not None and (height, width) != target:
+        pixels = _resize(pixels, target)
+    return pixels
+
+
+def _convert_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    if pixels.shape[2] == 4:
+        pixels = np.ascontiguousarray(pixels[:, :, :3])
+    have = pixels.shape[2]
+    if have == channels:
+        return pixels
+    if channels == 1:
+        gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        return np.clip(gray, 0.0, 1.0)[:, :, None]
+    return np.repeat(pixels, 3, axis=2)
+
+
+def _resize(pixels: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    height, width = target
+    shrinking = height <= pixels.shape[0] and width <= pixels.shape[1]
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    resized = cv2.resize(pixels, (width, height), interpolation=method)
+    if resized.ndim == 2:
+        resized = resized[:, :, None]
+    return np.clip(resized, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _load_array_batch(
+    batch: np.ndarray, target: tuple[int, int] | None, channels: int
+) -> np.ndarray:
+    """A 4-D array: convert as a whole when it is already the right size and channels."""
+    if batch.shape[0] == 0:
+        raise InvalidInputError(f"images: the batch is empty (shape {batch.shape})")
+    same_size = target is None or tuple(batch.shape[1:3]) == target
+    if (
+        same_size
+        and batch.shape[3] == channels
+        and np.issubdtype(batch.dtype, np.floating)
+        and min(batch.shape[1:3]) >= MIN_IMAGE_SIZE
+    ):
+        if not np.isfinite(batch).all():
+            raise InvalidInputError("images: the batch contains NaN or infinite values")
+        if float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0:
+            return batch.astype(np.float32, copy=False)
+    return load_images(list(batch), size=target, channels=channels)
+
