@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -281,8 +282,11 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
             "pip install \"cxrexplain[dicom]\""
         ) from err
     try:
-        dataset = pydicom.dcmread(_io.BytesIO(data), force=True)
-        pixels = np.asarray(dataset.pixel_array)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pydicom's notes on odd headers
+            dataset = pydicom.dcmread(_io.BytesIO(data), force=True)
+            _ensure_transfer_syntax(dataset)
+            pixels = np.asarray(dataset.pixel_array)
     except (InvalidDicomError, AttributeError, KeyError, ValueError, TypeError, EOFError,
             OSError, NotImplementedError, RuntimeError) as err:
         raise ImageLoadError(
@@ -298,6 +302,24 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
     if not photometric.startswith("MONOCHROME"):
         return _to_unit_float(pixels, name)
     return _dicom_to_unit(pixels, dataset, invert=photometric == "MONOCHROME1")
+
+
+def _ensure_transfer_syntax(dataset: Any) -> None:
+    """Files without a file-meta header (no preamble) get the encoding they were read with."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = dataset.original_encoding
+    if meta is None:
+        meta = FileMetaDataset()
+        dataset.file_meta = meta
+    if implicit:
+        meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
 def _dicom_to_unit(pixels: np.ndarray, dataset: Any, *, invert: bool) -> np.ndarray:

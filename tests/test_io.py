@@ -1,0 +1,449 @@
+"""Image loading: formats, bit depths, channels, resizing, DICOM, and every bad input."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+import cxrexplain as cx
+from cxrexplain.errors import (
+    CxrExplainError,
+    ImageLoadError,
+    InvalidInputError,
+    MissingDependencyError,
+)
+
+
+def _gradient(height: int = 40, width: int = 30) -> np.ndarray:
+    """A uint8 RGB image with distinct channels, to catch BGR/RGB swaps."""
+    y, x = np.mgrid[0:height, 0:width]
+    red = (x * 255 // (width - 1)).astype(np.uint8)
+    green = (y * 255 // (height - 1)).astype(np.uint8)
+    blue = np.full((height, width), 40, np.uint8)
+    return np.dstack([red, green, blue])
+
+
+def _write(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB(A) or gray array with OpenCV (which wants BGR)."""
+    if rgb.ndim == 3 and rgb.shape[2] == 3:
+        rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    elif rgb.ndim == 3 and rgb.shape[2] == 4:
+        rgb = cv2.cvtColor(rgb, cv2.COLOR_RGBA2BGRA)
+    assert cv2.imwrite(str(path), rgb)
+    return path
+
+
+# ------------------------------------------------------------------ formats and values
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tiff"])
+def test_lossless_rgb_round_trip_keeps_channel_order(tmp_path: Path, suffix: str) -> None:
+    rgb = _gradient()
+    path = _write(tmp_path / f"img{suffix}", rgb)
+    loaded = cx.load_image(path, channels=3)
+    assert loaded.dtype == np.float32
+    assert loaded.shape == (40, 30, 3)
+    np.testing.assert_allclose(loaded, rgb / 255.0, atol=1e-6)
+
+
+def test_gray_conversion_uses_bt601_weights(tmp_path: Path) -> None:
+    rgb = _gradient()
+    loaded = cx.load_image(_write(tmp_path / "img.png", rgb), channels=1)
+    expected = (0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]) / 255.0
+    assert loaded.shape == (40, 30, 1)
+    np.testing.assert_allclose(loaded[..., 0], expected, atol=1e-3)
+
+
+def test_jpeg_loads_close_to_source(tmp_path: Path) -> None:
+    gray = np.tile(np.linspace(0, 255, 64, dtype=np.uint8), (48, 1))
+    path = tmp_path / "img.jpg"
+    assert cv2.imwrite(str(path), gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    loaded = cx.load_image(path)
+    assert loaded.shape == (48, 64, 1)
+    assert np.abs(loaded[..., 0] - gray / 255.0).max() < 0.03
+
+
+def test_sixteen_bit_png_keeps_precision(tmp_path: Path) -> None:
+    values = np.arange(0, 65536, 64, dtype=np.uint16).reshape(32, 32)
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), values)
+    loaded = cx.load_image(path)
+    np.testing.assert_allclose(loaded[..., 0], values / 65535.0, atol=1e-7)
+    # 8-bit would collapse neighbouring values; 16-bit keeps 1024 distinct levels.
+    assert len(np.unique(loaded)) == 1024
+
+
+def test_sixteen_bit_rgb_tiff(tmp_path: Path) -> None:
+    rgb16 = (_gradient().astype(np.uint16) * 257).astype(np.uint16)
+    loaded = cx.load_image(_write(tmp_path / "deep.tiff", rgb16), channels=3)
+    np.testing.assert_allclose(loaded, rgb16 / 65535.0, atol=1e-6)
+
+
+def test_rgba_alpha_is_dropped(tmp_path: Path) -> None:
+    rgb = _gradient()
+    alpha = np.zeros(rgb.shape[:2], np.uint8)  # fully transparent: must not matter
+    loaded = cx.load_image(_write(tmp_path / "a.png", np.dstack([rgb, alpha])), channels=3)
+    np.testing.assert_allclose(loaded, rgb / 255.0, atol=1e-6)
+    from_array = cx.load_image(np.dstack([rgb, alpha]), channels=3)
+    np.testing.assert_allclose(from_array, rgb / 255.0, atol=1e-6)
+
+
+def test_bytes_source_equals_path_source(tmp_path: Path) -> None:
+    path = _write(tmp_path / "img.png", _gradient())
+    from_bytes = cx.load_image(path.read_bytes(), channels=3)
+    np.testing.assert_array_equal(from_bytes, cx.load_image(str(path), channels=3))
+
+
+def test_gray_to_three_channels_repeats(tmp_path: Path) -> None:
+    gray = np.random.default_rng(0).integers(0, 256, (20, 24), dtype=np.uint8)
+    loaded = cx.load_image(_write(tmp_path / "g.png", gray), channels=3)
+    assert loaded.shape == (20, 24, 3)
+    for c in range(3):
+        np.testing.assert_allclose(loaded[..., c], gray / 255.0, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("array", "expected_max"),
+    [
+        (np.full((10, 10), 255, np.uint8), 1.0),
+        (np.full((10, 10), 65535, np.uint16), 1.0),
+        (np.full((10, 10), 0.5, np.float64), 0.5),
+        (np.full((10, 10), 127.5, np.float32), 0.5),  # float in 0..255: divided by 255
+        (np.full((10, 10), 1000, np.int32), 1000 / 65535),
+        (np.ones((10, 10), bool), 1.0),
+    ],
+)
+def test_array_value_scaling(array: np.ndarray, expected_max: float) -> None:
+    loaded = cx.load_image(array)
+    assert loaded.dtype == np.float32
+    assert loaded.max() == pytest.approx(expected_max, rel=1e-6)
+
+
+def test_out_of_range_float_is_min_max_scaled() -> None:
+    array = np.linspace(-1000.0, 3000.0, 100).reshape(10, 10)
+    loaded = cx.load_image(array)[..., 0]
+    assert loaded.min() == 0.0
+    assert loaded.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(loaded, (array + 1000.0) / 4000.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------ resizing
+def test_resize_int_and_pair_with_area_interpolation() -> None:
+    rng = np.random.default_rng(1)
+    source = rng.random((64, 96)).astype(np.float32)
+    square = cx.load_image(source, size=32)
+    assert square.shape == (32, 32, 1)
+    expected = cv2.resize(source, (32, 32), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(square[..., 0], expected, atol=1e-6)
+    # area interpolation of a 2x downscale is the mean of each 2x2 block
+    half = cx.load_image(source, size=(32, 48))[..., 0]
+    blocks = source.reshape(32, 2, 48, 2).mean(axis=(1, 3))
+    np.testing.assert_allclose(half, blocks, atol=1e-6)
+
+
+def test_enlarging_stays_in_range() -> None:
+    loaded = cx.load_image(np.eye(10, dtype=np.float32), size=(25, 40))
+    assert loaded.shape == (25, 40, 1)
+    assert loaded.min() >= 0.0 and loaded.max() <= 1.0
+
+
+def test_load_images_batch_and_mixed_sources(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.png", _gradient(50, 50))
+    batch = cx.load_images([path, _gradient(30, 60), path.read_bytes()], size=16, channels=3)
+    assert batch.shape == (3, 16, 16, 3)
+    assert batch.dtype == np.float32
+    np.testing.assert_array_equal(batch[0], batch[2])
+
+
+def test_load_images_needs_size_when_sizes_differ() -> None:
+    with pytest.raises(InvalidInputError, match="size="):
+        cx.load_images([np.zeros((20, 20)), np.zeros((30, 20))])
+
+
+def test_load_images_4d_array_fast_path_returns_same_values() -> None:
+    batch = np.random.default_rng(2).random((5, 16, 16, 1)).astype(np.float32)
+    out = cx.load_images(batch)
+    assert out.shape == (5, 16, 16, 1)
+    np.testing.assert_array_equal(out, batch)
+    resized = cx.load_images(batch, size=8, channels=3)
+    assert resized.shape == (5, 8, 8, 3)
+
+
+# ------------------------------------------------------------------ real files
+def test_every_original_loads_native_and_resized(data_dir: Path) -> None:
+    originals = sorted((data_dir / "originals").iterdir())
+    assert len(originals) >= 4
+    for path in originals:
+        reference = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        native = cx.load_image(path)
+        assert native.shape == (*reference.shape[:2], 1), path.name
+        assert native.dtype == np.float32
+        assert 0.0 <= native.min() <= native.max() <= 1.0
+        assert native.std() > 0.05, f"{path.name} looks blank"
+        rgb = cx.load_image(path, size=224, channels=3)
+        assert rgb.shape == (224, 224, 3)
+        if reference.ndim == 2:
+            np.testing.assert_allclose(native[..., 0], reference / 255.0, atol=1e-6)
+
+
+def test_fifty_real_xrays_load_as_a_batch(data_dir: Path) -> None:
+    paths = sorted((data_dir / "cxr" / "PNEUMONIA").glob("*.png"))[:25]
+    paths += sorted((data_dir / "cxr" / "NORMAL").glob("*.png"))[:25]
+    assert len(paths) == 50
+    batch = cx.load_images(paths, size=128)
+    assert batch.shape == (50, 128, 128, 1)
+    native = cx.load_images(paths)
+    assert native.shape == (50, 256, 256, 1)
+    first = cv2.imread(str(paths[0]), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_allclose(native[0, ..., 0], first / 255.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------ DICOM
+def _dicom(
+    path: Path,
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    slope: float | None = None,
+    intercept: float | None = None,
+    window: tuple[float, float] | None = None,
+    signed: bool = False,
+    preamble: bool = True,
+) -> Path:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # digital X-ray
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12 if not signed else 16
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 1 if signed else 0
+    if slope is not None:
+        ds.RescaleSlope = slope
+        ds.RescaleIntercept = intercept or 0.0
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    dtype = np.int16 if signed else np.uint16
+    ds.PixelData = pixels.astype(dtype).tobytes()
+    if not preamble:
+        ds.preamble = None
+        del ds.file_meta
+    ds.save_as(str(path), enforce_file_format=preamble, implicit_vr=False, little_endian=True)
+    assert pydicom.dcmread(str(path), force=True).Rows == pixels.shape[0]
+    return path
+
+
+def test_dicom_monochrome2_plain_is_min_max_scaled(tmp_path: Path) -> None:
+    pixels = np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 4096
+    loaded = cx.load_image(_dicom(tmp_path / "a.dcm", pixels))
+    expected = (pixels - pixels.min()) / (pixels.max() - pixels.min())
+    np.testing.assert_allclose(loaded[..., 0], expected, atol=1e-6)
+
+
+def test_dicom_rescale_then_window(tmp_path: Path) -> None:
+    stored = np.tile(np.arange(0, 4000, 125, dtype=np.uint16), (32, 1))  # 32 x 32
+    slope, intercept, center, width = 2.0, -1000.0, 1000.0, 2001.0
+    path = _dicom(
+        tmp_path / "b.dcm", stored, slope=slope, intercept=intercept, window=(center, width)
+    )
+    loaded = cx.load_image(path)[..., 0]
+    hu = stored * slope + intercept
+    # DICOM PS3.3 C.11.2.1.2 linear window, written out independently
+    low = center - 0.5 - (width - 1) / 2
+    high = center - 0.5 + (width - 1) / 2
+    expected = np.where(hu <= low, 0.0, np.where(hu > high, 1.0,
+                        ((hu - (center - 0.5)) / (width - 1) + 0.5)))
+    np.testing.assert_allclose(loaded, expected, atol=1e-6)
+    assert loaded.min() == 0.0 and loaded.max() == 1.0
+
+
+def test_dicom_monochrome1_is_inverted_so_bone_is_bright(tmp_path: Path) -> None:
+    pixels = np.zeros((32, 32), np.uint16)
+    pixels[:, 16:] = 4000  # in MONOCHROME1, high values are dark
+    mono1 = cx.load_image(_dicom(tmp_path / "m1.dcm", pixels, photometric="MONOCHROME1"))
+    mono2 = cx.load_image(_dicom(tmp_path / "m2.dcm", pixels, photometric="MONOCHROME2"))
+    assert mono1[0, 0, 0] == 1.0 and mono1[0, 31, 0] == 0.0
+    np.testing.assert_allclose(mono1, 1.0 - mono2, atol=1e-7)
+
+
+def test_dicom_signed_pixels_and_bytes_source(tmp_path: Path) -> None:
+    pixels = np.linspace(-1024, 3071, 32 * 32).reshape(32, 32).astype(np.int16)
+    path = _dicom(tmp_path / "s.dcm", pixels, signed=True, window=(40.0, 400.0))
+    loaded = cx.load_image(path.read_bytes(), size=16)  # detected by its DICM preamble
+    assert loaded.shape == (16, 16, 1)
+    assert loaded.min() == 0.0 and loaded.max() == 1.0
+
+
+def test_dicom_without_preamble_by_suffix(tmp_path: Path) -> None:
+    pixels = (np.arange(1024).reshape(32, 32) % 256).astype(np.uint16)
+    path = _dicom(tmp_path / "raw.dcm", pixels, preamble=False)
+    assert path.read_bytes()[128:132] != b"DICM"
+    assert cx.load_image(path).shape == (32, 32, 1)
+
+
+def test_dicom_without_pydicom_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _dicom(tmp_path / "x.dcm", np.ones((16, 16), np.uint16))
+    real_import = builtins.__import__
+
+    def no_pydicom(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "pydicom" or name.startswith("pydicom."):
+            raise ImportError("No module named 'pydicom'")
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in sys.modules if m == "pydicom" or m.startswith("pydicom.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    with pytest.raises(MissingDependencyError, match=r"cxrexplain\[dicom\]") as info:
+        cx.load_image(path)
+    assert isinstance(info.value, ImportError)
+    assert "x.dcm" in str(info.value)
+
+
+def test_dicom_garbage_is_a_load_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.dcm"
+    path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 10)
+    with pytest.raises(ImageLoadError, match="bad.dcm"):
+        cx.load_image(path)
+
+
+# ------------------------------------------------------------------ bad input
+def _file(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def _truncated_jpeg(tmp_path: Path) -> Path:
+    noise = np.random.default_rng(3).integers(0, 256, (64, 64), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".jpg", noise)
+    assert ok
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(encoded.tobytes()[: len(encoded) // 2])
+    return path
+
+
+def _truncated_png(tmp_path: Path) -> Path:
+    noise = np.random.default_rng(4).integers(0, 256, (64, 64), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".png", noise)
+    assert ok
+    path = tmp_path / "cut.png"
+    path.write_bytes(encoded.tobytes()[: len(encoded) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "fragment"),
+    [
+        (lambda p: p / "missing.png", ImageLoadError, "no such file"),
+        (lambda p: p, ImageLoadError, "folder"),
+        (lambda p: _file(p / "empty.png", b""), ImageLoadError, "empty"),
+        (lambda p: _file(p / "text.png", b"not an image"), ImageLoadError,
+         "not a readable image"),
+        (_truncated_jpeg, ImageLoadError, "truncated"),
+        (_truncated_png, ImageLoadError, "truncated"),
+    ],
+    ids=["missing", "folder", "zero-byte", "text-as-png", "truncated-jpeg", "truncated-png"],
+)
+def test_bad_files_raise_load_error_naming_the_file(
+    tmp_path: Path, make: Any, error: type[Exception], fragment: str
+) -> None:
+    path = make(tmp_path)
+    with pytest.raises(error, match=fragment) as info:
+        cx.load_image(path)
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, CxrExplainError)
+
+
+def test_truncated_jpeg_with_exif_thumbnail_end_marker_is_still_caught(tmp_path: Path) -> None:
+    """An APP1 segment holding an end marker (as EXIF thumbnails do) must not hide truncation."""
+    noise = np.random.default_rng(5).integers(0, 256, (64, 64), dtype=np.uint8)
+    encoded = cv2.imencode(".jpg", noise)[1].tobytes()
+    payload = b"Exif\0\0" + b"\xff\xd8\xff\xd9"
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    whole = encoded[:2] + app1 + encoded[2:]
+    assert cx.load_image(whole).shape == (64, 64, 1)
+    with pytest.raises(ImageLoadError, match="truncated"):
+        cx.load_image(whole[: len(whole) - 200])
+
+
+@pytest.mark.parametrize(
+    ("array", "fragment"),
+    [
+        (np.full((16, 16), np.nan, np.float32), "NaN"),
+        (np.array([[np.inf] * 16] * 16), "NaN or infinite"),
+        (np.zeros(16), "dimensions"),
+        (np.zeros((2, 2, 16, 16, 1)), "dimensions"),
+        (np.zeros((16, 16, 2)), "channels"),
+        (np.zeros((16, 16, 5)), "channels"),
+        (np.zeros((4, 16)), "smaller than the minimum"),
+        (np.zeros((16, 16), dtype=object), "numeric"),
+    ],
+    ids=["nan", "inf", "1d", "5d", "2ch", "5ch", "tiny", "object"],
+)
+def test_bad_arrays_raise_invalid_input(array: np.ndarray, fragment: str) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        cx.load_image(array)
+
+
+def test_batch_passed_to_load_image_points_to_load_images() -> None:
+    with pytest.raises(InvalidInputError, match="load_images"):
+        cx.load_image(np.zeros((2, 16, 16, 1)))
+
+
+def test_tiny_image_file_is_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path / "tiny.png", np.zeros((5, 5), np.uint8))
+    with pytest.raises(InvalidInputError, match="tiny.png"):
+        cx.load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [({"size": 0}, "size"), ({"size": (10,)}, "size"), ({"size": 3.5}, "size"),
+     ({"channels": 2}, "channels"), ({"channels": True}, "channels")],
+)
+def test_bad_arguments(kwargs: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        cx.load_image(np.zeros((16, 16)), **kwargs)
+
+
+def test_unsupported_source_type() -> None:
+    with pytest.raises(InvalidInputError, match="path, bytes or a NumPy array"):
+        cx.load_image(12345)  # type: ignore[arg-type]
+
+
+def test_load_images_names_the_bad_file_among_many(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.png", _gradient())
+    bad = tmp_path / "broken.png"
+    bad.write_text("nope")
+    with pytest.raises(ImageLoadError, match=r"images\[2\].*broken.png"):
+        cx.load_images([good, good, bad, good])
+
+
+def test_load_images_empty_batch() -> None:
+    with pytest.raises(InvalidInputError, match="empty"):
+        cx.load_images([])
+    with pytest.raises(InvalidInputError, match="empty"):
+        cx.load_images(np.zeros((0, 16, 16, 1), np.float32))
+
+
+def test_load_images_nan_in_4d_batch() -> None:
+    batch = np.zeros((3, 16, 16, 1), np.float32)
+    batch[1, 2, 2, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        cx.load_images(batch)

@@ -1,0 +1,46 @@
+"""The public API is a promise: every name in ``__all__`` with its signature is pinned.
+
+When the API changes on purpose, regenerate ``tests/public_api.json`` with
+``python tests/api_snapshot.py > tests/public_api.json`` and say so in CHANGELOG.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from api_snapshot import MODULES, snapshot
+
+PINNED = json.loads((Path(__file__).with_name("public_api.json")).read_text())
+
+
+def test_no_public_name_removed_or_changed() -> None:
+    current = snapshot()
+    removed = sorted(set(PINNED) - set(current))
+    assert not removed, f"public names removed: {removed}"
+    changed = {k: (PINNED[k], current[k]) for k in PINNED if PINNED[k] != current[k]}
+    assert not changed, f"public signatures changed: {json.dumps(changed, indent=1)}"
+
+
+def test_no_unpinned_public_name() -> None:
+    added = sorted(set(snapshot()) - set(PINNED))
+    assert not added, f"new public names are not pinned in public_api.json: {added}"
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_all_names_exist(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert len(set(module.__all__)) == len(module.__all__)
+    for name in module.__all__:
+        assert hasattr(module, name), f"{module_name}.__all__ lists missing {name}"
+
+
+def test_design_names_are_exported() -> None:
+    import cxrexplain as cx
+
+    for name in ["load_image", "load_images", "Classifier", "Prediction", "CxrExplainError",
+                 "ImageLoadError", "InvalidInputError", "ModelStructureError", "ModelLoadError",
+                 "__version__"]:
+        assert name in cx.__all__
