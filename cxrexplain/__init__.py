@@ -22,18 +22,40 @@ from cxrexplain.errors import (
     ModelLoadError,
     ModelStructureError,
 )
+from cxrexplain.explain import (
+    CAM,
+    Explainer,
+    Explanation,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    explainers,
+    get_explainer,
+)
 from cxrexplain.io import load_image, load_images
 
 __all__ = [
+    "CAM",
     "Classifier",
     "CxrExplainError",
+    "Explainer",
+    "Explanation",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "HiResCAM",
     "ImageLoadError",
     "InvalidInputError",
+    "LayerCAM",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelStructureError",
     "Prediction",
+    "ScoreCAM",
     "__version__",
+    "explainers",
+    "get_explainer",
     "load_image",
     "load_images",
 ]

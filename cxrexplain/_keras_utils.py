@@ -8,7 +8,14 @@ import keras
 
 from cxrexplain.errors import ModelStructureError
 
-__all__ = ["activation_name", "head_activation", "input_spec", "output_layer", "output_units"]
+__all__ = [
+    "activation_name",
+    "head_activation",
+    "input_spec",
+    "output_layer",
+    "output_units",
+    "to_probabilities",
+]
 
 
 def activation_name(function: Any) -> str:
@@ -100,3 +107,19 @@ def output_units(model: keras.Model) -> int | None:
             f"model: expected an output of shape (batch, classes), got {shape}"
         )
     return int(shape[1])
+
+
+def to_probabilities(outputs: Any, *, activation: str, multilabel: bool) -> Any:
+    """Class probabilities ``(N, K)`` from raw model outputs ``(N, units)``.
+
+    Works on NumPy arrays and on backend tensors inside a compiled function (keras.ops).
+    One sigmoid unit becomes two columns ``[1 - p, p]``; a linear head gets a softmax (or a
+    sigmoid for one unit or a multi-label head).
+    """
+    raw = keras.ops.cast(outputs, "float32")
+    units = raw.shape[-1]
+    if activation == "linear":
+        raw = keras.ops.sigmoid(raw) if units == 1 or multilabel else keras.ops.softmax(raw)
+    if units == 1:
+        raw = keras.ops.concatenate([1.0 - raw, raw], axis=-1)
+    return raw

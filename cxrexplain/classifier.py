@@ -189,17 +189,11 @@ class Classifier:
         Returns:
             float32 probabilities, one column per entry of :attr:`class_names`.
         """
-        raw: np.ndarray = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
-        if self.output_activation == "linear":
-            if self.output_units == 1 or self.multilabel:
-                raw = 1.0 / (1.0 + np.exp(-raw))
-            else:
-                shifted = raw - raw.max(axis=1, keepdims=True)
-                exp = np.exp(shifted)
-                raw = exp / exp.sum(axis=1, keepdims=True)
-        if self.output_units == 1:
-            raw = np.concatenate([1.0 - raw, raw], axis=1)
-        return raw.astype(np.float32)
+        raw = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
+        probabilities = _keras_utils.to_probabilities(
+            raw, activation=self.output_activation, multilabel=self.multilabel
+        )
+        return np.asarray(probabilities, dtype=np.float32)
 
     def predict_proba(
         self, images: ImageSource | Iterable[ImageSource], *, batch_size: int = 32

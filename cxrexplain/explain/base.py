@@ -1,0 +1,455 @@
+"""The :class:`Explainer` base class and the :class:`Explanation` it returns.
+
+Every explainer shares one compiled pass per batch: the model runs once on the batch, the
+target layer's activations ``A`` and the class scores *before* the final softmax/sigmoid are
+captured (without rebuilding the model), and, for gradient methods, one backward pass gives
+``dS/dA`` for every image at once. A method overrides one hook, :meth:`Explainer.combine`, that
+turns activations and gradients into a map at the layer's resolution; the base applies ReLU,
+bilinear upsampling to the input size and per-image normalisation to [0, 1] (an all-zero map
+stays zero).
+
+Example:
+    >>> import cxrexplain as cx
+    >>> exp = cx.GradCAM(clf).explain(batch)  # doctest: +SKIP
+    >>> exp.heatmaps.shape, exp.targets, exp.scores  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cxrexplain import _keras_utils
+from cxrexplain.classifier import Classifier
+from cxrexplain.errors import InvalidInputError, ModelStructureError
+from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers, intercept
+from cxrexplain.io import ImageSource
+
+__all__ = ["Explainer", "Explanation", "Targets"]
+
+Targets = int | str | Sequence[int | str] | np.ndarray | None
+"""``None`` (each image's predicted class), one class for all, or one per image."""
+
+_PREDICTED = -1
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The result of :meth:`Explainer.explain` for a batch of N images.
+
+    Attributes:
+        heatmaps: ``(N, H, W)`` float32 in [0, 1] at the model's input resolution.
+        raw: ``(N, h, w)`` float32, the map at the target layer's resolution after ReLU and
+            before upsampling and normalisation.
+        targets: ``(N,)`` int, the class each map explains.
+        method: The explainer's registry name (``"gradcam"``, ...).
+        layer: The target layer's path (``"vgg16/block5_conv3"`` for nested models).
+        probabilities: ``(N, K)`` float32 class probabilities from the same forward pass.
+        scores: ``(N,)`` float32, each image's probability of its target class.
+        class_names: The classifier's class names.
+
+    Example:
+        >>> exp.target_names  # doctest: +SKIP
+        ['PNEUMONIA', 'NORMAL']
+    """
+
+    heatmaps: np.ndarray
+    raw: np.ndarray
+    targets: np.ndarray
+    method: str
+    layer: str
+    probabilities: np.ndarray
+    scores: np.ndarray
+    class_names: tuple[str, ...] = field(default=())
+
+    def __len__(self) -> int:
+        return int(self.heatmaps.shape[0])
+
+    @property
+    def target_names(self) -> list[str]:
+        """The class name of each image's target."""
+        return [self.class_names[int(t)] for t in self.targets]
+
+
+@dataclass
+class _Captured:
+    """What the interception hooks capture while the forward pass is traced."""
+
+    activations: Any = None
+    logits: Any = None
+
+
+class Explainer:
+    """Base class of every explainer: one model, one target layer, batched compiled passes.
+
+    Args:
+        model: A :class:`~cxrexplain.Classifier` (class names, threshold and input size are
+            taken from it) or a bare ``keras.Model``.
+        layer: The layer to explain: a name, a nested path (``"vgg16/block5_conv3"``) or a
+            layer object. Default: the last layer with a 4-D output before the global pooling.
+
+    Raises:
+        ModelStructureError: The layer is unknown or has no 4-D output, or the model has no
+            convolutional layer.
+
+    Example:
+        >>> import cxrexplain as cx
+        >>> explainer = cx.GradCAM(clf, layer="block5_conv3")  # doctest: +SKIP
+        >>> explainer.explain(["a.png", "b.png"], targets="PNEUMONIA").heatmaps.shape
+        ... # doctest: +SKIP
+        (2, 224, 224)
+    """
+
+    name: ClassVar[str] = ""
+    needs_gradients: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: Classifier | keras.Model,
+        *,
+        layer: str | keras.layers.Layer | None = None,
+    ) -> None:
+        self.classifier = model if isinstance(model, Classifier) else Classifier(model)
+        self.model: keras.Model = self.classifier.model
+        self._layer_arg = layer
+        self._structure: ModelLayers | None = None
+        self._target: LayerCall | None = None
+        self._compiled: Any = None
+        self._captured = _Captured()
+        if self.classifier.input_size is not None and self.classifier.channels is not None:
+            self._inspect((*self.classifier.input_size, self.classifier.channels))
+
+    # ------------------------------------------------------------------ public
+    @property
+    def layer(self) -> str:
+        """Path of the target layer (resolved on first use for models of unknown input size)."""
+        if self._target is None:
+            raise ModelStructureError(
+                "layer: not resolved yet; the model's input size is unknown until the first "
+                "explain() call"
+            )
+        return self._target.path
+
+    def explain(
+        self,
+        images: ImageSource | Iterable[ImageSource],
+        targets: Targets = None,
+        *,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> Explanation:
+        """Explain the model's decision for each image.
+
+        Args:
+            images: Anything :func:`cxrexplain.load_images` accepts; resized and converted to
+                what the model takes.
+            targets: ``None`` for each image's predicted class, one class (index or name) for
+                all, or one per image.
+            batch_size: Images per compiled pass; large inputs are processed in chunks so
+                memory does not grow with their number.
+            progress: Show a progress bar.
+
+        Returns:
+            An :class:`Explanation`.
+
+        Raises:
+            InvalidInputError: Empty input, a target out of range or unknown, a bad batch size,
+                or images the model cannot take.
+
+        Example:
+            >>> exp = cx.CAM(clf).explain(batch, targets=None)  # doctest: +SKIP
+        """
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+        chunks = list(_chunks(images, batch_size))
+        total = sum(_count(chunk) for chunk in chunks)
+        wanted = self._resolve_targets(targets, total)
+        bar = keras.utils.Progbar(total, unit_name="image") if progress else None
+        parts: list[dict[str, np.ndarray]] = []
+        done = 0
+        for chunk in chunks:
+            batch = self.classifier.prepare(chunk)
+            count = len(batch)
+            parts.append(self._explain_batch(batch, wanted[done : done + count]))
+            done += count
+            if bar is not None:
+                bar.update(done)
+        merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return Explanation(
+            heatmaps=merged["heatmaps"],
+            raw=merged["raw"],
+            targets=merged["targets"].astype(np.int64),
+            method=self.name,
+            layer=self.layer,
+            probabilities=merged["probabilities"],
+            scores=merged["scores"],
+            class_names=tuple(self.classifier.class_names),
+        )
+
+    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
+                targets: tf.Tensor) -> tf.Tensor:
+        """The method's map at the layer's resolution, before ReLU: ``(N, h, w)``.
+
+        Args:
+            activations: ``(N, h, w, k)`` float32 target-layer activations.
+            gradients: ``(N, h, w, k)`` float32 gradients of the target scores (before
+                softmax/sigmoid), or None when :attr:`needs_gradients` is False.
+            targets: ``(N,)`` int32 target classes.
+
+        Returns:
+            ``(N, h, w)`` float32.
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ structure
+    def _inspect(self, input_shape: tuple[int, int, int]) -> None:
+        self._structure = find_layers(self.model, input_shape)
+        self._target = self._structure.resolve(self._layer_arg)
+        self._check_structure(self._structure, self._target)
+
+    def _check_structure(self, structure: ModelLayers, target: LayerCall) -> None:
+        """Hook for methods with structural needs (CAM): raise ModelStructureError."""
+
+    # ------------------------------------------------------------------ targets
+    def _resolve_targets(self, targets: Targets, count: int) -> np.ndarray:
+        names = self.classifier.class_names
+        classes = self.classifier.num_classes
+        if targets is None:
+            return np.full(count, _PREDICTED, np.int32)
+        single = isinstance(targets, (int, str, np.integer))
+        values = [targets] * count if single else list(targets)  # type: ignore[arg-type]
+        if len(values) != count:
+            raise InvalidInputError(
+                f"targets: expected one target per image ({count}), got {len(values)}"
+            )
+        resolved = np.empty(count, np.int32)
+        for i, value in enumerate(values):
+            if isinstance(value, str):
+                if value not in names:
+                    raise InvalidInputError(
+                        f"targets: unknown class name {value!r}; classes are {names}"
+                    )
+                resolved[i] = names.index(value)
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                if not 0 <= int(value) < classes:
+                    raise InvalidInputError(
+                        f"targets: class index {int(value)} is out of range for a model with "
+                        f"{classes} classes (0..{classes - 1})"
+                    )
+                resolved[i] = int(value)
+            else:
+                raise InvalidInputError(
+                    f"targets: expected None, a class index or a class name, got {value!r}"
+                )
+        return resolved
+
+    # ------------------------------------------------------------------ the compiled pass
+    def _explain_batch(self, batch: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the compiled pass on one batch and return NumPy results."""
+        if self._target is None:
+            self._inspect(tuple(batch.shape[1:]))
+        threshold = self.classifier.threshold
+        with self._interception():
+            try:
+                result = self._compiled_function(batch.shape[1:])(
+                    tf.constant(batch), tf.constant(targets, tf.int32),
+                    tf.constant(-1.0 if threshold is None else threshold, tf.float32),
+                )
+            except (tf.errors.InvalidArgumentError, ValueError) as err:
+                raise InvalidInputError(
+                    f"images: the model cannot take images of shape {batch.shape[1:]} "
+                    f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+                ) from err
+        return {key: np.asarray(value) for key, value in result.items()}
+
+    def _compiled_function(self, image_shape: tuple[int, ...]) -> Any:
+        """The pass as a concrete function, traced once (call under ``_interception``)."""
+        if self._compiled is None:
+            size = self.classifier.input_size
+            height, width = size if size else (None, None)
+            self._compiled = tf.function(self._graph).get_concrete_function(
+                tf.TensorSpec([None, height, width, image_shape[-1]], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([], tf.float32),
+            )
+        return self._compiled
+
+    def _graph(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor
+               ) -> dict[str, tf.Tensor]:
+        forward = self._forward(images, targets, threshold, gradients=self.needs_gradients)
+        raw = tf.nn.relu(self.combine(forward["activations"], forward["gradients"],
+                                      forward["targets"]))
+        return {
+            "heatmaps": upsample_and_normalise(raw, tf.shape(images)[1:3]),
+            "raw": raw,
+            "targets": forward["targets"],
+            "probabilities": forward["probabilities"],
+            "scores": forward["scores"],
+        }
+
+    def _forward(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor, *,
+                 gradients: bool) -> dict[str, Any]:
+        """Forward (and backward) pass; call inside a tf.function under ``_interception``."""
+        captured = self._captured
+        captured.activations = captured.logits = None
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(images)
+            outputs = self.model(images, training=False)
+            probabilities = _keras_utils.to_probabilities(
+                outputs, activation=self.classifier.output_activation,
+                multilabel=self.classifier.multilabel,
+            )
+            chosen = self._choose_targets(probabilities, targets, threshold)
+            logits = self._logits(outputs, captured.logits)
+            scores = target_scores(logits, chosen)
+            total = tf.reduce_sum(scores)
+        activations = captured.activations
+        if activations is None:  # pragma: no cover - the hook always fires on a traced call
+            raise ModelStructureError(f"layer: '{self.layer}' was not called by the model")
+        grads = tape.gradient(total, activations) if gradients else None
+        if gradients and grads is None:
+            raise ModelStructureError(
+                f"layer: the class score does not depend on '{self.layer}' (no gradient path)"
+            )
+        return {
+            "activations": activations,
+            "gradients": grads,
+            "probabilities": probabilities,
+            "targets": chosen,
+            "scores": tf.gather(probabilities, chosen, axis=1, batch_dims=1),
+            "logits": logits,
+        }
+
+    def _choose_targets(self, probabilities: tf.Tensor, targets: tf.Tensor,
+                        threshold: tf.Tensor) -> tf.Tensor:
+        predicted = tf.cast(tf.argmax(probabilities, axis=1), tf.int32)
+        if self.classifier.num_classes == 2 and not self.classifier.multilabel:
+            by_threshold = tf.cast(probabilities[:, 1] >= threshold, tf.int32)
+            predicted = tf.where(threshold >= 0.0, by_threshold, predicted)
+        return tf.where(targets < 0, predicted, targets)
+
+    def _logits(self, outputs: tf.Tensor, captured: tf.Tensor | None) -> tf.Tensor:
+        if captured is not None:
+            return tf.cast(captured, tf.float32)
+        outputs = tf.cast(outputs, tf.float32)
+        activation = self.classifier.output_activation
+        if activation == "linear":
+            return outputs
+        eps = 1e-7
+        clipped = tf.clip_by_value(outputs, eps, 1.0 - eps)
+        if activation == "sigmoid":
+            return tf.math.log(clipped) - tf.math.log1p(-clipped)  # exact inverse of sigmoid
+        return tf.math.log(clipped)  # softmax: log-probability (the logit up to a constant)
+
+    # ------------------------------------------------------------------ interception
+    @contextlib.contextmanager
+    def _interception(self) -> Iterator[None]:
+        """Capture the target layer's output (as float32) and the head's pre-activation."""
+        assert self._target is not None
+        captured = self._captured
+
+        def capture_activations(original: Any, *args: Any, **kwargs: Any) -> Any:
+            output = original(*args, **kwargs)
+            as_float = tf.cast(output, tf.float32)
+            captured.activations = as_float
+            return tf.cast(as_float, output.dtype)
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(intercept(self._target.layer, capture_activations))
+            head = _keras_utils.output_layer(self.model)
+            hook = _logit_hook(head, captured) if head is not None else None
+            if hook is not None and head is not self._target.layer:
+                stack.enter_context(intercept(head, hook))
+            yield
+
+
+def _logit_hook(head: keras.layers.Layer, captured: _Captured) -> Any:
+    """A hook that records the head's input to softmax/sigmoid, or None for a linear head."""
+    if isinstance(head, keras.layers.Softmax) or (
+        isinstance(head, keras.layers.Activation)
+        and _keras_utils.activation_name(head.activation) in ("softmax", "sigmoid")
+    ):
+        def record_input(original: Any, *args: Any, **kwargs: Any) -> Any:
+            captured.logits = args[0] if args else next(iter(kwargs.values()))
+            return original(*args, **kwargs)
+
+        return record_input
+    activation = getattr(head, "activation", None)
+    if activation is None or _keras_utils.activation_name(activation) not in (
+        "softmax", "sigmoid"
+    ):
+        return None
+
+    def swap_activation(original: Any, *args: Any, **kwargs: Any) -> Any:
+        saved = head.activation
+        object.__setattr__(head, "activation", keras.activations.linear)
+        try:
+            logits = original(*args, **kwargs)
+        finally:
+            object.__setattr__(head, "activation", saved)
+        captured.logits = logits
+        return saved(logits)
+
+    return swap_activation
+
+
+def target_scores(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """Each image's score of its target class before softmax/sigmoid.
+
+    One sigmoid unit is a two-class model: target 1 is the logit, target 0 its negative.
+
+    Args:
+        logits: ``(N, units)`` pre-activation outputs.
+        targets: ``(N,)`` int target classes.
+
+    Returns:
+        ``(N,)`` float32.
+    """
+    logits = tf.cast(logits, tf.float32)
+    if logits.shape[-1] == 1:
+        return tf.where(targets == 1, logits[:, 0], -logits[:, 0])
+    return tf.gather(logits, targets, axis=1, batch_dims=1)
+
+
+def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
+    """Bilinear upsampling of ``(N, h, w)`` maps to ``size`` and per-image scaling to [0, 1].
+
+    An all-zero map stays zero (no division by zero, no NaN).
+    """
+    resized = tf.image.resize(maps[..., None], size, method="bilinear")[..., 0]
+    resized = tf.nn.relu(resized)
+    peak = tf.reduce_max(resized, axis=[1, 2], keepdims=True)
+    return tf.math.divide_no_nan(resized, peak)
+
+
+def _count(chunk: Any) -> int:
+    return len(chunk)
+
+
+def _chunks(images: ImageSource | Iterable[ImageSource], size: int) -> Iterator[Any]:
+    """Split the input into chunks of at most ``size`` images without loading them all."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            if images.shape[0] == 0:
+                raise InvalidInputError("images: the batch is empty; give at least one image")
+            for start in range(0, images.shape[0], size):
+                yield images[start : start + size]
+            return
+        yield [images]
+        return
+    if isinstance(images, (str, bytes, bytearray, memoryview)) or not isinstance(
+        images, Iterable
+    ):
+        yield [images]
+        return
+    items = list(images)
+    if not items:
+        raise InvalidInputError("images: the batch is empty; give at least one image")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

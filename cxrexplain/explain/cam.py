@@ -1,0 +1,90 @@
+"""CAM, the class activation map (Zhou et al., CVPR 2016).
+
+``L_c = ReLU(sum_k w[k, c] * A_k)``, upsampled bilinearly to the input size, where A are the
+feature maps that feed the global average pooling and ``w[:, c]`` is the final Dense kernel's
+column for class c. It is exact, needs no gradients (one forward pass), and exists only for a
+``GAP -> (Dropout) -> Dense`` head; for any other head use :class:`~cxrexplain.GradCAM`.
+A single sigmoid unit is a two-class model: class 0 uses the negated column.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> model = cx.models.build("cam_cnn", input_shape=(224, 224, 1), num_classes=2)
+    ... # doctest: +SKIP
+    >>> exp = cx.CAM(model).explain(batch)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import keras
+import tensorflow as tf
+
+from cxrexplain.errors import ModelStructureError
+from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.layers import LayerCall, ModelLayers
+
+__all__ = ["CAM"]
+
+_PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.layers.GaussianDropout,
+                 keras.layers.GaussianNoise, keras.layers.AlphaDropout)
+
+
+class CAM(Explainer):
+    """Class activation map: final Dense weights times the features before global pooling.
+
+    Args:
+        model: A :class:`~cxrexplain.Classifier` or a ``keras.Model`` whose head is
+            ``GlobalAveragePooling2D -> (Dropout) -> Dense``.
+        layer: Must be the layer feeding the global average pooling (the default).
+
+    Raises:
+        ModelStructureError: The model has another head (Flatten, extra Dense layers, max
+            pooling, ...); the message suggests GradCAM.
+
+    Example:
+        >>> exp = CAM(clf).explain(batch)  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "cam"
+    needs_gradients: ClassVar[bool] = False
+
+    def _check_structure(self, structure: ModelLayers, target: LayerCall) -> None:
+        head = [c for c in structure.after(target) if not isinstance(c.layer, _PASS_THROUGH)]
+        kinds = [type(c.layer).__name__ for c in head]
+        ok = (
+            len(head) >= 2
+            and isinstance(head[0].layer, keras.layers.GlobalAveragePooling2D)
+            and not getattr(head[0].layer, "keepdims", False)
+            and isinstance(head[1].layer, keras.layers.Dense)
+            and all(_is_final_activation(c.layer) for c in head[2:])
+        )
+        if not ok:
+            raise ModelStructureError(
+                f"model: CAM needs the layer '{target.path}' to feed GlobalAveragePooling2D -> "
+                f"(Dropout) -> Dense as the model's head; after it the model runs {kinds}. "
+                "Use GradCAM (or HiResCAM) for this model, or pass the layer that feeds the "
+                "global average pooling"
+            )
+        self._dense: Any = head[1].layer
+
+    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
+                targets: tf.Tensor) -> tf.Tensor:
+        """``sum_k w[k, c] * A_k`` with c each image's target."""
+        kernel = tf.cast(self._dense.kernel, tf.float32)  # (k, units)
+        if kernel.shape[-1] == 1:
+            sign = tf.where(targets == 1, 1.0, -1.0)
+            weights = sign[:, None] * kernel[:, 0][None, :]
+        else:
+            weights = tf.gather(tf.transpose(kernel), targets)
+        return tf.einsum("nhwk,nk->nhw", activations, weights)
+
+
+def _is_final_activation(layer: keras.layers.Layer) -> bool:
+    """A layer after the Dense that only applies softmax/sigmoid/identity."""
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    if isinstance(layer, keras.layers.Activation):
+        name = getattr(layer.activation, "__name__", "")
+        return name in ("softmax", "sigmoid", "linear")
+    return False

@@ -1,0 +1,40 @@
+"""HiResCAM (Draelos & Carin, 2020).
+
+``L = ReLU(sum_k dS/dA_k * A_k)``: the element-wise product of gradients and activations,
+summed over channels. On a GAP -> Dense head it equals CAM exactly; elsewhere it is faithful
+to the model where Grad-CAM's spatial averaging is not.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> exp = cx.HiResCAM(clf).explain(batch)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import tensorflow as tf
+
+from cxrexplain.explain.base import Explainer
+
+__all__ = ["HiResCAM"]
+
+
+class HiResCAM(Explainer):
+    """High-resolution CAM: gradient times activation, summed over channels.
+
+    Args:
+        model: A :class:`~cxrexplain.Classifier` or a ``keras.Model``.
+        layer: Target layer; default the last 4-D layer before the global pooling.
+
+    Example:
+        >>> exp = HiResCAM(clf).explain(batch)  # doctest: +SKIP
+    """
+
+    name: ClassVar[str] = "hirescam"
+
+    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
+                targets: tf.Tensor) -> tf.Tensor:
+        """``sum_k (dS/dA_k * A_k)``."""
+        assert gradients is not None
+        return tf.reduce_sum(gradients * activations, axis=-1)

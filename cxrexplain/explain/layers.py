@@ -1,0 +1,201 @@
+"""Find the layer to explain, in any Keras model, and intercept its output during a forward pass.
+
+Keras Grad-CAM code usually builds ``keras.Model(model.inputs, [layer.output, model.output])``,
+which fails with "Graph disconnected" when the layer lives inside a nested backbone (a Keras
+Applications model inside a Sequential) and cannot work on subclassed models at all. Here the
+model is run as it is, and the chosen layer's ``call`` is intercepted for the duration of the
+trace: the same mechanism serves Sequential, Functional, nested, subclassed and reloaded models.
+
+A probe pass on one blank image records every leaf layer's output shape in execution order;
+the default target is the last layer with a 4-D output before the global pooling.
+
+Example:
+    >>> import keras
+    >>> from cxrexplain.explain.layers import find_layers
+    >>> backbone = keras.applications.VGG16(weights=None, include_top=False,
+    ...                                     input_shape=(64, 64, 3))
+    >>> model = keras.Sequential([keras.Input((64, 64, 3)), backbone,
+    ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    >>> find_layers(model, (64, 64, 3)).default_target().path
+    'vgg16/block5_pool'
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from cxrexplain.errors import InvalidInputError, ModelStructureError
+
+__all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept"]
+
+_GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+@dataclass(frozen=True)
+class LayerCall:
+    """One leaf layer's call during the probe pass.
+
+    Attributes:
+        path: The layer's name, prefixed by the names of the nested models that hold it
+            (``"vgg16/block5_conv3"``).
+        layer: The layer object.
+        output_shape: Its output shape for one image, batch axis included.
+    """
+
+    path: str
+    layer: keras.layers.Layer
+    output_shape: tuple[int, ...]
+
+    @property
+    def is_spatial(self) -> bool:
+        """True for a 4-D ``(batch, h, w, channels)`` output."""
+        return len(self.output_shape) == 4
+
+
+@dataclass(frozen=True)
+class ModelLayers:
+    """The leaf layers of a model in the order a forward pass calls them."""
+
+    calls: tuple[LayerCall, ...]
+    paths: dict[int, str]
+
+    def spatial_paths(self) -> list[str]:
+        """Paths of the layers with 4-D outputs: the candidates for a target layer."""
+        return [c.path for c in self.calls if c.is_spatial]
+
+    def default_target(self) -> LayerCall:
+        """The last 4-D-output layer before the last global pooling (else the last 4-D one)."""
+        pooled = [i for i, c in enumerate(self.calls) if isinstance(c.layer, _GLOBAL_POOLING)]
+        end = pooled[-1] if pooled else len(self.calls)
+        spatial = [c for c in self.calls[:end] if c.is_spatial]
+        if not spatial:
+            raise ModelStructureError(
+                "model: no layer with a 4-D (batch, height, width, channels) output before the "
+                "classifier head; class activation maps need a convolutional layer"
+            )
+        return spatial[-1]
+
+    def after(self, call: LayerCall) -> list[LayerCall]:
+        """The calls that follow ``call`` (its last occurrence) in the forward pass."""
+        index = max(i for i, c in enumerate(self.calls) if c.layer is call.layer)
+        return list(self.calls[index + 1 :])
+
+    def resolve(self, layer: str | keras.layers.Layer | None) -> LayerCall:
+        """The call of a layer given by path, bare name or object (None: the default)."""
+        if layer is None:
+            return self.default_target()
+        if isinstance(layer, str):
+            matches = [c for c in self.calls if c.path == layer]
+            if not matches:
+                matches = [c for c in self.calls if c.path.rsplit("/", 1)[-1] == layer]
+                if len({id(c.layer) for c in matches}) > 1:
+                    raise ModelStructureError(
+                        f"layer: the name '{layer}' is ambiguous; use one of "
+                        f"{sorted({c.path for c in matches})}"
+                    )
+        elif isinstance(layer, keras.layers.Layer):
+            matches = [c for c in self.calls if c.layer is layer]
+        else:
+            raise InvalidInputError(
+                f"layer: expected a layer name, a nested path or a keras layer, got "
+                f"{type(layer).__name__}"
+            )
+        if not matches:
+            shown = layer if isinstance(layer, str) else getattr(layer, "name", layer)
+            raise ModelStructureError(
+                f"layer: no layer '{shown}' in the model's forward pass; layers with 4-D "
+                f"outputs: {self.spatial_paths()}"
+            )
+        chosen = matches[-1]
+        if not chosen.is_spatial:
+            raise ModelStructureError(
+                f"layer: '{chosen.path}' has a {len(chosen.output_shape)}-D output "
+                f"{chosen.output_shape}; a target layer needs a 4-D (batch, h, w, channels) "
+                f"output; candidates: {self.spatial_paths()}"
+            )
+        return chosen
+
+
+def _leaf_layers(model: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for layer in getattr(model, "layers", []) or []:
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer, f"{path}/")
+        else:
+            yield path, layer
+
+
+def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelLayers:
+    """Run one blank image through ``model`` and record each leaf layer's call in order.
+
+    Args:
+        model: Any Keras model (Sequential, Functional, nested or subclassed).
+        input_shape: ``(height, width, channels)`` of one image.
+
+    Returns:
+        The calls, in execution order.
+
+    Raises:
+        ModelStructureError: The model cannot run on an image of that shape.
+    """
+    paths = {id(layer): path for path, layer in _leaf_layers(model)}
+    layers = {id(layer): layer for _, layer in _leaf_layers(model)}
+    calls: list[LayerCall] = []
+
+    def recorder(layer: Any) -> Callable[..., Any]:
+        def record(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            output = original(*args, **kwargs)
+            if hasattr(output, "shape") and not isinstance(output, (list, tuple, dict)):
+                calls.append(LayerCall(paths[id(layer)], layer, tuple(int(d) for d in
+                                                                      output.shape)))
+            return output
+
+        return record
+
+    probe = np.zeros((1, *input_shape), np.float32)
+    with contextlib.ExitStack() as stack:
+        for layer in layers.values():
+            stack.enter_context(intercept(layer, recorder(layer)))
+        try:
+            model(probe, training=False)
+        except Exception as err:
+            raise ModelStructureError(
+                f"model: cannot run it on a {input_shape} image ({type(err).__name__}: "
+                f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})"
+            ) from err
+    return ModelLayers(tuple(calls), paths)
+
+
+@contextlib.contextmanager
+def intercept(
+    layer: keras.layers.Layer, hook: Callable[..., Any]
+) -> Iterator[None]:
+    """Route ``layer.call(*args)`` through ``hook(original_call, *args)`` within the block.
+
+    The layer is restored on exit, even on error. Inside a ``tf.function`` the hook runs only
+    while tracing; the traced graph keeps its effect.
+
+    Args:
+        layer: The layer to intercept.
+        hook: Called as ``hook(original_call, *args, **kwargs)``; returns the layer output.
+    """
+    had_own = "call" in vars(layer)
+    original = layer.call
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return hook(original, *args, **kwargs)
+
+    object.__setattr__(layer, "call", call)
+    try:
+        yield
+    finally:
+        if had_own:
+            object.__setattr__(layer, "call", original)
+        else:
+            object.__delattr__(layer, "call")
