@@ -35,6 +35,16 @@ from cxrexplain.explain import (
     get_explainer,
 )
 from cxrexplain.io import load_image, load_images
+from cxrexplain.overlay import (
+    colorize,
+    draw_box,
+    draw_mask,
+    overlay,
+    plot_explanations,
+    plot_feature_maps,
+    save_figure,
+    save_overlay,
+)
 
 __all__ = [
     "CAM",
@@ -54,8 +64,16 @@ __all__ = [
     "Prediction",
     "ScoreCAM",
     "__version__",
+    "colorize",
+    "draw_box",
+    "draw_mask",
     "explainers",
     "get_explainer",
     "load_image",
     "load_images",
+    "overlay",
+    "plot_explanations",
+    "plot_feature_maps",
+    "save_figure",
+    "save_overlay",
 ]

@@ -11,8 +11,16 @@ import importlib
 import inspect
 from typing import Any
 
-MODULES = ["cxrexplain", "cxrexplain.errors", "cxrexplain.io", "cxrexplain.classifier",
-           "cxrexplain.cli"]
+MODULES = [
+    "cxrexplain",
+    "cxrexplain.classifier",
+    "cxrexplain.cli",
+    "cxrexplain.errors",
+    "cxrexplain.explain",
+    "cxrexplain.explain.layers",
+    "cxrexplain.io",
+    "cxrexplain.overlay",
+]
 
 
 def _signature(obj: Any) -> str:

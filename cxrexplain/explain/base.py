@@ -222,8 +222,11 @@ class Explainer:
         classes = self.classifier.num_classes
         if targets is None:
             return np.full(count, _PREDICTED, np.int32)
-        single = isinstance(targets, (int, str, np.integer))
-        values = [targets] * count if single else list(targets)  # type: ignore[arg-type]
+        values: list[Any]
+        if isinstance(targets, (Sequence, np.ndarray)) and not isinstance(targets, str):
+            values = list(targets)
+        else:
+            values = [targets] * count
         if len(values) != count:
             raise InvalidInputError(
                 f"targets: expected one target per image ({count}), got {len(values)}"

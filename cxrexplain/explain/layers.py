@@ -32,7 +32,7 @@ import numpy as np
 
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
-__all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept"]
+__all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept", "layer_activations"]
 
 _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
@@ -170,6 +170,40 @@ def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelL
                 f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})"
             ) from err
     return ModelLayers(tuple(calls), paths)
+
+
+def layer_activations(
+    model: keras.Model, batch: np.ndarray, layer: str | keras.layers.Layer | None = None
+) -> tuple[str, np.ndarray]:
+    """One layer's output for a batch, from the model run as it is (nested models too).
+
+    Args:
+        model: Any Keras model.
+        batch: ``(N, H, W, C)`` images the model takes.
+        layer: Name, nested path (``"vgg16/block5_conv3"``), layer object, or None for the
+            default target layer (the last 4-D layer before the global pooling).
+
+    Returns:
+        The layer's path and its ``(N, h, w, k)`` float32 activations.
+
+    Raises:
+        ModelStructureError: Unknown layer (the message lists the 4-D layers) or a layer
+            without a 4-D output.
+
+    Example:
+        >>> path, maps = layer_activations(model, batch, "block5_conv3")  # doctest: +SKIP
+    """
+    call = find_layers(model, tuple(batch.shape[1:])).resolve(layer)
+    captured: list[Any] = []
+
+    def capture(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        captured.append(output)
+        return output
+
+    with intercept(call.layer, capture):
+        model(batch, training=False)
+    return call.path, np.asarray(keras.ops.convert_to_numpy(captured[-1]), dtype=np.float32)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,227 @@
+"""Argument checks, conversions and types shared by the overlay modules (private)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeAlias
+
+import cv2
+import matplotlib as mpl
+import numpy as np
+import numpy.typing as npt
+from matplotlib.colors import Colormap
+
+from cxrexplain.errors import (
+    ImageLoadError,
+    InvalidInputError,
+)
+from cxrexplain.io import ImageSource, load_image
+
+RGBImage: TypeAlias = npt.NDArray[np.uint8]
+"""An ``(H, W, 3)`` ``uint8`` RGB image."""
+
+ColormapLike: TypeAlias = str | Colormap
+Color: TypeAlias = tuple[int, int, int]
+
+
+class _ExplanationLike(Protocol):
+    """What :func:`plot_explanations` reads from an explanation (duck-typed).
+
+    ``method`` (str), ``targets`` ((N,) int) and ``probabilities`` ((N, K) float) are read
+    when present.
+    """
+
+    @property
+    def heatmaps(self) -> np.ndarray: ...
+
+
+
+# ============================================================================================
+# argument checks and conversions
+# ============================================================================================
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+def _as_rgb(image: ImageSource, name: str) -> RGBImage:
+    """Any image source as ``(H, W, 3)`` uint8 RGB; uint8 arrays keep their exact values."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        if image.ndim == 3 and image.shape[2] == 3:
+            return np.ascontiguousarray(image)
+        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+            return np.ascontiguousarray(np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2))
+    try:
+        unit = load_image(image, channels=3)
+    except (InvalidInputError, ImageLoadError) as err:
+        message = str(err)
+        if not message.startswith(name):
+            message = f"{name}: {message}"
+        raise type(err)(message) from err
+    return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+
+
+def _numeric(array: npt.ArrayLike, name: str) -> np.ndarray:
+    values = np.asarray(array)
+    if values.dtype == bool:
+        return values.astype(np.float32)
+    if values.dtype == object or not np.issubdtype(values.dtype, np.number):
+        raise InvalidInputError(f"{name}: expected numbers, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name}: expected real numbers, got complex values")
+    if values.size == 0:
+        raise InvalidInputError(f"{name}: the array is empty (shape {values.shape})")
+    if not np.isfinite(values).all():
+        raise InvalidInputError(f"{name}: contains NaN or infinite values")
+    return values
+
+
+def _check_heatmap(heatmap: npt.ArrayLike, name: str) -> npt.NDArray[np.float32]:
+    values = _numeric(heatmap, name)
+    if values.ndim == 3 and values.shape[2] == 1:
+        values = values[:, :, 0]
+    if values.ndim != 2:
+        raise InvalidInputError(
+            f"{name}: expected one heatmap of shape (H, W), got shape {values.shape}"
+        )
+    return np.clip(values.astype(np.float32), 0.0, 1.0)
+
+
+def _fit_heatmap(heat: np.ndarray, size: tuple[int, ...]) -> npt.NDArray[np.float32]:
+    height, width = int(size[0]), int(size[1])
+    if heat.shape == (height, width):
+        return np.asarray(heat, np.float32)
+    resized = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(resized, 0.0, 1.0).astype(np.float32)
+
+
+def _resolve_colormap(colormap: ColormapLike) -> Colormap:
+    if isinstance(colormap, Colormap):
+        return colormap
+    if not isinstance(colormap, str):
+        raise InvalidInputError(
+            f"colormap: expected a matplotlib colormap name or Colormap, got "
+            f"{type(colormap).__name__}"
+        )
+    try:
+        return mpl.colormaps[colormap]
+    except KeyError:
+        raise InvalidInputError(
+            f"colormap: unknown colormap {colormap!r}; use a matplotlib name such as 'jet', "
+            "'inferno', 'viridis' or 'gray'"
+        ) from None
+
+
+def _lookup_table(cmap: Colormap) -> RGBImage:
+    rgba = np.asarray(cmap(np.linspace(0.0, 1.0, 256)), dtype=np.float64)
+    return np.clip(np.rint(rgba[:, :3] * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_fraction(value: object, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"{name}: expected a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidInputError(f"{name}: expected a value in [0, 1], got {value!r}")
+
+
+def _check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInputError(f"{name}: expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _check_levels(levels: float | Sequence[float] | None) -> list[float]:
+    if levels is None:
+        return []
+    items: list[Any] = [levels] if np.isscalar(levels) else list(levels)  # type: ignore[arg-type]
+    checked = []
+    for level in items:
+        if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
+            raise InvalidInputError(f"contours: expected levels in (0, 1), got {level!r}")
+        if not 0.0 < float(level) < 1.0:
+            raise InvalidInputError(f"contours: expected levels in (0, 1), got {level!r}")
+        checked.append(float(level))
+    return checked
+
+
+def _check_color(color: object, name: str) -> Color:
+    if (
+        not isinstance(color, (tuple, list, np.ndarray))
+        or len(color) != 3
+        or not all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255
+            for c in color
+        )
+    ):
+        raise InvalidInputError(f"{name}: expected an RGB triple of ints in 0..255, got {color!r}")
+    return int(color[0]), int(color[1]), int(color[2])
+
+
+def _check_boxes(box: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
+    values = _numeric(box, name).astype(np.float64)
+    if values.ndim == 1:
+        values = values[None]
+    if values.ndim != 2 or values.shape[1] != 4:
+        raise InvalidInputError(
+            f"{name}: expected (x, y, w, h) or an (M, 4) array of boxes, got shape "
+            f"{np.shape(box)}"
+        )
+    if (values[:, 2:] <= 0).any():
+        raise InvalidInputError(f"{name}: box width and height must be positive, got {values}")
+    return values
+
+
+def _half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def _box_border(border: np.ndarray, box: np.ndarray, thickness: int) -> None:
+    """Set the border pixels of one (x, y, w, h) box to 1 in ``border`` (see draw_box)."""
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = _half_up(x), _half_up(y)
+    x1, y1 = max(x0, _half_up(x + w) - 1), max(y0, _half_up(y + h) - 1)
+    height, width = border.shape
+    inner = (x0 + thickness, y0 + thickness, x1 - thickness, y1 - thickness)
+
+    def clamp(left: int, top: int, right: int, bottom: int) -> tuple[int, int, int, int]:
+        # coordinates just outside the image draw the same pixels; this keeps far-away boxes
+        # within OpenCV's int range
+        def fit(v: int, size: int) -> int:
+            return min(max(v, -1), size)
+
+        return fit(left, width), fit(top, height), fit(right, width), fit(bottom, height)
+
+    outer = clamp(x0, y0, x1, y1)
+    cv2.rectangle(border, outer[:2], outer[2:], 1, cv2.FILLED)
+    if inner[0] <= inner[2] and inner[1] <= inner[3]:
+        hole = clamp(*inner)
+        cv2.rectangle(border, hole[:2], hole[2:], 0, cv2.FILLED)
+
+
+def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    if isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
+        try:
+            region = load_image(mask, channels=1)[:, :, 0] >= 0.5
+        except (InvalidInputError, ImageLoadError) as err:
+            raise type(err)(f"{name}: {err}") from err
+    else:
+        values = _numeric(mask, name)
+        if values.ndim == 3 and values.shape[2] == 1:
+            values = values[:, :, 0]
+        if values.ndim != 2:
+            raise InvalidInputError(
+                f"{name}: expected one mask of shape (H, W), got shape {values.shape}"
+            )
+        is_float = np.issubdtype(values.dtype, np.floating)
+        region = values >= 0.5 if is_float else values != 0
+    height, width = int(size[0]), int(size[1])
+    if region.shape != (height, width):
+        resized = cv2.resize(
+            region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
+        )
+        region = resized.astype(bool)
+    return np.asarray(region, dtype=bool)
+
+

@@ -1,0 +1,516 @@
+"""Explainers against independent references: NumPy formulas on gradients taken outside the
+library, the CAM = Grad-CAM identity, nested/functional/subclassed/reloaded models, per-image
+targets, a planted signal, mixed precision, and bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import cxrexplain as cx
+from cxrexplain.errors import InvalidInputError, ModelStructureError
+
+METHODS = sorted(cx.explainers())
+GRADIENT_METHODS = ["gradcam", "gradcampp", "hirescam", "layercam"]
+
+
+def _images(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, size, size, channels)).astype(np.float32)
+
+
+def _two_conv_model(units: int = 3, activation: str = "softmax", size: int = 16) -> keras.Model:
+    """Input -> conv 'target' -> conv -> GAP -> Dense: gradients vary over space."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((size, size, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="tanh", name="after")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(units, activation=activation, name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _cam_model(units: int = 3, activation: str = "softmax", size: int = 16,
+               channels: int = 1) -> keras.Model:
+    keras.utils.set_random_seed(4)
+    return keras.Sequential(
+        [
+            keras.Input((size, size, channels)),
+            keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(units, activation=activation),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- independent references
+def _reference_pass(model: keras.Model, images: np.ndarray, targets: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Activations of 'target', gradients of the pre-softmax target score, by hand."""
+    features = keras.Model(model.inputs, model.get_layer("target").output)
+    pool, after, gap, head = (model.get_layer(n) for n in ("pool", "after", "gap", "head"))
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        activations = features(x)
+        tape.watch(activations)
+        hidden = gap(after(pool(activations)))
+        logits = tf.matmul(hidden, head.kernel) + head.bias  # before softmax
+        if logits.shape[1] == 1:
+            score = tf.where(targets == 1, logits[:, 0], -logits[:, 0])
+        else:
+            score = tf.gather(logits, targets, axis=1, batch_dims=1)
+        total = tf.reduce_sum(score)
+    gradients = tape.gradient(total, activations)
+    return np.asarray(activations), np.asarray(gradients), np.asarray(logits)
+
+
+def _numpy_map(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Each method's published formula, before ReLU, in NumPy."""
+    if method == "gradcam":
+        return np.einsum("nhwk,nk->nhw", a, g.mean(axis=(1, 2)))
+    if method == "hirescam":
+        return (g * a).sum(axis=-1)
+    if method == "layercam":
+        return (np.maximum(g, 0) * a).sum(axis=-1)
+    if method == "gradcampp":
+        g2, g3 = g**2, g**3
+        denominator = 2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
+        safe = np.where(denominator != 0, denominator, 1.0)
+        alpha = np.where((g != 0) & (denominator != 0), g2 / safe, 0.0)
+        weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
+        return np.einsum("nhwk,nk->nhw", a, weights)
+    raise AssertionError(method)
+
+
+def _normalise_upsampled(raw: np.ndarray, size: int) -> np.ndarray:
+    """cv2 bilinear (half-pixel, like the paper's bilinear upsampling) then / max."""
+    out = np.stack([cv2.resize(m.astype(np.float32), (size, size),
+                               interpolation=cv2.INTER_LINEAR) for m in raw])
+    out = np.maximum(out, 0)
+    peak = out.max(axis=(1, 2), keepdims=True)
+    return np.where(peak > 0, out / np.where(peak > 0, peak, 1), 0)
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+@pytest.mark.parametrize(("units", "activation"), [(3, "softmax"), (1, "sigmoid")])
+def test_gradient_methods_match_numpy_formula(method: str, units: int, activation: str) -> None:
+    model = _two_conv_model(units, activation)
+    images = _images(5)
+    targets = np.array([0, 1, 1, 0, 1] if units == 1 else [0, 1, 2, 1, 0])
+    a, g, _ = _reference_pass(model, images, targets)
+    expected_raw = np.maximum(_numpy_map(method, a, g), 0)
+    exp = cx.get_explainer(method)(model, layer="target").explain(images, targets=targets)
+    assert exp.layer == "target"
+    np.testing.assert_array_equal(exp.targets, targets)
+    scale = max(float(np.abs(expected_raw).max()), 1e-12)
+    np.testing.assert_allclose(exp.raw / scale, expected_raw / scale, atol=1e-5)
+    np.testing.assert_allclose(exp.heatmaps, _normalise_upsampled(expected_raw, 16), atol=1e-5)
+
+
+def test_cam_matches_numpy_formula() -> None:
+    model = _cam_model(3, "softmax")
+    images = _images(4)
+    targets = np.array([2, 0, 1, 2])
+    features = keras.Model(model.inputs[0], model.get_layer("last_conv").output)
+    a = np.asarray(features(images))
+    kernel = np.asarray(model.layers[-1].kernel)
+    expected_raw = np.maximum(np.einsum("nhwk,kn->nhw", a, kernel[:, targets]), 0)
+    exp = cx.CAM(model).explain(images, targets=targets)
+    assert exp.layer == "last_conv"
+    np.testing.assert_allclose(exp.raw, expected_raw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(exp.heatmaps, _normalise_upsampled(expected_raw, 16), atol=1e-5)
+
+
+def test_scorecam_matches_numpy_reference() -> None:
+    model = _cam_model(3, "softmax")
+    images = _images(2)
+    targets = np.array([1, 2])
+    a = np.asarray(keras.Model(model.inputs[0], model.get_layer("last_conv").output)(images))
+    weights = np.zeros((2, a.shape[-1]))
+    for i in range(2):
+        for k in range(a.shape[-1]):
+            up = cv2.resize(a[i, :, :, k], (16, 16), interpolation=cv2.INTER_LINEAR)
+            if up.max() == up.min():
+                continue
+            mask = (up - up.min()) / (up.max() - up.min())
+            probs = np.asarray(model(images[i : i + 1] * mask[None, :, :, None]))
+            weights[i, k] = probs[0, targets[i]]
+    expected_raw = np.maximum(np.einsum("nhwk,nk->nhw", a, weights), 0)
+    exp = cx.ScoreCAM(model, mask_batch_size=5).explain(images, targets=targets)
+    np.testing.assert_allclose(exp.raw, expected_raw, rtol=1e-4, atol=1e-5)
+
+
+def test_scorecam_top_channels_bound_the_work() -> None:
+    model = _cam_model(3, "softmax")
+    full = cx.ScoreCAM(model).explain(_images(2))
+    top = cx.ScoreCAM(model, max_channels=2).explain(_images(2))
+    assert top.heatmaps.shape == full.heatmaps.shape
+    assert not np.allclose(top.raw, full.raw)
+
+
+def test_cam_equals_gradcam_and_hirescam_on_gap_dense() -> None:
+    model = _cam_model(3, "softmax")
+    images = _images(6, seed=7)
+    cam = cx.CAM(model).explain(images)
+    grad = cx.GradCAM(model).explain(images)
+    hires = cx.HiResCAM(model).explain(images)
+    for i in range(len(images)):
+        if cam.heatmaps[i].max() == 0:
+            continue
+        r = np.corrcoef(cam.heatmaps[i].ravel(), grad.heatmaps[i].ravel())[0, 1]
+        assert r >= 0.999
+    np.testing.assert_allclose(cam.heatmaps, hires.heatmaps, atol=1e-5)
+
+
+def test_scores_and_probabilities_come_from_the_same_pass() -> None:
+    model = _cam_model(3, "softmax")
+    images = _images(5)
+    clf = cx.Classifier(model, ["COVID", "NORMAL", "PNEUMONIA"])
+    exp = cx.GradCAM(clf).explain(images)
+    probs = clf.predict_proba(images)
+    np.testing.assert_allclose(exp.probabilities, probs, atol=1e-6)
+    np.testing.assert_array_equal(exp.targets, probs.argmax(axis=1))
+    np.testing.assert_allclose(exp.scores, probs.max(axis=1), atol=1e-6)
+    assert exp.target_names == [clf.class_names[t] for t in exp.targets]
+
+
+def test_threshold_decides_predicted_target_of_sigmoid_model() -> None:
+    model = _cam_model(1, "sigmoid")
+    images = _images(8, seed=2)
+    p = np.asarray(model(images)).ravel()
+    threshold = float(np.median(p))
+    clf = cx.Classifier(model, ["NORMAL", "PNEUMONIA"], threshold=threshold)
+    exp = cx.GradCAM(clf).explain(images)
+    np.testing.assert_array_equal(exp.targets, (p >= threshold).astype(int))
+    clf.threshold = None  # the compiled pass reads the threshold at call time
+    np.testing.assert_array_equal(cx.GradCAM(clf).explain(images).targets, (p >= 0.5))
+
+
+def test_sigmoid_target_zero_is_the_negated_logit() -> None:
+    model = _cam_model(1, "sigmoid")
+    images = _images(3)
+    positive = cx.CAM(model).explain(images, targets=1)
+    negative = cx.CAM(model).explain(images, targets=0)
+    np.testing.assert_allclose(positive.raw - negative.raw,
+                               np.einsum("nhwk,k->nhw", np.asarray(keras.Model(
+                                   model.inputs[0], model.get_layer("last_conv").output)(images)),
+                                   np.asarray(model.layers[-1].kernel)[:, 0]), atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batch_equals_one_at_a_time(method: str) -> None:
+    model = _cam_model(3, "softmax")
+    images = _images(4, seed=9)
+    targets = [2, 0, 1, 1]
+    explainer = cx.get_explainer(method)(model)
+    batch = explainer.explain(images, targets=targets, batch_size=3)
+    for i in range(4):
+        single = explainer.explain(images[i], targets=targets[i])
+        np.testing.assert_allclose(single.heatmaps[0], batch.heatmaps[i], atol=1e-5)
+
+
+def test_traced_once_for_any_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    explainer = cx.GradCAM(_cam_model())
+    traces = []
+    original = explainer._graph
+
+    def counting(*args: Any) -> Any:
+        traces.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(explainer, "_graph", counting)
+    for n in (1, 3, 5, 2):
+        explainer.explain(_images(n), batch_size=4)
+    assert len(traces) == 1
+
+
+def test_all_zero_map_stays_zero() -> None:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        keras.layers.Conv2D(2, 3, padding="same", activation="relu",
+                            kernel_initializer="zeros", bias_initializer="zeros"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    for method in METHODS:
+        exp = cx.get_explainer(method)(model).explain(_images(2))
+        assert np.isfinite(exp.heatmaps).all(), method
+        assert exp.heatmaps.max() == 0.0, method
+
+
+# ---------------------------------------------------------------- model shapes users have
+class TinySubclassed(keras.Model):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
+        self.conv2 = keras.layers.Conv2D(6, 3, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x: Any) -> Any:
+        return self.head(self.pool(self.conv2(self.conv1(x))))
+
+
+def _nested_vgg16() -> keras.Model:
+    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    return keras.Sequential([keras.Input((32, 32, 3)), backbone,
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(2, activation="softmax")])
+
+
+def _functional_with_backbone() -> keras.Model:
+    inner_in = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv2")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Concatenate()([inputs, inputs, inputs])  # gray -> RGB inside the model
+    x = backbone(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+def _subclassed() -> keras.Model:
+    model = TinySubclassed()
+    model(np.zeros((1, 16, 16, 1), np.float32))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("build", "shape", "layer"),
+    [
+        (_nested_vgg16, (32, 32, 3), "vgg16/block5_pool"),
+        (_functional_with_backbone, (16, 16, 1), "backbone/b_conv2"),
+        (_subclassed, (16, 16, 1), "conv2"),
+        (lambda: _cam_model(1, "sigmoid", channels=3), (16, 16, 3), "last_conv"),
+    ],
+    ids=["nested-vgg16", "functional-backbone", "subclassed", "sigmoid-rgb"],
+)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_explainer_on_models_users_have(
+    build: Any, shape: tuple[int, int, int], layer: str, method: str
+) -> None:
+    keras.utils.set_random_seed(0)
+    model = build()
+    kwargs: dict[str, Any] = {"max_channels": 16} if method == "scorecam" else {}
+    if isinstance(model, TinySubclassed):
+        clf = cx.Classifier(model, input_size=shape[:2], channels=shape[2])
+    else:
+        clf = cx.Classifier(model)
+    explainer = cx.get_explainer(method)(clf, **kwargs)
+    if isinstance(model, TinySubclassed):
+        layer = getattr(model, layer).name  # subclassed layers get numbered names
+    assert explainer.layer == layer
+    exp = explainer.explain(_images(3, shape[0], shape[2]))
+    assert exp.heatmaps.shape == (3, *shape[:2])
+    assert exp.heatmaps.dtype == np.float32
+    assert np.isfinite(exp.heatmaps).all()
+    assert exp.heatmaps.min() >= 0.0
+    assert exp.heatmaps.max() <= 1.0
+
+
+def test_nested_layer_by_path_name_and_object() -> None:
+    model = _nested_vgg16()
+    inner = model.layers[0].get_layer("block5_conv3")
+    by_path = cx.GradCAM(model, layer="vgg16/block5_conv3")
+    by_name = cx.GradCAM(model, layer="block5_conv3")
+    by_object = cx.GradCAM(model, layer=inner)
+    assert by_path.layer == by_name.layer == by_object.layer == "vgg16/block5_conv3"
+    images = _images(2, 32, 3)
+    np.testing.assert_allclose(by_path.explain(images).heatmaps,
+                               by_object.explain(images).heatmaps, atol=1e-6)
+
+
+def test_reloaded_keras_file(tmp_path: Path) -> None:
+    clf = cx.Classifier(_cam_model(3, "softmax"), ["COVID", "NORMAL", "PNEUMONIA"])
+    images = _images(3)
+    before = cx.GradCAM(clf).explain(images, targets="PNEUMONIA")
+    loaded = cx.Classifier.load(clf.save(tmp_path / "m.keras"))
+    for method in METHODS:
+        after = cx.get_explainer(method)(loaded).explain(images, targets="PNEUMONIA")
+        assert after.heatmaps.shape == (3, 16, 16)
+        assert (after.targets == 2).all()
+    np.testing.assert_allclose(cx.GradCAM(loaded).explain(images, targets="PNEUMONIA").heatmaps,
+                               before.heatmaps, atol=1e-6)
+
+
+def test_separate_softmax_layer_uses_its_input_as_logits() -> None:
+    model = _cam_model(3, None)  # type: ignore[arg-type]
+    with_softmax = keras.Sequential([keras.Input((16, 16, 1)), *model.layers,
+                                     keras.layers.Softmax()])
+    images = _images(3)
+    logits_exp = cx.GradCAM(model).explain(images, targets=[0, 1, 2])
+    softmax_exp = cx.GradCAM(with_softmax).explain(images, targets=[0, 1, 2])
+    np.testing.assert_allclose(softmax_exp.raw, logits_exp.raw, atol=1e-6)
+
+
+def test_mixed_float16_maps_in_float32() -> None:
+    images = _images(3)
+    reference = _cam_model(3, "softmax")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = keras.Sequential(
+            [keras.Input((16, 16, 1)),
+             keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+             keras.layers.MaxPooling2D(),
+             keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
+             keras.layers.GlobalAveragePooling2D(),
+             keras.layers.Dropout(0.3),
+             keras.layers.Dense(3, activation="softmax", dtype="float32")]
+        )
+    finally:
+        keras.config.set_dtype_policy(previous)
+    mixed.set_weights(reference.get_weights())
+    assert mixed.layers[0].compute_dtype == "float16"
+    for method in METHODS:
+        exp = cx.get_explainer(method)(mixed).explain(images)
+        ref = cx.get_explainer(method)(reference).explain(images)
+        assert exp.heatmaps.dtype == np.float32
+        assert np.isfinite(exp.heatmaps).all(), method
+        r = np.corrcoef(exp.heatmaps.ravel(), ref.heatmaps.ravel())[0, 1]
+        assert r > 0.99, (method, r)
+
+
+def test_real_xray_paths_and_progress(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    paths = sorted((data_dir / "cxr" / "PNEUMONIA").glob("*.png"))[:5]
+    clf = cx.Classifier(_cam_model(2, "softmax", size=64), ["NORMAL", "PNEUMONIA"])
+    exp = cx.GradCAM(clf).explain(paths, batch_size=2, progress=True)
+    assert exp.heatmaps.shape == (5, 64, 64)
+    assert "5/5" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- planted signal
+def _planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise images; class 1 has a bright 6x6 patch at a random place (its box returned)."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(0.4, 0.08, (n, 32, 32, 1)).clip(0, 1).astype(np.float32)
+    labels = np.arange(n) % 2
+    boxes = np.zeros((n, 2), int)
+    for i in np.flatnonzero(labels):
+        y, x = rng.integers(2, 24, 2)
+        images[i, y : y + 6, x : x + 6, 0] = 0.95
+        boxes[i] = (y, x)
+    return images, labels, boxes
+
+
+def test_planted_patch_is_where_cam_and_gradcam_point() -> None:
+    keras.utils.set_random_seed(0)
+    images, labels, _ = _planted(256, seed=0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 1)),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(images, labels, epochs=30, batch_size=32, verbose=0)
+    test, test_labels, boxes = _planted(40, seed=1)
+    positives = np.flatnonzero(test_labels)
+    accuracy = (np.asarray(model(test)).argmax(1) == test_labels).mean()
+    assert accuracy >= 0.9
+    for method in ("cam", "gradcam"):
+        exp = cx.get_explainer(method)(model).explain(test[positives], targets=1)
+        hits = 0
+        for heat, (y, x) in zip(exp.heatmaps, boxes[positives], strict=True):
+            py, px = np.unravel_index(np.argmax(heat), heat.shape)
+            hits += int(y - 2 <= py < y + 8 and x - 2 <= px < x + 8)
+        assert hits / len(positives) >= 0.8, (method, hits)
+
+
+# ---------------------------------------------------------------- bad input
+def test_unknown_layer_lists_candidates() -> None:
+    with pytest.raises(ModelStructureError, match=r"no layer 'nope'.*last_conv"):
+        cx.GradCAM(_cam_model(), layer="nope")
+
+
+def test_layer_with_2d_output_is_rejected() -> None:
+    model = _cam_model()
+    gap = next(la for la in model.layers if isinstance(la, keras.layers.GlobalAveragePooling2D))
+    with pytest.raises(ModelStructureError, match="2-D output"):
+        cx.GradCAM(model, layer=gap)
+    with pytest.raises(ModelStructureError, match="2-D output"):
+        cx.GradCAM(model, layer=gap.name)
+
+
+def test_bad_layer_type() -> None:
+    with pytest.raises(InvalidInputError, match="layer"):
+        cx.GradCAM(_cam_model(), layer=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("targets", [3, -1, [0, 5], "COVID", 1.5, [0]],
+                         ids=["too-big", "negative", "one-bad", "unknown-name", "float", "count"])
+def test_bad_targets(targets: Any) -> None:
+    clf = cx.Classifier(_cam_model(3, "softmax"), ["A", "B", "C"])
+    with pytest.raises(InvalidInputError, match="targets"):
+        cx.GradCAM(clf).explain(_images(2), targets=targets)
+
+
+def test_empty_batch() -> None:
+    for empty in ([], np.zeros((0, 16, 16, 1), np.float32)):
+        with pytest.raises(InvalidInputError, match="empty"):
+            cx.GradCAM(_cam_model()).explain(empty)
+
+
+def test_image_size_model_cannot_take() -> None:
+    inputs = keras.Input((None, None, 1))
+    x = inputs
+    for _ in range(4):
+        x = keras.layers.Conv2D(4, 3, activation="relu")(x)  # valid padding shrinks
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    explainer = cx.GradCAM(model)
+    assert explainer.explain(_images(1, 64)).heatmaps.shape == (1, 64, 64)
+    with pytest.raises(cx.CxrExplainError, match="cannot"):
+        cx.GradCAM(model).explain(_images(1, 16))
+
+
+def test_cam_needs_gap_dense_head() -> None:
+    keras.utils.set_random_seed(0)
+    flatten = keras.Sequential([
+        keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    with pytest.raises(ModelStructureError, match="GradCAM"):
+        cx.CAM(flatten)
+    two_dense = keras.Sequential([
+        keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dense(2, activation="softmax"),
+    ])
+    with pytest.raises(ModelStructureError, match="GlobalAveragePooling2D"):
+        cx.CAM(two_dense)
+    assert cx.GradCAM(flatten).explain(_images(1)).heatmaps.shape == (1, 16, 16)
+
+
+def test_model_without_conv_layer() -> None:
+    dense = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ModelStructureError, match="4-D"):
+        cx.GradCAM(dense)
+
+
+def test_registry_and_aliases() -> None:
+    registry = cx.explainers()
+    assert registry == {"cam": cx.CAM, "gradcam": cx.GradCAM, "gradcampp": cx.GradCAMPlusPlus,
+                        "hirescam": cx.HiResCAM, "layercam": cx.LayerCAM,
+                        "scorecam": cx.ScoreCAM}
+    assert cx.get_explainer("Grad-CAM++") is cx.GradCAMPlusPlus
+    with pytest.raises(InvalidInputError, match="known"):
+        cx.get_explainer("saliency")
