@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+from cxrexplain import metrics, synthetic
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier, Prediction
 from cxrexplain.errors import (
@@ -71,9 +72,11 @@ __all__ = [
     "get_explainer",
     "load_image",
     "load_images",
+    "metrics",
     "overlay",
     "plot_explanations",
     "plot_feature_maps",
     "save_figure",
     "save_overlay",
+    "synthetic",
 ]

@@ -19,7 +19,9 @@ MODULES = [
     "cxrexplain.explain",
     "cxrexplain.explain.layers",
     "cxrexplain.io",
+    "cxrexplain.metrics",
     "cxrexplain.overlay",
+    "cxrexplain.synthetic",
 ]
 
 
@@ -47,6 +49,8 @@ def describe(obj: Any) -> list[str]:
             elif inspect.isfunction(member):
                 lines.append(f"  .{name}{_signature(member)}")
         return lines
+    if inspect.ismodule(obj):
+        return [f"module {obj.__name__}"]
     if callable(obj):
         return [f"def{_signature(obj)}"]
     return [f"value: {type(obj).__name__}"]

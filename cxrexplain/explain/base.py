@@ -136,6 +136,36 @@ class Explainer:
             )
         return self._target.path
 
+    def for_model(self, model: Classifier | keras.Model) -> Explainer:
+        """A new explainer of the same method, settings and layer path for another model.
+
+        Used by the randomization check, which explains a re-initialised copy of the model.
+
+        Args:
+            model: The other model (same architecture, so the layer path exists in it).
+
+        Returns:
+            The new explainer.
+
+        Example:
+            >>> twin = cx.GradCAM(clf, layer="last_conv").for_model(copy)  # doctest: +SKIP
+        """
+        if not isinstance(model, Classifier):
+            model = Classifier(
+                model,
+                self.classifier.class_names,
+                input_size=self.classifier.input_size,
+                channels=self.classifier.channels,
+                threshold=self.classifier.threshold,
+                output_activation=self.classifier.output_activation,
+            )
+        layer = self._target.path if self._target is not None else self._layer_arg
+        return type(self)(model, layer=layer, **self._options())
+
+    def _options(self) -> dict[str, Any]:
+        """Constructor keywords of a subclass beyond ``layer`` (for :meth:`for_model`)."""
+        return {}
+
     def explain(
         self,
         images: ImageSource | Iterable[ImageSource],

@@ -66,6 +66,9 @@ class ScoreCAM(Explainer):
         self._weighted: Any = None
         super().__init__(model, layer=layer)
 
+    def _options(self) -> dict[str, Any]:
+        return {"max_channels": self.max_channels, "mask_batch_size": self.mask_batch_size}
+
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:
         """Not used: Score-CAM's weights come from masked forward passes."""
