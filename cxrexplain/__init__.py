@@ -23,6 +23,7 @@ from cxrexplain.errors import (
     ModelLoadError,
     ModelStructureError,
 )
+from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
 from cxrexplain.explain import (
     CAM,
     Explainer,
@@ -52,6 +53,7 @@ __all__ = [
     "Classifier",
     "CxrExplainError",
     "Explainer",
+    "ExplainerEvaluation",
     "Explanation",
     "GradCAM",
     "GradCAMPlusPlus",
@@ -68,6 +70,7 @@ __all__ = [
     "colorize",
     "draw_box",
     "draw_mask",
+    "evaluate_explainers",
     "explainers",
     "get_explainer",
     "load_image",

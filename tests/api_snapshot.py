@@ -16,6 +16,7 @@ MODULES = [
     "cxrexplain.classifier",
     "cxrexplain.cli",
     "cxrexplain.errors",
+    "cxrexplain.evaluate",
     "cxrexplain.explain",
     "cxrexplain.explain.layers",
     "cxrexplain.io",

@@ -257,3 +257,33 @@ def test_cam_model_trained_on_phantoms_finds_the_lesion() -> None:
     assert result.hit_rate >= 0.8
     inside = metrics.energy_in_mask(exp, test.masks[sick])
     assert np.nanmean(inside) > test.masks[sick].mean()  # more mass on the lesion than chance
+
+
+# ---------------------------------------------------------------- the evaluation table
+def test_evaluate_explainers_table_matches_the_metrics() -> None:
+    import json
+
+    data = synthetic.generate(6, size=32, seed=7)
+    model = _small_cnn()
+    clf = cx.Classifier(model, ["NORMAL", "PNEUMONIA"])
+    boxes = [np.array([[4, 4, 8, 8]])] * 6
+    table = cx.evaluate_explainers(clf, ["cam", cx.GradCAM], data.images, targets=1,
+                                   boxes=boxes, masks=data.lung_masks, steps=5,
+                                   randomization_layers=1)
+    assert [row["method"] for row in table.rows] == ["cam", "gradcam", "random",
+                                                     "centre_gaussian"]
+    assert table.metrics == ["pointing_game", "mask_energy", "deletion_auc", "insertion_auc",
+                             "randomization_spearman", "seconds_per_image"]
+    cam = cx.CAM(clf).explain(data.images, targets=1)
+    assert table.value("cam", "pointing_game") == metrics.pointing_game(cam, boxes).hit_rate
+    assert table.value("cam", "deletion_auc") == pytest.approx(float(np.mean(
+        metrics.deletion_auc(clf, data.images, cam.heatmaps, targets=1, steps=5))))
+    assert np.isnan(table.value("random", "randomization_spearman"))
+    markdown = table.to_markdown()
+    assert "| centre_gaussian |" in markdown
+    assert "n/a" in markdown
+    parsed = json.loads(table.to_json())
+    assert parsed["rows"][2]["randomization_spearman"] is None
+    assert parsed["settings"]["targets"] == [1] * 6
+    with pytest.raises(InvalidInputError, match="unknown explainer"):
+        cx.evaluate_explainers(clf, ["magic"], data.images)
