@@ -1,7 +1,4 @@
-"""The ``cxrexplain`` command.
-
-Subcommands (``demo``, ``train``, ``predict``, ``explain``, ``evaluate``) arrive with the
-features they drive; ``cxrexplain --version`` and ``cxrexplain --help`` work now.
+"""The ``cxrexplain`` command: ``demo``, ``train``, ``predict``, ``explain``, ``evaluate``.
 
 Exit codes: 0 success, 2 usage error, 1 a :class:`~cxrexplain.CxrExplainError` (its one-line
 message, no traceback unless ``--debug``).
@@ -10,18 +7,24 @@ Example:
     >>> from cxrexplain.cli import main
     >>> main(["--version"])  # doctest: +SKIP
     cxrexplain 0.1.0
-    0
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from cxrexplain._version import __version__
+from cxrexplain.errors import CxrExplainError, InvalidInputError
 
 __all__ = ["build_parser", "main"]
+
+Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +37,67 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"cxrexplain {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="show full tracebacks of errors"
-    )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="train a CAM model on synthetic phantoms, explain and score it, "
+        "write an HTML report")
+    demo.add_argument("--out", type=Path, default=Path("cxrexplain-demo"),
+                      help="output folder (default: cxrexplain-demo)")
+    demo.add_argument("--quick", action="store_true", help="smaller and faster (a smoke test)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    train = commands.add_parser(
+        "train", help="train a reference model on a class-folder or Kaggle chest_xray layout")
+    train.add_argument("data_dir", type=Path)
+    train.add_argument("--model", default="cam_cnn", help="builder name (default: cam_cnn)")
+    train.add_argument("--out", type=Path, required=True, help="where to save MODEL.keras")
+    train.add_argument("--image-size", type=int, default=224)
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--classes", help="comma-separated class folders (default: all)")
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser("predict", help="label and probabilities per image")
+    predict.add_argument("model", type=Path, help="a .keras file saved by cxrexplain")
+    predict.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    predict.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.set_defaults(run=_predict)
+
+    explain = commands.add_parser("explain", help="overlay PNGs and a predictions CSV")
+    explain.add_argument("model", type=Path)
+    explain.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    explain.add_argument("--method", default="gradcam",
+                         help="cam, gradcam, gradcampp, hirescam, layercam or scorecam")
+    explain.add_argument("--target", help="class name or index to explain (default: predicted)")
+    explain.add_argument("--out", type=Path, required=True, help="output folder")
+    explain.add_argument("--batch-size", type=int, default=16)
+    explain.add_argument("--alpha", type=float, default=0.4)
+    explain.add_argument("--colormap", default="jet")
+    explain.add_argument("--resume", action="store_true",
+                         help="skip images already explained in OUT")
+    explain.add_argument("--no-progress", action="store_true")
+    explain.set_defaults(run=_explain)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score explanations: pointing game, mask energy, deletion/insertion")
+    evaluate.add_argument("model", type=Path)
+    evaluate.add_argument("data_dir", type=Path, help="folder of images")
+    evaluate.add_argument("--boxes", type=Path,
+                          help="CSV of image,finding,x,y,width,height in image pixels")
+    evaluate.add_argument("--masks", type=Path, help="folder of masks named like the images")
+    evaluate.add_argument("--methods", default="cam,gradcam,gradcampp,hirescam,layercam",
+                          help="comma-separated explainer names")
+    evaluate.add_argument("--target", help="class to explain (default: predicted)")
+    evaluate.add_argument("--limit", type=int, help="at most this many images")
+    evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
+    evaluate.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
@@ -55,8 +115,147 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    parser.print_usage(sys.stderr)  # pragma: no cover - no subcommands yet
-    return 2  # pragma: no cover
+    run: Command = args.run
+    try:
+        return run(args)
+    except CxrExplainError as err:
+        if args.debug:
+            raise
+        print(f"cxrexplain: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover
+        print("cxrexplain: interrupted", file=sys.stderr)
+        return 130
+
+
+# -------------------------------------------------------------------------------- commands
+def _demo(args: argparse.Namespace) -> int:
+    from cxrexplain.demo import run_demo
+
+    report = run_demo(args.out, quick=args.quick, seed=args.seed)
+    print(f"wrote {report}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cxrexplain.train_command import train_from_folder
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    report = train_from_folder(
+        args.data_dir, model_name=args.model, out=args.out, image_size=args.image_size,
+        epochs=args.epochs, batch_size=args.batch_size, classes=classes,
+        validation_split=args.validation_split, seed=args.seed,
+    )
+    print(report)
+    return 0
+
+
+def _load(path: Path) -> Any:
+    from cxrexplain.classifier import Classifier
+
+    return Classifier.load(path)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from cxrexplain.batch import predict_rows
+    from cxrexplain.io import find_images
+
+    classifier = _load(args.model)
+    rows = predict_rows(classifier, find_images(args.images), batch_size=args.batch_size)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    names = classifier.class_names
+    width = max(len(r["image"]) for r in rows)
+    print(f"{'image':<{width}}  {'label':<12}" + "".join(f"  {n[:12]:>12}" for n in names))
+    for row in rows:
+        if row["error"]:
+            print(f"{row['image']:<{width}}  error: {row['error']}")
+            continue
+        print(f"{row['image']:<{width}}  {row['label']:<12}"
+              + "".join(f"  {row[n]:>12.4f}" for n in names))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from cxrexplain.batch import explain_to_folder
+    from cxrexplain.io import find_images
+
+    classifier = _load(args.model)
+    table = explain_to_folder(
+        classifier, find_images(args.images), args.out, method=args.method,
+        target=_target(args.target), batch_size=args.batch_size, resume=args.resume,
+        alpha=args.alpha, colormap=args.colormap, progress=not args.no_progress,
+    )
+    print(f"wrote {table} and overlays in {table.parent / 'overlays'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cxrexplain.evaluate import evaluate_explainers
+    from cxrexplain.io import find_images, load_image
+
+    classifier = _load(args.model)
+    paths = find_images(args.data_dir)
+    boxes_by_name = _read_boxes(args.boxes) if args.boxes else None
+    if boxes_by_name is not None:
+        paths = [p for p in paths if p.name in boxes_by_name]
+    if args.masks:
+        paths = [p for p in paths if (args.masks / p.name).is_file()]
+    if args.limit:
+        paths = paths[: args.limit]
+    if not paths:
+        raise InvalidInputError("data_dir: no images (with boxes or masks, if given) to score")
+    size = classifier.input_size
+    scaled_boxes = None
+    if boxes_by_name is not None:
+        scaled_boxes = []
+        for path in paths:
+            height, width = load_image(path).shape[:2]
+            sy, sx = (size[0] / height, size[1] / width) if size else (1.0, 1.0)
+            scaled_boxes.append([[x * sx, y * sy, w * sx, h * sy]
+                                 for x, y, w, h in boxes_by_name[path.name]])
+    masks = None
+    if args.masks:
+        import numpy as np
+
+        target_size = size or load_image(paths[0]).shape[:2]
+        masks = np.stack([load_image(args.masks / p.name, size=target_size)[..., 0] > 0.5
+                          for p in paths])
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    table = evaluate_explainers(classifier, methods, paths, targets=_target(args.target),
+                                boxes=scaled_boxes, masks=masks, steps=args.steps,
+                                progress=args.format == "markdown")
+    print(table.to_json() if args.format == "json" else table.to_markdown())
+    return 0
+
+
+def _target(value: str | None) -> str | int | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _read_boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    if not path.is_file():
+        raise InvalidInputError(f"--boxes: no such file '{path}'")
+    boxes: dict[str, list[tuple[float, float, float, float]]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        needed = {"image", "x", "y", "width", "height"}
+        if not reader.fieldnames or not needed <= set(reader.fieldnames):
+            raise InvalidInputError(
+                f"--boxes: '{path}' needs the columns {sorted(needed)}, has {reader.fieldnames}"
+            )
+        for row in reader:
+            try:
+                box = (float(row["x"]), float(row["y"]), float(row["width"]),
+                       float(row["height"]))
+            except ValueError as err:
+                raise InvalidInputError(f"--boxes: bad number in row {row}") from err
+            boxes.setdefault(Path(row["image"]).name, []).append(box)
+    return boxes
 
 
 if __name__ == "__main__":  # pragma: no cover

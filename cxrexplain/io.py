@@ -36,7 +36,14 @@ import numpy.typing as npt
 
 from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
 
-__all__ = ["ImageSource", "MIN_IMAGE_SIZE", "load_image", "load_images"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MIN_IMAGE_SIZE",
+    "ImageSource",
+    "find_images",
+    "load_image",
+    "load_images",
+]
 
 ImageSource: TypeAlias = str | os.PathLike[str] | bytes | bytearray | memoryview | np.ndarray
 """What :func:`load_image` accepts: a path, encoded bytes, or an array."""
@@ -47,6 +54,11 @@ MIN_IMAGE_SIZE = 8
 """Smallest accepted height or width, in pixels."""
 
 _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom", ".dic"}
+)
+"""File suffixes :func:`find_images` collects from folders (lower case)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +165,53 @@ def load_images(
             f"images: they differ in size ({listed}); pass size= to resize them to one size"
         )
     return np.stack(images).astype(np.float32, copy=False)
+
+
+def find_images(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]], *, recursive: bool = True
+) -> list[Path]:
+    """Expand files and folders into a sorted list of image files.
+
+    Folders are searched (recursively by default) for files whose suffix is in
+    :data:`IMAGE_SUFFIXES`; hidden files are skipped. Files given directly are kept whatever
+    their suffix, in the order given.
+
+    Args:
+        paths: One path or several.
+        recursive: Search sub-folders too.
+
+    Returns:
+        The image paths: given files first-come, each folder's images sorted.
+
+    Raises:
+        ImageLoadError: A path does not exist, or a folder holds no images.
+
+    Example:
+        >>> find_images("../shared/data/cxr/COVID")[:1]  # doctest: +SKIP
+        [PosixPath('../shared/data/cxr/COVID/01E392EE-69F9-4E33-BFCE-E5C968654078.png')]
+    """
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    found: list[Path] = []
+    for item in items:
+        path = Path(os.fspath(item))
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            images = sorted(
+                p for p in path.glob(pattern)
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not images:
+                raise ImageLoadError(
+                    f"folder '{path}': holds no images "
+                    f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+            found.extend(images)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ImageLoadError(f"image '{path}': no such file or folder")
+    return found
 
 
 # --------------------------------------------------------------------------------------------
