@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain import metrics, synthetic
+from cxrexplain import data, metrics, models, synthetic, training
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier, Prediction
 from cxrexplain.errors import (
@@ -68,6 +68,7 @@ __all__ = [
     "ScoreCAM",
     "__version__",
     "colorize",
+    "data",
     "draw_box",
     "draw_mask",
     "evaluate_explainers",
@@ -76,10 +77,12 @@ __all__ = [
     "load_image",
     "load_images",
     "metrics",
+    "models",
     "overlay",
     "plot_explanations",
     "plot_feature_maps",
     "save_figure",
     "save_overlay",
     "synthetic",
+    "training",
 ]

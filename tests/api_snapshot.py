@@ -13,16 +13,22 @@ from typing import Any
 
 MODULES = [
     "cxrexplain",
+    "cxrexplain.batch",
     "cxrexplain.classifier",
     "cxrexplain.cli",
+    "cxrexplain.data",
+    "cxrexplain.demo",
     "cxrexplain.errors",
     "cxrexplain.evaluate",
     "cxrexplain.explain",
     "cxrexplain.explain.layers",
     "cxrexplain.io",
     "cxrexplain.metrics",
+    "cxrexplain.models",
     "cxrexplain.overlay",
     "cxrexplain.synthetic",
+    "cxrexplain.train_command",
+    "cxrexplain.training",
 ]
 
 

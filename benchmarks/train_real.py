@@ -1,0 +1,286 @@
+"""Training benchmark (issue 5): 5-fold cross-validation on the real chest X-rays.
+
+The protocol of the DarkCovidNet study (Ozturk et al., Computers in Biology and Medicine 2020):
+stratified 5-fold cross-validation, each fold's model trained from scratch on the other four
+folds and tested on its own, mean and standard deviation over the folds. Three tasks on
+``../shared/data/cxr`` (886 images of the DarkCovidNet data, 256x256 gray):
+
+* ``covid_normal``: COVID (99) vs NORMAL (399), DarkCovidNet's "COVID vs no-finding"
+  (reference accuracy 98.08% on their whole data set);
+* ``normal_pneumonia``: NORMAL (399) vs PNEUMONIA (388) (no reference);
+* ``three_class``: COVID, NORMAL, PNEUMONIA (reference 87.02%).
+
+Model: ``cam_cnn`` (and, with ``--backbone NAME``, one transfer builder too). Training
+follows our tips: AdamW (1e-3, weight decay 1e-4) with cosine decay to 0 over the run, label
+smoothing 0.05, BatchNormalization momentum 0.9 (cam_cnn's default), balanced class weights,
+augmentation for chest films (rotation 5 deg, zoom 0.1, shift 0.05, brightness/contrast 0.1,
+no flip), early stopping (patience 10) on the loss of 10% of the training folds held out,
+best epoch restored. The test fold never influences training.
+
+Resumable: each (task, fold) writes ``benchmarks/out/train_real/<run>/<task>/fold_<i>.json``
+when it finishes and a rerun skips it (an interrupted fold resumes at its last epoch from
+``fold_<i>.checkpoint/``). The report (printed, and written as the section
+``## Training: 5-fold cross-validation (issue 5)`` of ``benchmarks/RESULTS.md``, leaving the
+other sections alone) gives accuracy, per-class sensitivity, specificity and AUC as mean ± sd,
+image size, epochs, wall time, the machine and the training throughput (images per second of
+``fit``).
+
+Usage::
+
+    python benchmarks/train_real.py                       # full run (hours on 2 CPU cores)
+    python benchmarks/train_real.py --tasks three_class --backbone mobilenet_v2
+    python benchmarks/train_real.py --quick               # smoke test: 1 fold, 2 epochs, 64 px
+    python benchmarks/train_real.py --report              # report from the results so far
+
+``--quick`` writes its report to ``benchmarks/out/train_real/quick/RESULTS.md``, never to
+``benchmarks/RESULTS.md`` (pass ``--results-md`` to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT.parent / "shared" / "data" / "cxr"
+OUT = HERE / "out" / "train_real"
+RESULTS = HERE / "RESULTS.md"
+SECTION = "## Training: 5-fold cross-validation (issue 5)"
+
+TASKS: dict[str, tuple[str, ...]] = {
+    "covid_normal": ("COVID", "NORMAL"),
+    "normal_pneumonia": ("NORMAL", "PNEUMONIA"),
+    "three_class": ("COVID", "NORMAL", "PNEUMONIA"),
+}
+REFERENCE = {  # DarkCovidNet, 5-fold CV on their whole data set
+    "covid_normal": ("98.08%", "COVID vs no-finding"),
+    "normal_pneumonia": ("—", "not reported"),
+    "three_class": ("87.02%", "COVID / no-finding / pneumonia"),
+}
+K = 5
+
+
+# --------------------------------------------------------------------------------- options
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DATA, help="the cxr folder")
+    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=list(TASKS))
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--folds", type=int, default=K, help="how many of the 5 folds to run")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backbone", default=None,
+                        help="also cross-validate this transfer builder (vgg16, mobilenet_v2...)")
+    parser.add_argument("--backbone-weights", default=None,
+                        help="'imagenet' (downloads) or a local weights file for --backbone")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: 1 fold, 2 epochs, 64 px, separate output folder")
+    parser.add_argument("--report", action="store_true",
+                        help="only report the results already on disk")
+    parser.add_argument("--results-md", type=Path, default=None,
+                        help="the Markdown file to write the section to")
+    parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.folds, args.epochs, args.image_size = 1, 2, 64
+    if not 1 <= args.folds <= K:
+        parser.error(f"--folds: expected 1..{K}")
+    run = "quick" if args.quick else (f"{args.image_size}px_{args.epochs}ep_"
+                                      f"bs{args.batch_size}_seed{args.seed}")
+    args.out = OUT / run
+    if args.results_md is None:
+        args.results_md = args.out / "RESULTS.md" if args.quick else RESULTS
+    return args
+
+
+def model_names(args: argparse.Namespace) -> list[str]:
+    return ["cam_cnn"] + ([args.backbone] if args.backbone else [])
+
+
+# ------------------------------------------------------------------------------- training
+def run(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+    import keras
+
+    import cxrexplain as cx
+    from cxrexplain import models, training
+
+    if args.backbone and args.backbone not in models.available():
+        raise SystemExit(f"--backbone: unknown {args.backbone!r}; "
+                         f"available: {', '.join(models.available())}")
+    results = {}
+    for name in model_names(args):
+        for task in args.tasks:
+            def build(setup: Any, name: str = name) -> Any:
+                keras.backend.clear_session()  # forgets the global seed: set it again
+                keras.utils.set_random_seed(args.seed + setup.fold)
+                options: dict[str, Any] = {}
+                if name != "cam_cnn" and args.backbone_weights:
+                    options["weights"] = args.backbone_weights
+                model = models.build(name, input_shape=setup.input_shape,
+                                     num_classes=setup.num_classes, **options)
+                return models.compile_recommended(
+                    model, learning_rate=1e-3, weight_decay=1e-4, label_smoothing=0.05,
+                    decay_steps=setup.epochs * setup.steps_per_epoch)
+
+            def done(fold: Any, task: str = task, name: str = name) -> None:
+                r = fold.report
+                print(f"  {name} {task} fold {fold.fold}: accuracy {r.accuracy:.4f}, "
+                      f"macro AUC {r.metrics()['macro_auc']:.4f}, {fold.epochs} epochs, "
+                      f"{fold.fit_seconds:.0f} s, {fold.images_per_second:.1f} img/s",
+                      flush=True)
+
+            print(f"{name} / {task}: {args.folds} of {K} folds, {args.epochs} epochs, "
+                  f"{args.image_size} px", flush=True)
+            started = time.perf_counter()
+            result = training.cross_validate(
+                build, args.data, k=K, classes=list(TASKS[task]), image_size=args.image_size,
+                epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                folds=list(range(args.folds)), validation_fraction=0.1,
+                augment=cx.data.Augmentation(), results_dir=args.out / name / task,
+                tag=f"{name} AdamW+cosine ls0.05 {args.backbone_weights or ''}".strip(),
+                fit_options={"early_stopping_patience": 10, "class_weight": "balanced"},
+                on_fold_end=done, verbose=args.verbose,
+            )
+            print(f"  wall time {time.perf_counter() - started:.0f} s", flush=True)
+            results[(name, task)] = result
+    return results
+
+
+def load(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
+    """The results already on disk (for --report)."""
+    from cxrexplain.training import CrossValidationResult, FoldResult
+
+    results = {}
+    for name in model_names(args):
+        for task in args.tasks:
+            folder = args.out / name / task
+            folds = []
+            for path in sorted(folder.glob("fold_*.json")):
+                folds.append(FoldResult.from_dict(json.loads(path.read_text())["result"]))
+            if folds:
+                results[(name, task)] = CrossValidationResult(tuple(folds), TASKS[task], K)
+    return results
+
+
+# -------------------------------------------------------------------------------- report
+def machine() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    device = ", ".join(g.name for g in gpus) if gpus else "no GPU"
+    cpu = platform.processor() or platform.machine()
+    return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, "
+            f"{device}; Python {platform.python_version()}, TensorFlow {tf.__version__}")
+
+
+def _pm(mean: float, sd: float, percent: bool = True) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    scale, unit = (100.0, "%") if percent else (1.0, "")
+    spread = "" if math.isnan(sd) else f" ± {sd * scale:.2f}"
+    return f"{mean * scale:.2f}{spread}{unit}"
+
+
+def section(args: argparse.Namespace, results: dict[tuple[str, str], Any]) -> str:
+    lines = [SECTION, ""]
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    kind = "**Smoke test (`--quick`), not a result.** " if args.quick else ""
+    lines += [
+        f"{kind}`python benchmarks/train_real.py"
+        f"{' --quick' if args.quick else ''}` on {when}; {machine()}.",
+        "",
+        f"Data: `../shared/data/cxr` (886 images of the DarkCovidNet data: 99 COVID, 399 NORMAL, "
+        f"388 PNEUMONIA), resized to {args.image_size}x{args.image_size} gray. Protocol: "
+        f"stratified {K}-fold cross-validation (DarkCovidNet's), {args.folds} of {K} folds run; "
+        f"each fold trains from scratch on the other folds (10% of them held out for early "
+        f"stopping) and is tested on its own images. Training: up to {args.epochs} epochs, "
+        f"batch {args.batch_size}, AdamW 1e-3 (weight decay 1e-4) with cosine decay, label "
+        "smoothing 0.05, balanced class weights, augmentation without flip (rotation 5°, zoom "
+        "0.1, shift 0.05, brightness/contrast 0.1), early stopping (patience 10) restoring the "
+        "best epoch. Mean ± sample sd over folds.",
+        "",
+        "| model | task | folds | accuracy | macro AUC | DarkCovidNet accuracy | epochs run "
+        "| fit images/s | train time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (name, task), result in results.items():
+        summary = result.summary()
+        epochs = [f.epochs for f in result.folds]
+        speed = [f.images_per_second for f in result.folds if not math.isnan(f.images_per_second)]
+        seconds = sum(f.fit_seconds for f in result.folds)
+        lines.append(
+            f"| {name} | {task} | {len(result.folds)} | {_pm(*summary['accuracy'])} | "
+            f"{_pm(*summary['macro_auc'], percent=False)} | {REFERENCE[task][0]} | "
+            f"{min(epochs)}-{max(epochs)} | "
+            f"{(sum(speed) / len(speed)) if speed else float('nan'):.1f} | {seconds / 60:.1f} min |"
+        )
+    for (name, task), result in results.items():
+        summary = result.summary()
+        lines += ["", f"**{name}, {task}** (per class, one vs rest):", "",
+                  "| class | sensitivity | specificity | AUC |", "|---|---:|---:|---:|"]
+        for cls in result.class_names:
+            lines.append(
+                f"| {cls} | {_pm(*summary[f'sensitivity/{cls}'])} | "
+                f"{_pm(*summary[f'specificity/{cls}'])} | "
+                f"{_pm(*summary[f'auc/{cls}'], percent=False)} |"
+            )
+        pooled = result.pooled()
+        lines += ["", "Pooled confusion matrix over the held-out folds (rows true, columns "
+                  "predicted):", "", pooled.to_markdown().split("\n\n", 2)[-1]]
+    lines += ["", "DarkCovidNet's figures are on their whole data set; ours is a "
+              "patient-disjoint 886-image subset, so the comparison is indicative. Per-fold "
+              f"JSON results: `benchmarks/out/train_real/{args.out.name}/`.", ""]
+    return "\n".join(lines)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace our section of ``path`` (or append it), leaving every other section alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    lines = current.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        body = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        before = "\n".join(lines[:start]).rstrip("\n")
+        after = "\n".join(lines[end:])
+        body = before + "\n\n" + text.rstrip("\n") + "\n" + ("\n" + after + "\n" if after else "")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(body, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if not args.data.is_dir():
+        print(f"data folder not found: {args.data}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    results = load(args) if args.report else run(args)
+    if not results:
+        print("no results yet", file=sys.stderr)
+        return 1
+    text = section(args, results)
+    print()
+    print(text)
+    write_section(args.results_md, text)
+    print(f"wrote the section to {args.results_md} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

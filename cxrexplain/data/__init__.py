@@ -1,0 +1,29 @@
+"""Chest X-ray datasets: folder layouts, stratified splits and folds, augmentation, tf.data.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> train, val = cx.data.image_folder("chest_xray/train", image_size=224,
+    ...                                   validation_split=0.2, seed=1)  # doctest: +SKIP
+    >>> folds = cx.data.k_folds("../shared/data/cxr", k=5, seed=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.datasets import from_files, image_folder
+from cxrexplain.data.files import IMAGE_SUFFIXES, LabeledFiles, detect_layout, list_images
+from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
+
+__all__ = [
+    "Augmentation",
+    "Fold",
+    "IMAGE_SUFFIXES",
+    "LabeledFiles",
+    "detect_layout",
+    "from_files",
+    "image_folder",
+    "k_folds",
+    "list_images",
+    "resolve_files",
+    "stratified_split",
+]

@@ -1,0 +1,103 @@
+"""Augmentation tuned for chest films: small rotation, zoom, shift, brightness and contrast.
+
+No horizontal flip by default: a mirrored chest film puts the heart on the right
+(dextrocardia), a cue no real test image has, and a flip lets a model learn side-specific
+shortcuts in reverse. ``Augmentation(flip=True)`` adds it for those who want it.
+
+The transform runs inside the ``tf.data`` pipeline with Keras' random preprocessing layers
+(per-image random parameters), filling uncovered pixels with black (the border of a film) and
+clipping the result to [0, 1].
+
+Example:
+    >>> import numpy as np
+    >>> from cxrexplain.data import Augmentation
+    >>> augment = Augmentation(rotation=5.0).layers(seed=0)
+    >>> augment(np.zeros((2, 32, 32, 1), np.float32), training=True).shape
+    TensorShape([2, 32, 32, 1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import keras
+
+from cxrexplain.errors import InvalidInputError
+
+__all__ = ["Augmentation"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random transforms for training chest X-rays (images in [0, 1]).
+
+    Attributes:
+        rotation: Largest rotation, in degrees either way (5).
+        zoom: Largest zoom in or out, as a fraction of the size (0.1).
+        shift: Largest shift, as a fraction of height and width (0.05).
+        brightness: Largest brightness change, as a fraction of the [0, 1] range (0.1).
+        contrast: Largest contrast change factor (0.1: contrast times 0.9 to 1.1).
+        flip: Also flip left-right at random (False: see the module docs).
+
+    Example:
+        >>> Augmentation().flip
+        False
+    """
+
+    rotation: float = 5.0
+    zoom: float = 0.1
+    shift: float = 0.05
+    brightness: float = 0.1
+    contrast: float = 0.1
+    flip: bool = False
+
+    def __post_init__(self) -> None:
+        limits = {"rotation": 180.0, "zoom": 0.9, "shift": 0.9, "brightness": 1.0,
+                  "contrast": 0.9}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if field.name == "flip":
+                if not isinstance(value, bool):
+                    raise InvalidInputError(f"flip: expected True or False, got {value!r}")
+                continue
+            limit = limits[field.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not 0.0 <= value <= limit:
+                raise InvalidInputError(
+                    f"{field.name}: expected a number in [0, {limit}], got {value!r}"
+                )
+
+    def layers(self, seed: int | None = None) -> keras.Sequential:
+        """The transform as a ``keras.Sequential`` of random preprocessing layers.
+
+        Args:
+            seed: Seed of the random layers (``None``: random).
+
+        Returns:
+            A model to call with ``training=True`` on ``(N, H, W, C)`` batches.
+
+        Example:
+            >>> [layer.name for layer in Augmentation(zoom=0.0).layers().layers]
+            ['rotation', 'shift', 'brightness', 'contrast']
+        """
+        steps: list[keras.layers.Layer] = []
+        fill = {"fill_mode": "constant", "fill_value": 0.0}
+        if self.rotation:
+            steps.append(keras.layers.RandomRotation(self.rotation / 360.0, seed=seed,
+                                                     name="rotation", **fill))
+        if self.zoom:
+            steps.append(keras.layers.RandomZoom((-self.zoom, self.zoom), seed=seed,
+                                                 name="zoom", **fill))
+        if self.shift:
+            steps.append(keras.layers.RandomTranslation(
+                (-self.shift, self.shift), (-self.shift, self.shift), seed=seed, name="shift",
+                **fill))
+        if self.brightness:
+            steps.append(keras.layers.RandomBrightness(self.brightness, value_range=(0.0, 1.0),
+                                                       seed=seed, name="brightness"))
+        if self.contrast:
+            steps.append(keras.layers.RandomContrast(self.contrast, value_range=(0.0, 1.0),
+                                                     seed=seed, name="contrast"))
+        if self.flip:
+            steps.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
+        return keras.Sequential(steps, name="augmentation")

@@ -1,0 +1,292 @@
+"""``tf.data`` pipelines of chest X-rays: :func:`image_folder` and :func:`from_files`.
+
+Each element is a batch ``(images, labels)``: images float32 ``(N, H, W, C)`` in [0, 1]
+decoded by :func:`cxrexplain.io.load_image` (PNG/JPEG/BMP/TIFF, 8- or 16-bit, gray or colour,
+DICOM with the ``dicom`` extra; resized with area interpolation), labels int32 ``(N,)``. The
+returned dataset carries, like Keras' ``image_dataset_from_directory``, the attributes
+``class_names`` (label ``i`` is ``class_names[i]``: pass them to
+:class:`cxrexplain.Classifier`), ``file_paths`` and ``labels`` (int32 array, in file order).
+These attributes are lost if you ``.map()`` the dataset; keep a reference.
+
+Pipeline: decode in parallel (``tf.numpy_function``) -> cache (memory by default; a path caches
+on disk; False decodes every epoch) -> shuffle (training parts) -> batch -> augment
+(training parts, when asked) -> prefetch. A file that cannot be decoded stops the iteration
+with a TensorFlow error carrying the :class:`~cxrexplain.ImageLoadError` message that names it.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> train, val = cx.data.image_folder("chest_xray/train", image_size=224,
+    ...                                   validation_split=0.2, seed=1)  # doctest: +SKIP
+    >>> train.class_names  # doctest: +SKIP
+    ['NORMAL', 'PNEUMONIA']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import tensorflow as tf
+
+from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.files import (
+    KAGGLE_PARTS,
+    LabeledFiles,
+    detect_layout,
+    list_images,
+    scan_classes,
+)
+from cxrexplain.data.splits import stratified_split
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.io import MIN_IMAGE_SIZE, load_image
+
+__all__ = ["Subset", "from_files", "image_folder"]
+
+Subset = Literal["training", "validation", "both", "test"]
+_SUBSETS = ("training", "validation", "both", "test")
+
+
+def from_files(
+    files: LabeledFiles,
+    *,
+    image_size: int | tuple[int, int],
+    channels: int = 1,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    augment: bool | Augmentation = False,
+    flip: bool = False,
+    cache: bool | str | os.PathLike[str] = True,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """A batched dataset of the given files.
+
+    Args:
+        files: Paths, labels and class names (:func:`~cxrexplain.data.list_images`,
+            :func:`~cxrexplain.data.k_folds`).
+        image_size: Output size, an int or ``(height, width)``.
+        channels: 1 (gray, the default) or 3.
+        batch_size: Images per batch (the last batch may be smaller).
+        shuffle: Reshuffle the images every epoch (seeded).
+        augment: ``True`` for the default :class:`Augmentation`, an :class:`Augmentation`,
+            or ``False``.
+        flip: With ``augment=True``, also flip left-right (off by default for chest films).
+        cache: Keep decoded images in memory (``True``), in a cache file (a path), or decode
+            every epoch (``False``).
+        seed: Seed of the shuffle and the augmentation.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images, labels)`` batches with ``class_names``,
+        ``file_paths`` and ``labels`` attributes.
+
+    Raises:
+        InvalidInputError: No files, or a bad argument.
+
+    Example:
+        >>> ds = from_files(files, image_size=64, batch_size=8)  # doctest: +SKIP
+    """
+    size = _check_size(image_size)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if not isinstance(files, LabeledFiles) or len(files) == 0:
+        raise InvalidInputError("files: expected a non-empty LabeledFiles")
+    transform = _augmentation(augment, flip)
+
+    def decode(path: Any) -> np.ndarray:
+        text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+        return load_image(text, size=size, channels=channels)
+
+    def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image = tf.numpy_function(decode, [path], tf.float32, stateful=False)
+        image.set_shape((size[0], size[1], channels))
+        return image, label
+
+    count = len(files)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(list(files.paths)), tf.constant(files.label_array))
+    )
+    if shuffle and cache is False:
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache is not False:
+        dataset = dataset.cache("" if cache is True else os.fspath(cache))
+        if shuffle:
+            dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if transform is not None:
+        layers = transform.layers(seed=seed)
+
+        def apply(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            changed = layers(images, training=True)
+            return tf.clip_by_value(tf.cast(changed, tf.float32), 0.0, 1.0), labels
+
+        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset.class_names = list(files.class_names)
+    dataset.file_paths = list(files.paths)
+    dataset.labels = files.label_array
+    return dataset
+
+
+def image_folder(
+    root: str | os.PathLike[str],
+    *,
+    image_size: int | tuple[int, int],
+    channels: int = 1,
+    classes: Sequence[str] | None = None,
+    batch_size: int = 32,
+    validation_split: float | None = None,
+    subset: Subset | None = None,
+    seed: int = 0,
+    augment: bool | Augmentation = False,
+    flip: bool = False,
+    shuffle: bool | None = None,
+    cache: bool | str | os.PathLike[str] = True,
+) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Datasets of ``(image, label)`` batches from a folder of chest X-rays.
+
+    **Class-folder root** (``root/<class>/<image>``): the whole folder, or with
+    ``validation_split`` a stratified, seeded split into training and validation parts.
+
+    **Kaggle root** (``root/train``, ``root/val``, ``root/test``, each with class folders):
+    ``"training"`` is ``train/``, ``"validation"`` is ``val/`` and ``"test"`` is ``test/``.
+    With ``validation_split`` the training and validation parts are instead a stratified split
+    of ``train/`` and ``val/`` pooled (Kaggle's ``val/`` holds only 16 images, too few to
+    watch a training run); ``test/`` is never touched by the split.
+
+    Args:
+        root: The folder.
+        image_size: Output size, an int or ``(height, width)``.
+        channels: 1 (gray, the default) or 3 (gray repeated when the file is gray).
+        classes: Class folder names in label order; default: the folders with images,
+            sorted by name (a stable order; the datasets' ``class_names`` give it).
+        batch_size: Images per batch.
+        validation_split: Validation fraction in (0, 1), or None.
+        subset: ``"training"``, ``"validation"``, ``"both"`` (a ``(training, validation)``
+            tuple) or ``"test"`` (Kaggle roots). ``None`` means ``"both"`` when there is a
+            validation part (a ``validation_split``, or a Kaggle root with ``val/``), else
+            the whole folder (for a Kaggle root without ``val/``: ``train/``).
+        seed: Seed of the split, the shuffle and the augmentation.
+        augment: Augment the training part (``True``: :class:`Augmentation` defaults, no
+            flip; or an :class:`Augmentation`). Validation and test parts are never augmented.
+        flip: With ``augment=True``, also flip left-right.
+        shuffle: Reshuffle every epoch; default: the training part and a whole folder are
+            shuffled, validation and test parts are not.
+        cache: See :func:`from_files`.
+
+    Returns:
+        One ``tf.data.Dataset``, or a ``(training, validation)`` tuple for ``"both"``.
+
+    Raises:
+        InvalidInputError: The folder is missing or empty, has one class, ``subset`` does not
+            fit the layout, or an argument is invalid.
+
+    Example:
+        >>> import cxrexplain as cx
+        >>> ds = cx.data.image_folder("../shared/data/cxr", image_size=128)  # doctest: +SKIP
+        >>> ds.class_names  # doctest: +SKIP
+        ['COVID', 'NORMAL', 'PNEUMONIA']
+    """
+    if subset is not None and subset not in _SUBSETS:
+        raise InvalidInputError(f"subset: expected one of {', '.join(_SUBSETS)} or None, got "
+                                f"{subset!r}")
+    parts = _parts(root, classes, validation_split, seed)
+    wanted = subset or ("both" if "validation" in parts else "whole")
+    if wanted == "both":
+        for name in ("training", "validation"):
+            _require(parts, name, root, validation_split)
+    elif wanted != "whole":
+        _require(parts, wanted, root, validation_split)
+
+    def make(name: str) -> tf.data.Dataset:
+        training = name in ("training", "whole")
+        return from_files(
+            parts[name], image_size=image_size, channels=channels, batch_size=batch_size,
+            shuffle=training if shuffle is None else shuffle,
+            augment=augment if training else False, flip=flip, cache=cache, seed=seed,
+        )
+
+    if wanted == "both":
+        return make("training"), make("validation")
+    return make(wanted)
+
+
+def _parts(
+    root: str | os.PathLike[str],
+    classes: Sequence[str] | None,
+    validation_split: float | None,
+    seed: int,
+) -> dict[str, LabeledFiles]:
+    """The available parts of a root: whole / training / validation / test."""
+    parts: dict[str, LabeledFiles] = {}
+    if detect_layout(root) == "classes":
+        files = list_images(root, classes=classes)
+        if validation_split is None:
+            parts["whole"] = files
+        else:
+            parts["training"], parts["validation"] = stratified_split(
+                files, validation_split, seed=seed)
+        return parts
+    folder = Path(os.fspath(root))
+    train = list_images(folder / KAGGLE_PARTS[0], classes=classes)
+    names = train.class_names
+    val = scan_classes(folder / KAGGLE_PARTS[1], names, require_all=False)
+    test = scan_classes(folder / KAGGLE_PARTS[2], names, require_all=False)
+    if validation_split is None:
+        parts["training"] = train
+        if len(val):
+            parts["validation"] = val
+    else:
+        parts["training"], parts["validation"] = stratified_split(
+            train + val, validation_split, seed=seed)
+    if len(test):
+        parts["test"] = test
+    parts["whole"] = parts["training"]
+    return parts
+
+
+def _require(parts: dict[str, LabeledFiles], name: str, root: str | os.PathLike[str],
+             validation_split: float | None) -> None:
+    if name in parts:
+        return
+    if name == "test":
+        raise InvalidInputError(
+            f"subset: 'test' needs a Kaggle-layout root with a test/ folder; '{root}' has none"
+        )
+    hint = "pass validation_split=" if validation_split is None else ""
+    raise InvalidInputError(
+        f"subset: '{root}' has no {name} part; {hint or 'check the folder'}"
+    )
+
+
+def _augmentation(augment: bool | Augmentation, flip: bool) -> Augmentation | None:
+    if not isinstance(flip, bool):
+        raise InvalidInputError(f"flip: expected True or False, got {flip!r}")
+    if isinstance(augment, Augmentation):
+        return augment
+    if augment is True:
+        return Augmentation(flip=flip)
+    if augment is False:
+        return None
+    raise InvalidInputError(
+        f"augment: expected True, False or an Augmentation, got {augment!r}"
+    )
+
+
+def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        pair: tuple[Any, ...] = (size, size)
+    elif isinstance(size, (tuple, list)) and len(size) == 2:
+        pair = tuple(size)
+    else:
+        raise InvalidInputError(f"image_size: expected an int or (height, width), got {size!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_IMAGE_SIZE
+               for v in pair):
+        raise InvalidInputError(
+            f"image_size: expected whole numbers >= {MIN_IMAGE_SIZE}, got {size!r}"
+        )
+    return int(pair[0]), int(pair[1])

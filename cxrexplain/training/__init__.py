@@ -1,0 +1,40 @@
+"""Training and evaluation: ``fit``, ``evaluate``, ``threshold_for_recall``, ``cross_validate``.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> history = cx.training.fit(model, train, val, epochs=20)  # doctest: +SKIP
+    >>> report = cx.training.evaluate(clf, test)  # doctest: +SKIP
+    >>> cx.training.threshold_for_recall(clf, val, positive="PNEUMONIA", recall=0.99)
+    ... # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from cxrexplain.training.checkpoint import TrainingState, load_state
+from cxrexplain.training.cross_validation import cross_validate
+from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
+from cxrexplain.training.fit import fit
+from cxrexplain.training.preparation import balanced_class_weight, compile_default, has_gpu
+from cxrexplain.training.report import EvaluationReport, evaluate, report_from_predictions
+from cxrexplain.training.stats import confusion_matrix, roc_auc, roc_curve
+from cxrexplain.training.threshold import threshold_for_recall
+
+__all__ = [
+    "CrossValidationResult",
+    "EvaluationReport",
+    "FoldResult",
+    "FoldSetup",
+    "TrainingState",
+    "balanced_class_weight",
+    "compile_default",
+    "confusion_matrix",
+    "cross_validate",
+    "evaluate",
+    "fit",
+    "has_gpu",
+    "load_state",
+    "report_from_predictions",
+    "roc_auc",
+    "roc_curve",
+    "threshold_for_recall",
+]

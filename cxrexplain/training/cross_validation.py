@@ -1,0 +1,238 @@
+"""``cross_validate``: stratified k-fold cross-validation, resumable fold by fold.
+
+The protocol of the DarkCovidNet study (Ozturk et al. 2020): the images are split into k
+stratified folds (k = 5); each fold in turn is the test set of a model trained from scratch on
+the other k - 1, and each metric is reported as its mean and spread over the folds. Here a
+stratified part of the training folds (``validation_fraction``) is held out for early
+stopping and learning-rate decisions, so the test fold never influences training.
+
+With ``results_dir`` each fold's result is written to ``results_dir/fold_<i>.json`` as soon
+as it finishes (and its training checkpoints to ``fold_<i>.checkpoint/`` while it runs): a
+rerun skips the finished folds and resumes an interrupted one at its last epoch. Each file
+records the set-up (files, classes, k, seed, image size, epochs, tag); a rerun with another
+set-up in the same folder is refused rather than mixed.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> result = cx.training.cross_validate(
+    ...     lambda setup: cx.models.build("cam_cnn", input_shape=setup.input_shape,
+    ...                                   num_classes=setup.num_classes),
+    ...     "../shared/data/cxr", k=5, image_size=128, epochs=30,
+    ...     classes=["COVID", "NORMAL", "PNEUMONIA"], results_dir="cv/cam_cnn")
+    ... # doctest: +SKIP
+    >>> print(result.to_markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from cxrexplain.classifier import Classifier
+from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.datasets import from_files
+from cxrexplain.data.files import LabeledFiles
+from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.training.checkpoint import load_state
+from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
+from cxrexplain.training.fit import fit
+from cxrexplain.training.report import evaluate
+
+__all__ = ["BuildFn", "cross_validate"]
+
+
+BuildFn = Callable[[FoldSetup], keras.Model]
+"""``build_fn(setup) -> keras.Model``: a fresh model for one fold."""
+
+
+def cross_validate(
+    build_fn: BuildFn,
+    root: str | os.PathLike[str] | LabeledFiles,
+    *,
+    k: int = 5,
+    image_size: int | tuple[int, int] = 224,
+    channels: int = 1,
+    classes: Sequence[str] | None = None,
+    epochs: int = 30,
+    batch_size: int = 32,
+    seed: int = 0,
+    folds: Sequence[int] | None = None,
+    validation_fraction: float | None = 0.1,
+    augment: bool | Augmentation = False,
+    results_dir: str | os.PathLike[str] | None = None,
+    tag: str = "",
+    fit_options: Mapping[str, Any] | None = None,
+    on_fold_end: Callable[[FoldResult], None] | None = None,
+    verbose: int | str = 0,
+) -> CrossValidationResult:
+    """Stratified k-fold cross-validation of the models ``build_fn`` makes.
+
+    Args:
+        build_fn: ``build_fn(setup: FoldSetup) -> keras.Model``, called once per fold for a
+            fresh model (compiled or not: :func:`~cxrexplain.training.fit` compiles an
+            uncompiled one).
+        root: A class-folder root, a Kaggle root (train + val pooled) or a
+            :class:`~cxrexplain.data.LabeledFiles`.
+        k: Number of folds.
+        image_size: Image size, an int or ``(height, width)``.
+        channels: 1 (gray) or 3.
+        classes: Class folder names in label order (default: all, sorted).
+        epochs: Epochs per fold (early stopping may end sooner).
+        batch_size: Batch size.
+        seed: Seed of the folds, the validation split, shuffling and initialisation
+            (fold i uses ``seed + i`` for training).
+        folds: Run only these fold indices (e.g. ``[0]`` for a smoke test); default all.
+        validation_fraction: Share of each training part held out for early stopping; None
+            trains on all of it and watches the training loss.
+        augment: Augment the training images (see :class:`~cxrexplain.data.Augmentation`).
+        results_dir: Where each fold's JSON result (and running checkpoint) goes; None keeps
+            nothing on disk and cannot resume.
+        tag: A label stored in the set-up (different tags never share results).
+        fit_options: More keyword arguments for :func:`~cxrexplain.training.fit`
+            (``class_weight``, ``early_stopping_patience``, ``mixed_precision``, ...).
+        on_fold_end: Called with each :class:`FoldResult` as it finishes (or is loaded).
+        verbose: Keras' verbosity for ``fit``.
+
+    Returns:
+        A :class:`CrossValidationResult`.
+
+    Raises:
+        InvalidInputError: A bad argument, or ``results_dir`` holds results of another set-up.
+
+    Example:
+        >>> result = cross_validate(build, "../shared/data/cxr", k=5, image_size=128)
+        ... # doctest: +SKIP
+        >>> result.summary()["accuracy"]  # doctest: +SKIP
+    """
+    files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
+    splits = k_folds(files, k, seed)
+    wanted = list(range(k)) if folds is None else _check_folds(folds, k)
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2:
+        raise InvalidInputError(f"image_size: expected an int or (height, width), got "
+                                f"{image_size!r}")
+    base = None if isinstance(root, LabeledFiles) else Path(os.fspath(root))
+    setup_record = {
+        "k": k, "seed": seed, "image_size": list(size), "channels": channels,
+        "epochs": epochs, "batch_size": batch_size, "validation_fraction": validation_fraction,
+        "augment": repr(augment), "class_names": list(files.class_names), "tag": tag,
+        "files": _fingerprint(files, base),
+    }
+    directory = None if results_dir is None else Path(os.fspath(results_dir))
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    results = []
+    for index in wanted:
+        result = _load_fold(directory, index, setup_record)
+        if result is None:
+            result = _run_fold(
+                build_fn, splits[index], k=k, size=(int(size[0]), int(size[1])),
+                channels=channels, epochs=epochs, batch_size=batch_size, seed=seed,
+                validation_fraction=validation_fraction, augment=augment,
+                directory=directory, fit_options=dict(fit_options or {}), verbose=verbose,
+            )
+            if directory is not None:
+                _write_fold(directory, result, setup_record)
+        results.append(result)
+        if on_fold_end is not None:
+            on_fold_end(result)
+    return CrossValidationResult(tuple(results), files.class_names, k)
+
+
+def _run_fold(
+    build_fn: BuildFn, split: Any, *, k: int, size: tuple[int, int], channels: int,
+    epochs: int, batch_size: int, seed: int, validation_fraction: float | None,
+    augment: bool | Augmentation, directory: Path | None, fit_options: dict[str, Any],
+    verbose: int | str,
+) -> FoldResult:
+    index = int(split.index)
+    train_files, val_files = split.train, None
+    if validation_fraction is not None:
+        train_files, val_files = stratified_split(split.train, validation_fraction,
+                                                  seed=seed + index)
+    def dataset(files: LabeledFiles, *, training: bool = False) -> Any:
+        return from_files(files, image_size=size, channels=channels, batch_size=batch_size,
+                          seed=seed + index, shuffle=training,
+                          augment=augment if training else False)
+
+    train = dataset(train_files, training=True)
+    val = None if val_files is None else dataset(val_files)
+    test = dataset(split.test)
+    setup = FoldSetup(index, k, (size[0], size[1], channels), len(train_files.class_names),
+                      train_files.class_names, len(train_files),
+                      math.ceil(len(train_files) / batch_size), epochs)
+    keras.utils.set_random_seed(seed + index)
+    model = build_fn(setup)
+    if not isinstance(model, keras.Model):
+        raise InvalidInputError(
+            f"build_fn: expected a keras.Model, got {type(model).__name__}"
+        )
+    checkpoint = None if directory is None else directory / f"fold_{index}.checkpoint"
+    state = None if checkpoint is None else load_state(checkpoint)
+    done_before = 0 if state is None else state.epoch
+    options = {"verbose": verbose, **fit_options}
+    started = time.perf_counter()
+    history = fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint,
+                  resume=checkpoint is not None, **options)
+    seconds = time.perf_counter() - started
+    trained_now = len(history.epoch) - done_before
+    speed = len(train_files) * trained_now / seconds if trained_now > 0 and seconds > 0 \
+        else float("nan")
+    report = evaluate(Classifier(model, class_names=list(train_files.class_names)), test)
+    return FoldResult(index, report, seconds, len(history.epoch), len(train_files), speed)
+
+
+def _fingerprint(files: LabeledFiles, base: Path | None) -> str:
+    digest = hashlib.sha1()
+    for path, label in zip(files.paths, files.labels, strict=True):
+        name = os.path.relpath(path, base) if base is not None else os.path.basename(path)
+        digest.update(f"{name.replace(os.sep, '/')}\t{label}\n".encode())
+    return digest.hexdigest()
+
+
+def _load_fold(directory: Path | None, index: int,
+               setup: dict[str, Any]) -> FoldResult | None:
+    if directory is None:
+        return None
+    path = directory / f"fold_{index}.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise InvalidInputError(f"results_dir: '{path}' is not valid JSON ({err})") from err
+    saved = data.get("setup", {})
+    differing = sorted(key for key in setup if saved.get(key) != setup[key])
+    if differing:
+        raise InvalidInputError(
+            f"results_dir: '{path}' holds a result of another set-up (differs in "
+            f"{', '.join(differing)}); use another results_dir or delete it"
+        )
+    return FoldResult.from_dict(data["result"])
+
+
+def _write_fold(directory: Path, result: FoldResult, setup: dict[str, Any]) -> None:
+    path = directory / f"fold_{result.fold}.json"
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps({"setup": setup, "result": result.to_dict()}, indent=1),
+                       encoding="utf-8")
+    os.replace(partial, path)
+    shutil.rmtree(directory / f"fold_{result.fold}.checkpoint", ignore_errors=True)
+
+
+def _check_folds(folds: Sequence[int], k: int) -> list[int]:
+    chosen = list(folds)
+    if not chosen or not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f < k
+                             for f in chosen):
+        raise InvalidInputError(f"folds: expected fold indices in 0..{k - 1}, got {folds!r}")
+    return sorted(set(chosen))

@@ -1,0 +1,285 @@
+"""``fit``: train a Keras model the careful way, resumably, on CPU, GPU or several devices.
+
+One call adds what every chest X-ray training run needs:
+
+* **class weights**: ``"balanced"`` (the default) weighs class c by ``n / (K * n_c)``, so a
+  rare class (99 COVID films against 399 normal ones) counts as much as a common one;
+* **early stopping** on the validation loss (the training loss without validation data),
+  restoring the best epoch's weights at the end;
+* **learning-rate reduction** when that loss plateaus (skipped when the optimizer follows a
+  schedule, which cannot be changed from outside);
+* a **CSV log** of every epoch, and a **checkpoint** after every epoch from which
+  ``resume=True`` continues an interrupted run exactly (weights, optimizer state, epoch
+  counter, early-stopping and plateau counters, history; see
+  :mod:`cxrexplain.training.checkpoint`);
+* **mixed precision** (float16 compute, float32 variables and output layer, loss scaling) and
+  **XLA**: on by default on a GPU (``"auto"``), off on a CPU; ``mixed_precision=True`` forces
+  it (it works on a CPU too, slowly);
+* **data parallelism**: with ``strategy=tf.distribute.MirroredStrategy()`` (or any
+  ``tf.distribute.Strategy``) the same call trains on every device.
+
+A dtype policy or a strategy must be in place when a model's layers and variables are created.
+When the model was built otherwise, ``fit`` trains a copy built under them
+(``keras.models.clone_model`` inside the policy/strategy scope, the same weights; the global
+dtype policy is restored) and copies the trained weights back into ``model`` at the end (also
+when interrupted). The copy gets the model's compile settings (or our defaults) with a fresh
+optimizer: the optimizer state of such a run lives in the checkpoint, not in
+``model.optimizer``. An uncompiled model is compiled with Adam (1e-3), the cross-entropy that
+fits its head, and accuracy.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> model = cx.models.build("cam_cnn", input_shape=(224, 224, 1), num_classes=2)
+    >>> history = cx.training.fit(model, train, val, epochs=20,
+    ...                           checkpoint_dir="runs/cam_cnn", resume=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.training.checkpoint import (
+    FINAL_WEIGHTS,
+    ResumableCheckpoint,
+    TrainingState,
+    clear_checkpoint,
+    load_state,
+    restore_optimizer,
+)
+from cxrexplain.training.preparation import (
+    as_dataset,
+    has_gpu,
+    has_schedule,
+    resolve_class_weight,
+    working_model,
+)
+
+__all__ = ["fit"]
+
+Auto = Literal["auto"]
+
+
+def fit(
+    model: keras.Model,
+    train: Any,
+    val: Any = None,
+    *,
+    epochs: int,
+    class_weight: Literal["balanced"] | Mapping[int, float] | None = "balanced",
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    early_stopping_patience: int | None = 10,
+    reduce_lr_patience: int | None = 4,
+    reduce_lr_factor: float = 0.2,
+    min_learning_rate: float = 1e-6,
+    monitor: str | None = None,
+    csv_log: str | os.PathLike[str] | None = None,
+    mixed_precision: bool | Auto = "auto",
+    jit_compile: bool | Auto = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+    seed: int | None = None,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History:
+    """Train ``model`` on ``train`` (validating on ``val``) with the callbacks it needs.
+
+    Args:
+        model: A Keras model (compiled or not; see the module docs).
+        train: A ``tf.data.Dataset`` of ``(images, labels)`` batches or an
+            ``(images, labels)`` tuple of arrays (shuffled every epoch, batched by 32).
+        val: Validation data of the same kinds, or None.
+        epochs: The total number of epochs (a resumed run continues up to it).
+        class_weight: ``"balanced"``, a dict ``class -> weight``, or None.
+        callbacks: More Keras callbacks, run before ours.
+        checkpoint_dir: Where to write the per-epoch checkpoint and ``log.csv``; None: no
+            checkpoint.
+        resume: Continue from the checkpoint in ``checkpoint_dir`` when there is one (a
+            finished run returns at once with its final weights; a run stopped by early
+            stopping stays stopped). With ``resume=False`` an old checkpoint is replaced.
+        early_stopping_patience: Epochs without improvement before stopping; None: never
+            stop early (the best epoch's weights are still restored at the end).
+        reduce_lr_patience: Epochs without improvement before the learning rate is
+            multiplied by ``reduce_lr_factor``; None: never.
+        reduce_lr_factor: The reduction factor, in (0, 1).
+        min_learning_rate: The lowest learning rate the reduction goes to.
+        monitor: The logged value to watch (default ``"val_loss"``, or ``"loss"`` without
+            validation data).
+        csv_log: Where to write the CSV log (default ``checkpoint_dir/log.csv``).
+        mixed_precision: ``"auto"`` (on with a GPU), True or False.
+        jit_compile: ``"auto"`` (XLA with a GPU; otherwise the model's own setting), True or
+            False.
+        strategy: A ``tf.distribute.Strategy`` to train with (data parallel).
+        seed: Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) first.
+        verbose: Keras' verbosity (0, 1, 2 or ``"auto"``).
+
+    Returns:
+        The Keras ``History``; after a resumed run its ``history`` and ``epoch`` cover every
+        epoch since the start.
+
+    Raises:
+        InvalidInputError: A bad argument, ``resume=True`` without ``checkpoint_dir``, or a
+            checkpoint that does not fit the model.
+
+    Example:
+        >>> history = fit(model, train, val, epochs=2)  # doctest: +SKIP
+        >>> history.history["loss"]  # doctest: +SKIP
+        [0.69, 0.61]
+    """
+    if not isinstance(model, keras.Model):
+        raise InvalidInputError(f"model: expected a keras.Model, got {type(model).__name__}")
+    _check_int(epochs, "epochs", minimum=1)
+    for name, value in (("early_stopping_patience", early_stopping_patience),
+                        ("reduce_lr_patience", reduce_lr_patience)):
+        if value is not None:
+            _check_int(value, name, minimum=0)
+    if not 0.0 < float(reduce_lr_factor) < 1.0:
+        raise InvalidInputError(f"reduce_lr_factor: expected a value in (0, 1), got "
+                                f"{reduce_lr_factor!r}")
+    if resume and checkpoint_dir is None:
+        raise InvalidInputError("resume: needs checkpoint_dir= (where the run was saved)")
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise InvalidInputError(
+            f"strategy: expected a tf.distribute.Strategy, got {type(strategy).__name__}"
+        )
+    if seed is not None:
+        _check_int(seed, "seed", minimum=0)
+        keras.utils.set_random_seed(seed)
+    gpu = has_gpu()
+    use_mixed = _flag(mixed_precision, "mixed_precision", gpu)
+    use_jit = _flag(jit_compile, "jit_compile", gpu)
+    train_data = as_dataset(train, "train", shuffle_seed=seed or 0)
+    val_data = None if val is None else as_dataset(val, "val")
+
+    working = working_model(model, mixed=use_mixed, strategy=strategy)
+    if jit_compile != "auto" or gpu:
+        working.jit_compile = use_jit
+    weights = resolve_class_weight(class_weight, train_data, working)
+
+    watched = monitor or ("val_loss" if val_data is not None else "loss")
+    # patience None: never stop, but still restore the best epoch's weights at the end
+    patience = epochs + 1 if early_stopping_patience is None else early_stopping_patience
+    early = keras.callbacks.EarlyStopping(monitor=watched, patience=patience,
+                                          restore_best_weights=True,
+                                          verbose=0 if verbose in (0, "0") else 1)
+    plateau = None
+    if reduce_lr_patience is not None and not has_schedule(working):
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor=watched, factor=float(reduce_lr_factor), patience=reduce_lr_patience,
+            min_lr=float(min_learning_rate))
+
+    state: TrainingState | None = None
+    directory = None if checkpoint_dir is None else Path(os.fspath(checkpoint_dir))
+    if directory is not None:
+        if resume:
+            state = load_state(directory)
+        else:
+            clear_checkpoint(directory)
+    log_path = Path(os.fspath(csv_log)) if csv_log is not None else (
+        None if directory is None else directory / "log.csv")
+
+    if state is not None and state.finished and (state.stopped_early or state.epoch >= epochs):
+        assert directory is not None  # a state is only read from a checkpoint folder
+        return _finished(model, working, directory, state, strategy)
+
+    extra = list(callbacks or [])
+    ours: list[keras.callbacks.Callback] = [early] + ([plateau] if plateau is not None else [])
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if state is not None:
+            _truncate_log(log_path, state.epoch)
+        ours.append(keras.callbacks.CSVLogger(str(log_path), append=state is not None))
+    checkpoint = None
+    if directory is not None:
+        if state is not None:
+            state.finished = False
+            _load_snapshot(working, directory, state, strategy)
+        checkpoint = ResumableCheckpoint(directory, state=state, early_stopping=early,
+                                         reduce_lr=plateau)
+        ours.append(checkpoint)
+    initial_epoch = 0 if state is None else min(state.epoch, epochs)
+    try:
+        history = working.fit(
+            train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
+            class_weight=weights, callbacks=[*extra, *ours], verbose=verbose, shuffle=False,
+        )
+    finally:
+        if working is not model:
+            model.set_weights(working.get_weights())
+    if checkpoint is not None:
+        history.history = {k: list(v) for k, v in checkpoint.state.history.items()}
+        history.epoch = list(range(checkpoint.state.epoch))
+    return history
+
+
+# ------------------------------------------------------------------------------- helpers
+def _check_int(value: Any, name: str, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidInputError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
+
+
+def _flag(value: bool | str, name: str, gpu: bool) -> bool:
+    if value == "auto":
+        return gpu
+    if isinstance(value, bool):
+        return value
+    raise InvalidInputError(f"{name}: expected 'auto', True or False, got {value!r}")
+
+
+def _load_snapshot(model: keras.Model, directory: Path, state: TrainingState,
+                   strategy: tf.distribute.Strategy | None) -> None:
+    if state.snapshot is None:
+        return
+    folder = directory / state.snapshot
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        if not model.optimizer.built:  # so load_weights finds the optimizer it saved
+            model.optimizer.build(model.trainable_variables)
+        try:
+            model.load_weights(folder / "model.weights.h5")
+        except (ValueError, KeyError, OSError) as err:
+            raise InvalidInputError(
+                f"checkpoint_dir: the weights in '{folder}' do not fit {model.name} ({err}); "
+                "resume with the same model, or pass resume=False"
+            ) from err
+        restore_optimizer(model, folder / "optimizer.npz")
+
+
+def _finished(
+    model: keras.Model, working: keras.Model, directory: Path, state: TrainingState,
+    strategy: tf.distribute.Strategy | None,
+) -> keras.callbacks.History:
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        if not working.optimizer.built:  # the weights file holds the optimizer too
+            working.optimizer.build(working.trainable_variables)
+        working.load_weights(directory / FINAL_WEIGHTS)
+    if working is not model:
+        model.set_weights(working.get_weights())
+    history = keras.callbacks.History()
+    history.set_model(working)
+    history.history = {k: list(v) for k, v in state.history.items()}
+    history.epoch = list(range(state.epoch))
+    return history
+
+
+def _truncate_log(path: Path, epochs_done: int) -> None:
+    """Drop log rows of epochs after the checkpoint (written before an interruption)."""
+    if not path.is_file():
+        return
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < epochs_done]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(kept)

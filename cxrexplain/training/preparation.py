@@ -1,0 +1,213 @@
+"""What :func:`~cxrexplain.training.fit` sets up before training: the device flags, the
+dataset, the model to train (the user's, or a copy under a dtype policy or a distribution
+strategy), its default compile settings and the class weights.
+
+Example:
+    >>> balanced_class_weight([0, 0, 1])
+    {0: 0.75, 1: 1.5}
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.models.compile import metrics_for
+from cxrexplain.models.losses import head_of, loss_for
+from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
+
+__all__ = [
+    "as_dataset",
+    "balanced_class_weight",
+    "compile_default",
+    "has_gpu",
+    "has_schedule",
+    "resolve_class_weight",
+    "working_model",
+]
+
+
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU.
+
+    Example:
+        >>> isinstance(has_gpu(), bool)
+        True
+    """
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def balanced_class_weight(labels: Sequence[int] | np.ndarray,
+                          num_classes: int | None = None) -> dict[int, float]:
+    """Class weights ``n / (K * n_c)``: every class weighs as much in total.
+
+    Classes absent from ``labels`` get weight 1.
+
+    Args:
+        labels: Integer class labels.
+        num_classes: K (default: the largest label + 1).
+
+    Returns:
+        A dict ``class index -> weight`` for ``model.fit(class_weight=...)``.
+
+    Example:
+        >>> balanced_class_weight([0, 0, 0, 1])
+        {0: 0.6666666666666666, 1: 2.0}
+    """
+    values = np.asarray(labels, dtype=np.int64).ravel()
+    if values.size == 0:
+        raise InvalidInputError("labels: no labels to weigh")
+    classes = int(values.max()) + 1 if num_classes is None else int(num_classes)
+    counts = np.bincount(values, minlength=classes)
+    present = int((counts > 0).sum())
+    return {c: (float(values.size / (present * counts[c])) if counts[c] else 1.0)
+            for c in range(classes)}
+
+
+def compile_default(model: keras.Model) -> keras.Model:
+    """Compile with Adam (1e-3), the cross-entropy that fits the head, and accuracy.
+
+    Example:
+        >>> import cxrexplain as cx
+        >>> m = compile_default(cx.models.build("cam_cnn", input_shape=(32, 32, 1),
+        ...                                     num_classes=2))
+        >>> type(m.optimizer).__name__
+        'Adam'
+    """
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss_for(model),
+                  metrics=metrics_for(model, ("accuracy",)))
+    return model
+
+
+def as_dataset(data: Any, name: str, *, shuffle_seed: int | None = None) -> tf.data.Dataset:
+    """A dataset as it is, or ``(images, labels)`` arrays as a batched (shuffled) dataset.
+
+    Args:
+        data: A ``tf.data.Dataset`` or an ``(images (N, H, W, C), labels (N,))`` tuple.
+        name: The argument's name, for messages.
+        shuffle_seed: Shuffle array data every epoch with this seed (None: keep the order).
+
+    Example:
+        >>> import numpy as np
+        >>> ds = as_dataset((np.zeros((3, 8, 8, 1)), np.array([0, 1, 0])), "train")
+        >>> [int(len(y)) for _, y in ds]
+        [3]
+    """
+    if isinstance(data, tf.data.Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = (np.asarray(data[0], dtype=np.float32), np.asarray(data[1]))
+        if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+            raise InvalidInputError(
+                f"{name}: expected (images (N, H, W, C), labels (N,)), got shapes "
+                f"{images.shape} and {labels.shape}"
+            )
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(images), seed=shuffle_seed)
+        return dataset.batch(32)
+    raise InvalidInputError(
+        f"{name}: expected a tf.data.Dataset of (images, labels) batches or an "
+        f"(images, labels) tuple, got {type(data).__name__}"
+    )
+
+
+def working_model(model: keras.Model, *, mixed: bool,
+                  strategy: tf.distribute.Strategy | None) -> keras.Model:
+    """The model itself, or a copy built under the dtype policy and/or the strategy.
+
+    The copy has the model's weights and compile settings (a fresh optimizer); an
+    uncompiled model (or copy) is compiled with :func:`compile_default`.
+
+    Example:
+        >>> working_model(model, mixed=True, strategy=None) is model  # doctest: +SKIP
+        False
+    """
+    needs_mixed = mixed and not is_mixed_precision(model)
+    needs_scope = strategy is not None and getattr(model, "_distribute_strategy", None) \
+        is not strategy
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    if not needs_mixed and not needs_scope:
+        if not model.compiled:
+            with scope:
+                compile_default(model)
+        return model
+    with scope:
+        if needs_mixed:
+            working = with_dtype_policy(model, "mixed_float16")
+        else:
+            working = keras.models.clone_model(model)
+            working.set_weights(model.get_weights())
+        if model.compiled:
+            try:
+                working.compile_from_config(model.get_compile_config())
+            except (TypeError, ValueError) as err:
+                raise InvalidInputError(
+                    "model: its compile settings cannot be copied to the mixed-precision or "
+                    f"distributed copy ({err}); pass an uncompiled model, or build and compile "
+                    "it under the dtype policy / strategy scope yourself"
+                ) from err
+        else:
+            compile_default(working)
+    return working
+
+
+def has_schedule(model: keras.Model) -> bool:
+    """Whether the model's optimizer follows a learning-rate schedule (it cannot be reduced).
+
+    Example:
+        >>> has_schedule(model)  # doctest: +SKIP
+        False
+    """
+    optimizer = getattr(model, "optimizer", None)
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = getattr(inner, "_learning_rate", None)
+    return isinstance(rate, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def resolve_class_weight(
+    class_weight: str | Mapping[int, float] | None, train: tf.data.Dataset, model: keras.Model
+) -> dict[int, float] | None:
+    """The class weights for ``model.fit``: ``"balanced"`` computed from the training labels
+    (the dataset's ``labels`` attribute, else one pass over it), a checked dict, or None.
+
+    Example:
+        >>> resolve_class_weight("balanced", train, model)  # doctest: +SKIP
+        {0: 2.23, 1: 0.64}
+    """
+    if class_weight is None:
+        return None
+    units, activation = head_of(model)
+    classes = 2 if units == 1 else units
+    if isinstance(class_weight, Mapping):
+        weights = {int(k): float(v) for k, v in class_weight.items()}
+        missing = sorted(set(range(classes)) - set(weights))
+        if missing:
+            raise InvalidInputError(
+                f"class_weight: no weight for class(es) {missing}; give one per class "
+                f"0..{classes - 1}"
+            )
+        return weights
+    if class_weight != "balanced":
+        raise InvalidInputError(
+            f"class_weight: expected 'balanced', a dict or None, got {class_weight!r}"
+        )
+    if activation == "sigmoid" and units > 1:
+        return None  # multi-label: one label per finding, no single class to weigh
+    labels = getattr(train, "labels", None)
+    if labels is None:
+        labels = np.concatenate([_label_indices(element, classes) for element in train])
+    return balanced_class_weight(np.asarray(labels), classes)
+
+
+def _label_indices(element: Any, classes: int) -> np.ndarray:
+    labels = np.asarray(element[1])
+    if labels.ndim == 2 and labels.shape[1] == classes and classes > 1:
+        return np.asarray(labels.argmax(axis=1))
+    return labels.reshape(-1).astype(np.int64)

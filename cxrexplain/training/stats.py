@@ -1,0 +1,136 @@
+"""Classification statistics computed from first principles (no scikit-learn).
+
+* :func:`confusion_matrix`: rows are true classes, columns predicted classes;
+* :func:`roc_auc`: the area under the ROC curve as the Mann-Whitney statistic, ``P(score of a
+  positive > score of a negative) + 0.5 * P(tie)``, with average ranks for ties (the same value
+  as the trapezoidal area under the full ROC curve);
+* :func:`roc_curve`: false- and true-positive rates at every distinct threshold;
+* :func:`per_class_rates`: sensitivity, specificity, precision and F1 of each class, one
+  class against the rest.
+
+Example:
+    >>> import numpy as np
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cxrexplain.errors import InvalidInputError
+
+__all__ = ["confusion_matrix", "per_class_rates", "roc_auc", "roc_curve"]
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts ``C[i, j]`` of images of true class i predicted as class j.
+
+    Example:
+        >>> confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 2)
+        array([[1, 0],
+               [1, 1]])
+    """
+    truth = np.asarray(labels, dtype=np.int64).ravel()
+    guess = np.asarray(predictions, dtype=np.int64).ravel()
+    if truth.shape != guess.shape:
+        raise InvalidInputError(
+            f"predictions: {guess.size} predictions for {truth.size} labels"
+        )
+    for name, values in (("labels", truth), ("predictions", guess)):
+        if values.size and (values.min() < 0 or values.max() >= num_classes):
+            raise InvalidInputError(
+                f"{name}: expected class indices in 0..{num_classes - 1}, got "
+                f"{values.min()}..{values.max()}"
+            )
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (truth, guess), 1)
+    return matrix
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their average rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    average = starts + (counts + 1) / 2.0
+    return np.asarray(average[inverse.ravel()], dtype=np.float64)
+
+
+def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the binary truth ``is_positive``.
+
+    Returns NaN when there are no positives or no negatives (the area is undefined).
+
+    Example:
+        >>> roc_auc(np.array([1, 0]), np.array([0.9, 0.1]))
+        1.0
+    """
+    truth = np.asarray(is_positive, dtype=bool).ravel()
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    positives = int(truth.sum())
+    negatives = truth.size - positives
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = _average_ranks(values)
+    statistic = ranks[truth].sum() - positives * (positives + 1) / 2.0
+    return float(statistic / (positives * negatives))
+
+
+def roc_curve(is_positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(false_positive_rate, true_positive_rate)`` from (0, 0) to (1, 1).
+
+    One point per distinct score (thresholds from high to low); NaN arrays when a class is
+    absent.
+
+    Example:
+        >>> fpr, tpr = roc_curve(np.array([0, 1]), np.array([0.2, 0.7]))
+        >>> fpr.tolist(), tpr.tolist()
+        ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
+    """
+    truth = np.asarray(is_positive, dtype=bool).ravel()
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    positives = int(truth.sum())
+    negatives = truth.size - positives
+    if positives == 0 or negatives == 0:
+        return np.array([np.nan]), np.array([np.nan])
+    order = np.argsort(-values, kind="stable")
+    sorted_values = values[order]
+    true_hits = np.cumsum(truth[order])
+    false_hits = np.cumsum(~truth[order])
+    last_of_run = np.r_[np.flatnonzero(np.diff(sorted_values)), truth.size - 1]
+    tpr = np.r_[0.0, true_hits[last_of_run] / positives]
+    fpr = np.r_[0.0, false_hits[last_of_run] / negatives]
+    return fpr, tpr
+
+
+def per_class_rates(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """Sensitivity, specificity, precision and F1 of each class (one against the rest).
+
+    ``sensitivity = TP / (TP + FN)``, ``specificity = TN / (TN + FP)``,
+    ``precision = TP / (TP + FP)``, ``f1 = 2 P R / (P + R)``; NaN where a denominator is 0.
+
+    Example:
+        >>> rates = per_class_rates(np.array([[3, 1], [2, 4]]))
+        >>> rates["sensitivity"].tolist(), rates["precision"].tolist()
+        ([0.75, 0.6666666666666666], [0.6, 0.8])
+    """
+    counts = np.asarray(matrix, dtype=np.float64)
+    total = counts.sum()
+    tp = np.diag(counts)
+    fn = counts.sum(axis=1) - tp
+    fp = counts.sum(axis=0) - tp
+    tn = total - tp - fn - fp
+    sensitivity = _ratio(tp, tp + fn)
+    precision = _ratio(tp, tp + fp)
+    return {
+        "sensitivity": sensitivity,
+        "specificity": _ratio(tn, tn + fp),
+        "precision": precision,
+        "f1": _ratio(2 * precision * sensitivity, precision + sensitivity),
+    }
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1),
+                        np.nan)
