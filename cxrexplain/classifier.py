@@ -243,6 +243,55 @@ class Classifier:
             )
         return predictions
 
+    def target_indices(self, targets: Any, count: int) -> np.ndarray:
+        """Class indices for ``count`` images from one class or one per image.
+
+        Args:
+            targets: A class index or name for every image, or a sequence of them (one per
+                image).
+            count: The number of images.
+
+        Returns:
+            ``(count,)`` int32 indices into :attr:`class_names`.
+
+        Raises:
+            InvalidInputError: An unknown name, an index out of range, or a wrong count.
+
+        Example:
+            >>> clf.target_indices("PNEUMONIA", 2).tolist()  # doctest: +SKIP
+            [1, 1]
+        """
+        names = self.class_names
+        values: list[Any]
+        if isinstance(targets, (Sequence, np.ndarray)) and not isinstance(targets, str):
+            values = list(np.ravel(targets)) if isinstance(targets, np.ndarray) else list(targets)
+        else:
+            values = [targets] * count
+        if len(values) != count:
+            raise InvalidInputError(
+                f"targets: expected one target per image ({count}), got {len(values)}"
+            )
+        resolved = np.empty(count, np.int32)
+        for i, value in enumerate(values):
+            if isinstance(value, str):
+                if value not in names:
+                    raise InvalidInputError(
+                        f"targets: unknown class name {value!r}; classes are {names}"
+                    )
+                resolved[i] = names.index(value)
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                if not 0 <= int(value) < self.num_classes:
+                    raise InvalidInputError(
+                        f"targets: class index {int(value)} is out of range for a model with "
+                        f"{self.num_classes} classes (0..{self.num_classes - 1})"
+                    )
+                resolved[i] = int(value)
+            else:
+                raise InvalidInputError(
+                    f"targets: expected None, a class index or a class name, got {value!r}"
+                )
+        return resolved
+
     @overload
     def predict(
         self, images: str | os.PathLike[str] | bytes, *, batch_size: int = 32

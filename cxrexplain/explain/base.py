@@ -248,39 +248,9 @@ class Explainer:
 
     # ------------------------------------------------------------------ targets
     def _resolve_targets(self, targets: Targets, count: int) -> np.ndarray:
-        names = self.classifier.class_names
-        classes = self.classifier.num_classes
         if targets is None:
             return np.full(count, _PREDICTED, np.int32)
-        values: list[Any]
-        if isinstance(targets, (Sequence, np.ndarray)) and not isinstance(targets, str):
-            values = list(targets)
-        else:
-            values = [targets] * count
-        if len(values) != count:
-            raise InvalidInputError(
-                f"targets: expected one target per image ({count}), got {len(values)}"
-            )
-        resolved = np.empty(count, np.int32)
-        for i, value in enumerate(values):
-            if isinstance(value, str):
-                if value not in names:
-                    raise InvalidInputError(
-                        f"targets: unknown class name {value!r}; classes are {names}"
-                    )
-                resolved[i] = names.index(value)
-            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-                if not 0 <= int(value) < classes:
-                    raise InvalidInputError(
-                        f"targets: class index {int(value)} is out of range for a model with "
-                        f"{classes} classes (0..{classes - 1})"
-                    )
-                resolved[i] = int(value)
-            else:
-                raise InvalidInputError(
-                    f"targets: expected None, a class index or a class name, got {value!r}"
-                )
-        return resolved
+        return self.classifier.target_indices(targets, count)
 
     # ------------------------------------------------------------------ the compiled pass
     def _explain_batch(self, batch: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:

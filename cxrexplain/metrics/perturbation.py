@@ -190,26 +190,7 @@ def _targets(clf: Classifier, batch: np.ndarray, targets: Any, count: int,
     if targets is None:
         probs = clf.predict_proba(batch, batch_size=batch_size)
         return np.array([p.index for p in clf.decide(probs)], np.int64)
-    values = list(np.ravel(targets)) if not isinstance(targets, (int, str, np.integer)) else [
-        targets] * count
-    if len(values) != count:
-        raise InvalidInputError(f"targets: expected {count} targets, got {len(values)}")
-    resolved = np.empty(count, np.int64)
-    for i, value in enumerate(values):
-        if isinstance(value, str):
-            if value not in clf.class_names:
-                raise InvalidInputError(
-                    f"targets: unknown class {value!r}; classes are {clf.class_names}"
-                )
-            resolved[i] = clf.class_names.index(value)
-        elif isinstance(value, (int, np.integer)) and 0 <= int(value) < clf.num_classes:
-            resolved[i] = int(value)
-        else:
-            raise InvalidInputError(
-                f"targets: expected class indices 0..{clf.num_classes - 1} or names, "
-                f"got {value!r}"
-            )
-    return resolved
+    return clf.target_indices(targets, count).astype(np.int64)
 
 
 def _baseline(batch: np.ndarray, baseline: Baseline) -> np.ndarray:
