@@ -79,7 +79,7 @@ def _read_boxes(path: Path) -> dict[str, list[list[float]]]:
     boxes: dict[str, list[list[float]]] = {}
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            boxes.setdefault(row["image"], []).append(
+            boxes.setdefault(Path(row["image"]).name, []).append(
                 [float(row["x"]), float(row["y"]), float(row["width"]), float(row["height"])])
     return boxes
 
@@ -99,6 +99,8 @@ def _model(cx: Any, task: str, boxes: dict[str, list[list[float]]], args: argpar
     files = {c: sorted((DATA / c).glob("*.png")) for c in classes}
     if task == "pneumonia":
         boxed = [p for p in files["PNEUMONIA"] if p.name in boxes]
+        if len(boxed) != len(boxes):
+            raise SystemExit(f"expected {len(boxes)} boxed PNEUMONIA images, found {len(boxed)}")
         train_files = {c: [p for p in files[c] if p.name not in boxes] for c in classes}
         held_out = boxed
     else:
