@@ -201,16 +201,22 @@ class Explainer:
         total = sum(_count(chunk) for chunk in chunks)
         wanted = self._resolve_targets(targets, total)
         bar = keras.utils.Progbar(total, unit_name="image") if progress else None
-        parts: list[dict[str, np.ndarray]] = []
+        # the outputs are allocated once, after the first batch, and each batch is written into
+        # its slice: no list of parts joined at the end (which holds every result twice)
+        merged: dict[str, np.ndarray] = {}
         done = 0
         for chunk in chunks:
             batch = self.classifier.prepare(chunk)
             count = len(batch)
-            parts.append(self._explain_batch(batch, wanted[done : done + count]))
+            part = self._explain_batch(batch, wanted[done : done + count])
+            if not merged:
+                merged = {key: np.empty((total, *value.shape[1:]), value.dtype)
+                          for key, value in part.items()}
+            for key, value in part.items():
+                merged[key][done : done + count] = value
             done += count
             if bar is not None:
                 bar.update(done)
-        merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         return Explanation(
             heatmaps=merged["heatmaps"],
             raw=merged["raw"],

@@ -122,8 +122,9 @@ class ScoreCAM(Explainer):
     def _masked_graph(self, images: tf.Tensor, maps: tf.Tensor, targets: tf.Tensor,
                       pair_image: tf.Tensor, pair_channel: tf.Tensor) -> tf.Tensor:
         """Target-class probability of each (image, channel) masked input; 0 if constant."""
-        per_image = tf.gather(maps, pair_image)  # (m, h, w, k)
-        channel_maps = tf.gather(per_image, pair_channel, axis=3, batch_dims=1)  # (m, h, w)
+        # the one (h, w) map of each (image, channel) pair, without copying all k channels
+        by_channel = tf.transpose(maps, [0, 3, 1, 2])  # (n, k, h, w)
+        channel_maps = tf.gather_nd(by_channel, tf.stack([pair_image, pair_channel], axis=1))
         upsampled = tf.image.resize(channel_maps[..., None], tf.shape(images)[1:3],
                                     method="bilinear")
         low = tf.reduce_min(upsampled, axis=[1, 2, 3], keepdims=True)
