@@ -399,6 +399,11 @@ class Classifier:
         if not source.is_file():
             what = "is a folder" if source.is_dir() else "no such file"
             raise ModelLoadError(f"model file '{source}': {what}")
+        if source.suffix.lower() == ".keras" and not zipfile.is_zipfile(source):
+            raise ModelLoadError(
+                f"model file '{source}': not a Keras model (a .keras file is a zip archive of "
+                "the model's config and weights; this one is not a zip archive)"
+            )
         _register_builtin_layers()
         try:
             model = keras.models.load_model(
