@@ -285,7 +285,13 @@ def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
         return _decode_dicom(data, name)
     _check_complete(data, name)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if data[:3] == b"\xff\xd8\xff":
+        # JPEG has no alpha: decode keeping gray as gray and apply the EXIF orientation, so the
+        # image is the one a viewer shows (photographed films are often stored rotated)
+        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    else:
+        flags = cv2.IMREAD_UNCHANGED
+    decoded = cv2.imdecode(buffer, flags)
     if decoded is None or decoded.size == 0:
         raise ImageLoadError(
             f"image {name}: not a readable image (expected PNG, JPEG, BMP, TIFF or DICOM)"

@@ -447,3 +447,21 @@ def test_load_images_nan_in_4d_batch() -> None:
     batch[1, 2, 2, 0] = np.nan
     with pytest.raises(InvalidInputError, match="NaN"):
         cx.load_images(batch)
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A JPEG stored landscape with EXIF orientation 6 (rotate 90 degrees clockwise to view)
+    loads as the viewer shows it: portrait, the stored left edge on top."""
+    from PIL import Image
+
+    stored = np.zeros((40, 80), np.uint8)
+    stored[:, :10] = 255  # bright stripe on the stored image's left edge
+    image = Image.fromarray(stored).convert("RGB")
+    exif = image.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif.tobytes(), quality=95)
+    loaded = cx.load_image(path)
+    assert loaded.shape == (80, 40, 1)
+    assert loaded[:5].mean() > 0.9 and loaded[-20:].mean() < 0.1
+    assert cx.load_image(path.read_bytes()).shape == (80, 40, 1)
