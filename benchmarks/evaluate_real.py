@@ -25,13 +25,13 @@ import csv
 import json
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _results import cpu_model, write_section
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "cxr"
@@ -182,14 +182,7 @@ def _evaluate(cx: Any, task: str, clf: Any, held_out: list[Path],
 
 
 def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -252,13 +245,7 @@ def _verdict(pneumonia: dict[str, Any], covid: dict[str, Any]) -> str:
 
 
 def _replace_section(text: str) -> None:
-    current = RESULTS.read_text() if RESULTS.is_file() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"{re.escape(SECTION)}\n.*?(?=\n## |\Z)", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text.rstrip() + "\n", current)
-    else:
-        current = current.rstrip() + "\n\n" + text
-    RESULTS.write_text(current)
+    write_section(RESULTS, SECTION, text)
     print(f"wrote {RESULTS}", flush=True)
 
 

@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _results import cpu_model, write_section
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -166,14 +168,7 @@ def run_all(args: argparse.Namespace) -> None:
 
 
 def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     gpu = "no GPU"
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
@@ -225,24 +220,6 @@ def report(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    current = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    lines = current.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        body = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        after = "\n".join(lines[end:])
-        body = ("\n".join(lines[:start]).rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-                + ("\n" + after + "\n" if after else ""))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(body, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if args.one:
@@ -254,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(args)
     print()
     print(text)
-    write_section(args.results_md, text)
+    write_section(args.results_md, SECTION, text)
     print(f"wrote the section to {args.results_md}")
     return 0
 

@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _results import cpu_model, write_section
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -180,7 +182,7 @@ def machine() -> str:
 
     gpus = tf.config.list_physical_devices("GPU")
     device = ", ".join(g.name for g in gpus) if gpus else "no GPU"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, "
             f"{device}; Python {platform.python_version()}, TensorFlow {tf.__version__}")
 
@@ -245,25 +247,6 @@ def section(args: argparse.Namespace, results: dict[tuple[str, str], Any]) -> st
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace our section of ``path`` (or append it), leaving every other section alone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    lines = current.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        body = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        before = "\n".join(lines[:start]).rstrip("\n")
-        after = "\n".join(lines[end:])
-        body = before + "\n\n" + text.rstrip("\n") + "\n" + ("\n" + after + "\n" if after else "")
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(body, encoding="utf-8")
-    os.replace(partial, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if not args.data.is_dir():
@@ -277,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(args, results)
     print()
     print(text)
-    write_section(args.results_md, text)
+    write_section(args.results_md, SECTION, text)
     print(f"wrote the section to {args.results_md} ({time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -1,0 +1,38 @@
+"""What the benchmark scripts share: the machine's description and writing their section of
+``benchmarks/RESULTS.md`` without touching the other sections."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (or "unknown CPU")."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def write_section(path: Path, heading: str, text: str) -> None:
+    """Replace the section that starts with the line ``heading`` (up to the next ``## ``
+    heading) by ``text``, or append it; atomic (a partial file, then a rename)."""
+    current = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    lines = current.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        body = current.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        after = "\n".join(lines[end:])
+        body = ("\n".join(lines[:start]).rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+                + ("\n" + after + "\n" if after else ""))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(body, encoding="utf-8")
+    os.replace(partial, path)
