@@ -20,10 +20,10 @@ best epoch restored. The test fold never influences training.
 Resumable: each (task, fold) writes ``benchmarks/out/train_real/<run>/<task>/fold_<i>.json``
 when it finishes and a rerun skips it (an interrupted fold resumes at its last epoch from
 ``fold_<i>.checkpoint/``). The report (printed, and written as the section
-``## Training: 5-fold cross-validation (issue 5)`` of ``benchmarks/RESULTS.md``, leaving the
-other sections alone) gives accuracy, per-class sensitivity, specificity and AUC as mean ± sd,
-image size, epochs, wall time, the machine and the training throughput (images per second of
-``fit``).
+``## Training: 5-fold cross-validation (issue 5): <size> px, <epochs> epochs`` of
+``benchmarks/RESULTS.md``, leaving the other sections alone) gives accuracy, per-class
+sensitivity, specificity and AUC as mean ± sd, image size, epochs, wall time, the machine and
+the training throughput (images per second of ``fit``).
 
 Usage::
 
@@ -195,13 +195,26 @@ def _pm(mean: float, sd: float, percent: bool = True) -> str:
     return f"{mean * scale:.2f}{spread}{unit}"
 
 
+def command(args: argparse.Namespace) -> str:
+    """The command that runs (or resumes) this configuration."""
+    if args.quick:
+        return "python benchmarks/train_real.py --quick"
+    tasks = "" if args.tasks == list(TASKS) else " --tasks " + " ".join(args.tasks)
+    return (f"python benchmarks/train_real.py --image-size {args.image_size} --epochs "
+            f"{args.epochs}{tasks}")
+
+
+def heading(args: argparse.Namespace) -> str:
+    """One section per run configuration, so runs at other sizes or epochs stand side by side."""
+    return f"{SECTION}: {args.image_size} px, {args.epochs} epochs"
+
+
 def section(args: argparse.Namespace, results: dict[tuple[str, str], Any]) -> str:
-    lines = [SECTION, ""]
+    lines = [heading(args), ""]
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     kind = "**Smoke test (`--quick`), not a result.** " if args.quick else ""
     lines += [
-        f"{kind}`python benchmarks/train_real.py"
-        f"{' --quick' if args.quick else ''}` on {when}; {machine()}.",
+        f"{kind}`{command(args)}` (results as of {when}); {machine()}.",
         "",
         f"Data: `../shared/data/cxr` (886 images of the DarkCovidNet data: 99 COVID, 399 NORMAL, "
         f"388 PNEUMONIA), resized to {args.image_size}x{args.image_size} gray. Protocol: "
@@ -260,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(args, results)
     print()
     print(text)
-    write_section(args.results_md, SECTION, text)
+    write_section(args.results_md, heading(args), text)
     print(f"wrote the section to {args.results_md} ({time.perf_counter() - started:.0f} s)")
     return 0
 
