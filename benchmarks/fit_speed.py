@@ -187,7 +187,9 @@ def report(args: argparse.Namespace) -> str:
     device = sorted({r["device"] for r in records}) or ["?"]
     lines = [
         SECTION, "",
-        f"`python benchmarks/fit_speed.py{' --quick' if args.quick else ''}` on {when}; "
+        f"`python benchmarks/fit_speed.py{' --quick' if args.quick else ''}"
+        f"{'' if args.quick else f' --image-size {args.image_size} --images {args.images}'}` "
+        f"(results as of {when}; `--models`/`--rounds` to run more); "
         f"{machine()}; device used by TensorFlow: {', '.join(device)}.", "",
         f"`cx.training.fit` on {args.images} synthetic phantoms of {args.image_size}x"
         f"{args.image_size}x1 per epoch, batch {args.batch_size}, `compile_recommended` "
