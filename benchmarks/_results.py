@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 
@@ -16,6 +17,20 @@ def cpu_model() -> str:
     except OSError:
         pass
     return "unknown CPU"
+
+
+def machine() -> str:
+    """``"2 x <CPU model>, no GPU; Python 3.11.7, TensorFlow 2.21.0"`` (or the GPUs TensorFlow
+    sees). Imports TensorFlow."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu = f"GPU: {len(gpus)} x {gpus[0].device_type}" if gpus else "no GPU"
+    details = [tf.config.experimental.get_device_details(g).get("device_name", "") for g in gpus]
+    if any(details):
+        gpu = "GPU: " + ", ".join(d for d in details if d)
+    return (f"{os.cpu_count()} x {cpu_model()}, {gpu}; Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")
 
 
 def write_section(path: Path, heading: str, text: str) -> None:

@@ -23,15 +23,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _results import cpu_model, write_section
+from _results import machine, write_section
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "cxr"
@@ -91,7 +89,7 @@ def _peaks(cx: Any, boxes: dict[str, list[list[float]]], args: argparse.Namespac
     if path.is_file():
         return dict(json.loads(path.read_text()))
     clf = cx.Classifier.load(args.out / "pneumonia.keras")
-    held_out = [p for p in sorted((DATA / "PNEUMONIA").glob("*.png")) if p.name in boxes]
+    held_out = _boxed_images(boxes)
     exp = cx.CAM(clf).explain(held_out, targets="PNEUMONIA")
     size = args.image_size
     points = cx.metrics.pointing_game(
@@ -123,13 +121,18 @@ def _split(paths: list[Path], fraction: float, seed: int) -> tuple[list[Path], l
     return [p for p in paths if p not in set(held)], held
 
 
+def _boxed_images(boxes: dict[str, list[list[float]]]) -> list[Path]:
+    """The PNEUMONIA films with radiologists' boxes, in file-name order."""
+    return [p for p in sorted((DATA / "PNEUMONIA").glob("*.png")) if p.name in boxes]
+
+
 def _model(cx: Any, task: str, boxes: dict[str, list[list[float]]], args: argparse.Namespace
            ) -> tuple[Any, list[Path], dict[str, Any]]:
     """Train or reload the task's model; return it, the held-out images and facts."""
     classes = ["NORMAL", "PNEUMONIA"] if task == "pneumonia" else ["COVID", "PNEUMONIA"]
     files = {c: sorted((DATA / c).glob("*.png")) for c in classes}
     if task == "pneumonia":
-        boxed = [p for p in files["PNEUMONIA"] if p.name in boxes]
+        boxed = _boxed_images(boxes)
         if len(boxed) != len(boxes):
             raise SystemExit(f"expected {len(boxes)} boxed PNEUMONIA images, found {len(boxed)}")
         train_files = {c: [p for p in files[c] if p.name not in boxes] for c in classes}
@@ -212,22 +215,13 @@ def _evaluate(cx: Any, task: str, clf: Any, held_out: list[Path],
         randomization_layers=3, seed=args.seed, progress=True)
 
 
-def _machine() -> str:
-    model = cpu_model()
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return (f"{os.cpu_count()} x {model}, {'GPU: ' + str(len(gpus)) if gpus else 'no GPU'}; "
-            f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
-
-
 def _write_results(results: dict[str, Any], args: argparse.Namespace, seconds: float) -> None:
     pneumonia, covid = results["pneumonia"], results["covid"]
     lines = [
         SECTION, "",
         "Command: `python benchmarks/evaluate_real.py` "
         f"(image size {args.image_size}, up to {args.epochs} epochs, seed {args.seed}); "
-        f"machine: {_machine()}; {seconds / 60:.0f} min of compute in all (a rerun reuses saved "
+        f"machine: {machine()}; {seconds / 60:.0f} min of compute in all (a rerun reuses saved "
         "models and tables).", "",
         "### Pneumonia boxes: NORMAL vs PNEUMONIA model, 22 boxed images never trained on", "",
         _facts(pneumonia), "", pneumonia["markdown"],

@@ -30,7 +30,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import cpu_model, write_section
+from _results import machine, write_section
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -167,22 +166,10 @@ def run_all(args: argparse.Namespace) -> None:
                     handle.write(json.dumps(record) + "\n")
 
 
-def machine() -> str:
-    model = cpu_model()
-    gpu = "no GPU"
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, check=False, timeout=20)
-        if out.returncode == 0 and out.stdout.strip():
-            gpu = "GPU: " + ", ".join(out.stdout.strip().splitlines())
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return f"{os.cpu_count()} x {model}, {gpu}; Python {platform.python_version()}"
-
-
 def report(args: argparse.Namespace) -> str:
-    records = [r for r in done(args.jsonl) if "error" not in r]
-    failed = [r for r in done(args.jsonl) if "error" in r]
+    everything = done(args.jsonl)
+    records = [r for r in everything if "error" not in r]
+    failed = [r for r in everything if "error" in r]
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     device = sorted({r["device"] for r in records}) or ["?"]
     lines = [

@@ -43,13 +43,12 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _results import cpu_model, write_section
+from _results import machine, write_section
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -183,16 +182,6 @@ def load(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
 
 
 # -------------------------------------------------------------------------------- report
-def machine() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    device = ", ".join(g.name for g in gpus) if gpus else "no GPU"
-    cpu = cpu_model()
-    return (f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores, "
-            f"{device}; Python {platform.python_version()}, TensorFlow {tf.__version__}")
-
-
 def _pm(mean: float, sd: float, percent: bool = True) -> str:
     if math.isnan(mean):
         return "n/a"

@@ -285,12 +285,10 @@ def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
         return _decode_dicom(data, name)
     _check_complete(data, name)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if data[:3] == b"\xff\xd8\xff":
-        # JPEG has no alpha: decode keeping gray as gray and apply the EXIF orientation, so the
-        # image is the one a viewer shows (photographed films are often stored rotated)
-        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
-    else:
-        flags = cv2.IMREAD_UNCHANGED
+    # JPEG has no alpha: decode it keeping gray as gray and applying the EXIF orientation, so
+    # the image is the one a viewer shows (photographed films are often stored rotated)
+    jpeg_flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    flags = jpeg_flags if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
     decoded = cv2.imdecode(buffer, flags)
     if decoded is None or decoded.size == 0:
         raise ImageLoadError(
@@ -308,9 +306,13 @@ def _is_dicom(data: bytes, suffix: str) -> bool:
     return data[128:132] == b"DICM" or suffix in _DICOM_SUFFIXES
 
 
+def _is_jpeg(data: bytes) -> bool:
+    return data[:3] == b"\xff\xd8\xff"
+
+
 def _check_complete(data: bytes, name: str) -> None:
     """Reject truncated JPEG and PNG files, which OpenCV would decode half grey."""
-    if data[:3] == b"\xff\xd8\xff":
+    if _is_jpeg(data):
         start = _jpeg_scan_start(data)
         if start is None or data.find(b"\xff\xd9", start) < 0:
             raise ImageLoadError(f"image {name}: the JPEG data is truncated (no end marker)")
