@@ -3,7 +3,9 @@
 Every function in cxrexplain that takes images accepts what :func:`load_image` accepts:
 
 * a path (``str`` or :class:`os.PathLike`) to a PNG, JPEG, BMP or TIFF file (8-bit or 16-bit;
-  gray, RGB or RGBA, alpha dropped), or to a DICOM file (needs the ``dicom`` extra);
+  gray, RGB or RGBA, alpha dropped), or to a DICOM file (needs the ``dicom`` extra, which
+  also installs the decoders for compressed files: JPEG baseline and lossless, JPEG-LS,
+  JPEG 2000, RLE);
 * the encoded bytes of such a file;
 * a NumPy array ``(H, W)`` or ``(H, W, C)`` with C in 1, 3 or 4.
 
@@ -353,6 +355,7 @@ def _decode_dicom(data: bytes, name: str) -> np.ndarray:
             warnings.simplefilter("ignore", UserWarning)  # pydicom's notes on odd headers
             dataset = pydicom.dcmread(_io.BytesIO(data), force=True)
             _ensure_transfer_syntax(dataset)
+            _check_decoder(dataset, name)
             pixels = np.asarray(dataset.pixel_array)
     except (InvalidDicomError, AttributeError, KeyError, ValueError, TypeError, EOFError,
             OSError, NotImplementedError, RuntimeError) as err:
@@ -389,15 +392,44 @@ def _ensure_transfer_syntax(dataset: Any) -> None:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
+def _check_decoder(dataset: Any, name: str) -> None:
+    """A compressed file whose decoder is not installed says which extra installs one."""
+    from pydicom.pixels.decoders.base import get_decoder
+
+    syntax = dataset.file_meta.TransferSyntaxUID
+    if not syntax.is_compressed:
+        return
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as err:
+        raise ImageLoadError(
+            f"image {name}: pixel data compressed as {syntax.name} ({syntax}), which pydicom "
+            "cannot decode"
+        ) from err
+    if not decoder.is_available:
+        needs = "; ".join(decoder.missing_dependencies)
+        raise MissingDependencyError(
+            f"image {name}: pixel data compressed as {syntax.name}; no decoder for it is "
+            f"installed ({needs}). pip install \"cxrexplain[dicom]\" installs Pillow and "
+            "python-gdcm, which decode the JPEG, JPEG-LS, JPEG 2000 and RLE transfer syntaxes"
+        )
+
+
 def _dicom_to_unit(pixels: np.ndarray, dataset: Any, *, invert: bool) -> np.ndarray:
     """Modality LUT (rescale), then VOI LUT or window, then MONOCHROME1 inversion, to [0, 1]."""
     from pydicom.pixels.processing import apply_modality_lut, apply_voi_lut
 
-    values = np.asarray(apply_modality_lut(pixels, dataset), dtype=np.float64)
+    modality = np.asarray(apply_modality_lut(pixels, dataset))
+    values = modality.astype(np.float64)
     if "VOILUTSequence" in dataset:
-        values = np.asarray(apply_voi_lut(values, dataset, prefer_lut=True), dtype=np.float64)
+        # a LUT is indexed by integers: round rescaled values rather than pass floats
+        index = modality if modality.dtype.kind in "iu" else np.rint(modality).astype(np.int64)
+        mapped = np.asarray(apply_voi_lut(index, dataset, prefer_lut=True), dtype=np.float64)
         bits = int(dataset.VOILUTSequence[0].LUTDescriptor[2])
-        unit = np.clip(values / float(2**bits - 1), 0.0, 1.0)
+        # the output range is 0 .. 2**bits - 1 (PS3.3 C.11.2.1.1); some writers state fewer
+        # bits than the table holds, so the range is never taken below the largest mapped value
+        full = max(float(2**bits - 1), float(mapped.max()), 1.0)
+        unit = np.clip(mapped / full, 0.0, 1.0)
     elif "WindowCenter" in dataset and "WindowWidth" in dataset:
         unit = _window(
             values,

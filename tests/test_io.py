@@ -316,6 +316,106 @@ def test_dicom_without_pydicom_names_the_extra(
     assert "x.dcm" in str(info.value)
 
 
+def test_dicom_voi_lut_sequence_maps_through_the_table(tmp_path: Path) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import Dataset
+
+    stored = np.tile(np.arange(0, 4096, 128, dtype=np.uint16), (32, 1))  # 32 x 32
+    path = _dicom(tmp_path / "lut.dcm", stored, window=(100.0, 50.0))  # the LUT wins
+    dataset = pydicom.dcmread(str(path))
+    table = np.round(4095.0 * np.sqrt(np.arange(1024) / 1023.0)).astype(np.uint16)
+    lut = Dataset()
+    lut.LUTDescriptor = [1024, 1024, 12]  # 1024 entries, first maps stored value 1024
+    lut.LUTData = table.tobytes()  # OW, little endian
+    dataset.VOILUTSequence = pydicom.Sequence([lut])
+    dataset.save_as(str(path), enforce_file_format=True)
+    loaded = cx.load_image(path)[..., 0]
+    # PS3.3 C.11.2.1.1: below the first entry -> first value, above the last -> last value
+    expected = table[np.clip(stored.astype(int) - 1024, 0, 1023)] / 4095.0
+    np.testing.assert_allclose(loaded, expected, atol=1e-6)
+
+
+def _transcode(source: Path, target: Path, syntax: str) -> Path:
+    """Re-encode a DICOM file with GDCM (an encoder independent of the pydicom decoders)."""
+    gdcm = pytest.importorskip("gdcm")
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(source))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+    change.SetInput(reader.GetImage())
+    assert change.Change()
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(target))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()
+    return target
+
+
+@pytest.mark.parametrize(
+    ("syntax", "uid"),
+    [
+        ("JPEGLosslessProcess14_1", "1.2.840.10008.1.2.4.70"),
+        ("JPEGLSLossless", "1.2.840.10008.1.2.4.80"),
+        ("JPEG2000Lossless", "1.2.840.10008.1.2.4.90"),
+        ("RLELossless", "1.2.840.10008.1.2.5"),
+    ],
+)
+def test_dicom_lossless_compressed_equals_uncompressed(
+    tmp_path: Path, syntax: str, uid: str
+) -> None:
+    pydicom = pytest.importorskip("pydicom")
+    pixels = np.random.default_rng(5).integers(0, 4096, (48, 40)).astype(np.uint16)
+    plain = _dicom(tmp_path / "plain.dcm", pixels, window=(2000.0, 3000.0))
+    packed = _transcode(plain, tmp_path / "packed.dcm", syntax)
+    assert pydicom.dcmread(str(packed)).file_meta.TransferSyntaxUID == uid
+    assert packed.read_bytes() != plain.read_bytes()
+    np.testing.assert_array_equal(cx.load_image(packed), cx.load_image(plain))
+
+
+def test_dicom_jpeg_baseline_matches_the_jpeg_itself(tmp_path: Path) -> None:
+    """An 8-bit JPEG wrapped in DICOM loads as the same JPEG loaded directly."""
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    gray = (np.add.outer(np.arange(64), np.arange(48)) * 2).astype(np.uint8)  # smooth ramp
+    ok, encoded = cv2.imencode(".jpg", gray, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    path = _dicom(tmp_path / "plain.dcm", gray.astype(np.uint16))
+    dataset = pydicom.dcmread(str(path))
+    dataset.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.PixelData = encapsulate([encoded.tobytes()])
+    dataset["PixelData"].VR = "OB"
+    dataset.save_as(str(path), enforce_file_format=True)
+    direct = cx.load_image(encoded.tobytes())[..., 0]  # uint8 / 255
+    via_dicom = cx.load_image(path)[..., 0]  # no window: min-max of the decoded values
+    expected = (direct - direct.min()) / (direct.max() - direct.min())
+    np.testing.assert_allclose(via_dicom, expected, atol=1e-6)
+
+
+def test_dicom_compressed_without_a_decoder_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("pydicom")
+    import pydicom.pixels.decoders.base as decoders
+
+    packed = _transcode(
+        _dicom(tmp_path / "plain.dcm", np.ones((16, 16), np.uint16)), tmp_path / "j.dcm",
+        "JPEGLosslessProcess14_1",
+    )
+
+    class NoPlugins:
+        is_available = False
+        missing_dependencies = ("gdcm - requires gdcm>=3.0.10",)
+
+    monkeypatch.setattr(decoders, "get_decoder", lambda uid: NoPlugins())
+    with pytest.raises(MissingDependencyError, match=r"JPEG Lossless.*cxrexplain\[dicom\]"):
+        cx.load_image(packed)
+
+
 def test_dicom_garbage_is_a_load_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.dcm"
     path.write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00garbage" * 10)
