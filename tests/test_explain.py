@@ -355,6 +355,32 @@ def test_separate_softmax_layer_uses_its_input_as_logits() -> None:
     np.testing.assert_allclose(softmax_exp.raw, logits_exp.raw, atol=1e-6)
 
 
+def test_softmax_hidden_in_a_lambda_warns_and_uses_log_probabilities() -> None:
+    """No layer exposes the logits: the log-probability is differentiated, and the user told."""
+    logits_model = _cam_model(3, None)  # type: ignore[arg-type]
+    hidden = keras.Sequential([keras.Input((16, 16, 1)), *logits_model.layers,
+                               keras.layers.Lambda(keras.ops.softmax)])
+    clf = cx.Classifier(hidden, output_activation="softmax")
+    images, targets = _images(3), np.array([0, 1, 2])
+    with pytest.warns(UserWarning, match="log-probability"):
+        raw = cx.GradCAM(clf, layer="last_conv").explain(images, targets=targets).raw
+    # reference: Grad-CAM of log softmax, by a GradientTape outside the library
+    conv = logits_model.get_layer("last_conv")
+    features = keras.Model(logits_model.inputs, conv.output)
+    head = logits_model.layers[logits_model.layers.index(conv) + 1:]
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        a = features(x, training=False)
+        tape.watch(a)
+        z = a
+        for layer in head:
+            z = layer(z, training=False)
+        score = tf.gather(tf.nn.log_softmax(z), targets, axis=1, batch_dims=1)
+    grads = tape.gradient(score, a).numpy()
+    expected = np.maximum(np.einsum("nhwk,nk->nhw", a.numpy(), grads.mean(axis=(1, 2))), 0)
+    np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_mixed_float16_maps_in_float32() -> None:
     images = _images(3)
     reference = _cam_model(3, "softmax")

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -354,7 +355,19 @@ class Explainer:
         clipped = tf.clip_by_value(outputs, eps, 1.0 - eps)
         if activation == "sigmoid":
             return tf.math.log(clipped) - tf.math.log1p(-clipped)  # exact inverse of sigmoid
-        return tf.math.log(clipped)  # softmax: log-probability (the logit up to a constant)
+        # softmax whose input could not be captured (e.g. a Lambda head): log p_c differs from
+        # the logit z_c by logsumexp(z), which depends on the image, so its gradient is
+        # dz_c - sum_j p_j dz_j, not Grad-CAM's dz_c. Say so (once per trace, not per image).
+        warnings.warn(
+            f"{type(self).__name__}: the scores before the model's softmax could not be "
+            "captured (its last layer does not expose them, e.g. a Lambda head), so the "
+            "log-probability is differentiated instead; maps can differ from Grad-CAM on the "
+            "logits. Put the softmax in a Dense(activation='softmax'), Activation or Softmax "
+            "layer to get the logit scores.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return tf.math.log(clipped)
 
     # ------------------------------------------------------------------ interception
     @contextlib.contextmanager
