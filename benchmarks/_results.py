@@ -1,11 +1,13 @@
-"""What the benchmark scripts share: the machine's description and writing their section of
-``benchmarks/RESULTS.md`` without touching the other sections."""
+"""What the benchmark scripts share: the machine's description, their JSON-lines result files,
+and writing their section of ``benchmarks/RESULTS.md`` without touching the other sections."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -51,3 +53,18 @@ def write_section(path: Path, heading: str, text: str) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(body, encoding="utf-8")
     os.replace(partial, path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines result file, in order (none if it does not exist yet)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def publish(path: Path, heading: str, text: str) -> None:
+    """Print a finished section, write it into ``path`` (see :func:`write_section`), say so."""
+    print()
+    print(text)
+    write_section(path, heading, text)
+    print(f"wrote the section to {path}")

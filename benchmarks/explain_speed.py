@@ -47,6 +47,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _results import read_jsonl
+
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "out"
 SEED = 1234
@@ -554,16 +556,6 @@ _LABEL = {
 }
 
 
-def load(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
 def noisy(row: dict[str, Any], share: float) -> bool:
     """Whether other processes used more than ``share`` of the CPU while the row was timed."""
     loads = row.get("other_load", [0])
@@ -818,14 +810,14 @@ def main(argv: list[str] | None = None) -> int:
                                  else "explain_speed.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.report:
-        print(report(latest(load(out))))
+        print(report(latest(read_jsonl(out))))
         return 0
 
     cases = plan(args.quick, memory=not args.no_memory, xla=not args.no_xla)
     if args.only:
         words = args.only.split()
         cases = [c for c in cases if all(w in describe(c).split() for w in words)]
-    done = {case_key(r): r for r in load(out)
+    done = {case_key(r): r for r in read_jsonl(out)
             if (r.get("status") == "ok" or not args.retry_failed)
             and not (args.redo_noisy is not None and noisy(r, args.redo_noisy))}
     log = out.with_suffix(".log")
@@ -850,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{tag}  {detail}  [{result['wall_s']:.0f} s, total "
               f"{time.perf_counter() - start:.0f} s]", flush=True)
     print()
-    print(report(latest(load(out))))
+    print(report(latest(read_jsonl(out))))
     return 0
 
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import machine, write_section
+from _results import machine, publish, read_jsonl
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -132,15 +132,9 @@ def measure(args: argparse.Namespace, model_name: str, config: str) -> dict[str,
 
 
 # ------------------------------------------------------------------------------- driver
-def done(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run_all(args: argparse.Namespace) -> None:
     args.jsonl.parent.mkdir(parents=True, exist_ok=True)
-    have = {(r["model"], r["config"], r["round"]) for r in done(args.jsonl)}
+    have = {(r["model"], r["config"], r["round"]) for r in read_jsonl(args.jsonl)}
     for round_ in range(args.rounds):
         for model_name in args.models:
             for config in args.configs:
@@ -167,7 +161,7 @@ def run_all(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> str:
-    everything = done(args.jsonl)
+    everything = read_jsonl(args.jsonl)
     records = [r for r in everything if "error" not in r]
     failed = [r for r in everything if "error" in r]
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -225,11 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.report:
         run_all(args)
-    text = report(args)
-    print()
-    print(text)
-    write_section(args.results_md, SECTION, text)
-    print(f"wrote the section to {args.results_md}")
+    publish(args.results_md, SECTION, report(args))
     return 0
 
 

@@ -57,7 +57,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import machine, write_section
+from _results import machine, publish, read_jsonl
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -513,12 +513,6 @@ def explain_cause(subject: Subject, method: str, library: str, ours_raw: Array,
 
 
 # ------------------------------------------------------------------------------ driver
-def done(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def cases(args: argparse.Namespace) -> list[tuple[str, str, str, int, int | None]]:
     """(model key, method, counterpart, images, Score-CAM channels or None for all)."""
     out: list[tuple[str, str, str, int, int | None]] = []
@@ -548,7 +542,7 @@ def run_all(args: argparse.Namespace) -> None:
     tf.config.experimental.enable_op_determinism()
     args.jsonl.parent.mkdir(parents=True, exist_ok=True)
     have = {(r["model_key"], r["method"], r["library"], r["images"], r.get("channels"),
-             r["fingerprint"]) for r in done(args.jsonl) if "error" not in r}
+             r["fingerprint"]) for r in read_jsonl(args.jsonl) if "error" not in r}
     subjects: dict[tuple[str, int], Subject] = {}
     mine: dict[tuple[str, int, str, int | None], tuple[Array, Array]] = {}
     for key, method, library, count, channels in cases(args):
@@ -615,7 +609,7 @@ def _method_label(r: dict[str, Any]) -> str:
 def report(args: argparse.Namespace) -> str:
     import keras
 
-    records = _latest(done(args.jsonl))
+    records = _latest(read_jsonl(args.jsonl))
     good = [r for r in records if "error" not in r]
     failed = [r for r in records if "error" in r]
     versions = _versions()
@@ -826,11 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if not args.report:
         run_all(args)
-    text = report(args)
-    print()
-    print(text)
-    write_section(args.results_md, SECTION, text)
-    print(f"wrote the section to {args.results_md}")
+    publish(args.results_md, SECTION, report(args))
     return 0
 
 
