@@ -22,11 +22,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import json
 import os
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +32,8 @@ import keras
 import numpy as np
 
 from cxrexplain import _keras_utils
+from cxrexplain._checks import check_fraction, check_int, check_size, first_line
+from cxrexplain._model_file import METADATA_FORMAT, read_model_file, write_model_file
 from cxrexplain._version import __version__
 from cxrexplain.errors import (
     CxrExplainError,
@@ -48,8 +46,6 @@ from cxrexplain.io import ImageSource, load_images
 __all__ = ["Classifier", "Prediction"]
 
 Activation = Literal["softmax", "sigmoid", "linear"]
-_METADATA_ENTRY = "cxrexplain.json"
-_METADATA_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -152,16 +148,13 @@ class Classifier:
     @threshold.setter
     def threshold(self, value: float | None) -> None:
         if value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-                raise InvalidInputError(f"threshold: expected a number in (0, 1), got {value!r}")
-            if not 0.0 < float(value) < 1.0:
-                raise InvalidInputError(f"threshold: expected a value in (0, 1), got {value!r}")
+            number = check_fraction(value, "threshold", open_interval=True)
             if self.num_classes > 2 and not self.multilabel:
                 raise InvalidInputError(
                     f"threshold: only two-class and multi-label models take a threshold; this "
                     f"model has {self.num_classes} softmax classes (argmax decides)"
                 )
-            value = float(value)
+            value = number
         self._threshold = value
 
     # ---------------------------------------------------------------- inference
@@ -212,8 +205,7 @@ class Classifier:
             >>> clf.predict_proba(["a.png", "b.png"])  # doctest: +SKIP
             array([[0.91, 0.09], [0.12, 0.88]], dtype=float32)
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         batch = self.prepare(images)
         outputs = self.model.predict(batch, batch_size=batch_size, verbose=0)
         return self.probabilities_from_outputs(np.asarray(outputs))
@@ -228,9 +220,7 @@ class Classifier:
             One :class:`Prediction` per row.
         """
         probs = np.asarray(probabilities, dtype=np.float32)
-        indices = probs.argmax(axis=1)
-        if self.threshold is not None and self.num_classes == 2 and not self.multilabel:
-            indices = (probs[:, 1] >= self.threshold).astype(np.int64)
+        indices = np.asarray(self._decision(probs))
         limit = 0.5 if self.threshold is None else self.threshold
         predictions = []
         for row, index in zip(probs, indices, strict=True):
@@ -242,6 +232,50 @@ class Classifier:
                 Prediction(self.class_names[int(index)], int(index), by_name, findings)
             )
         return predictions
+
+    def _decision(self, probabilities: Any, threshold: Any = None) -> Any:
+        """The predicted class index of each row of ``(N, K)`` probabilities.
+
+        The one home of the decision rule, in ``keras.ops`` so that it runs on NumPy arrays
+        and inside compiled explain passes alike: argmax, except for a two-class model with a
+        threshold, which predicts class 1 when its probability is at least the threshold.
+
+        Args:
+            probabilities: ``(N, K)`` probabilities (array or tensor).
+            threshold: Overrides :attr:`threshold` (a tensor inside a compiled pass; a
+                negative value means argmax).
+
+        Returns:
+            ``(N,)`` int32 indices (a backend tensor).
+        """
+        probs = keras.ops.cast(keras.ops.convert_to_tensor(probabilities), "float32")
+        predicted = keras.ops.cast(keras.ops.argmax(probs, axis=1), "int32")
+        if self.num_classes != 2 or self.multilabel:
+            return predicted
+        limit = self.threshold if threshold is None else threshold
+        if limit is None:
+            return predicted
+        by_threshold = keras.ops.cast(probs[:, 1] >= limit, "int32")
+        return keras.ops.where(keras.ops.convert_to_tensor(limit) >= 0.0, by_threshold,
+                               predicted)
+
+    def with_model(self, model: keras.Model) -> Classifier:
+        """A classifier with these class names, input size, channels, threshold and head
+        for another model (a copy with re-initialised weights, a lung-focused wrapper).
+
+        Example:
+            >>> twin = clf.with_model(keras.models.clone_model(clf.model))  # doctest: +SKIP
+        """
+        return type(self)(model, **self._settings())
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "class_names": list(self.class_names),
+            "input_size": self.input_size,
+            "channels": self.channels,
+            "threshold": self.threshold,
+            "output_activation": self.output_activation,
+        }
 
     def target_indices(self, targets: Any, count: int) -> np.ndarray:
         """Class indices for ``count`` images from one class or one per image.
@@ -332,15 +366,10 @@ class Classifier:
     # ---------------------------------------------------------------- persistence
     def metadata(self) -> dict[str, Any]:
         """What :meth:`save` stores beside the model, as a JSON-ready dict."""
-        return {
-            "format": _METADATA_FORMAT,
-            "cxrexplain_version": __version__,
-            "class_names": list(self.class_names),
-            "input_size": list(self.input_size) if self.input_size else None,
-            "channels": self.channels,
-            "threshold": self.threshold,
-            "output_activation": self.output_activation,
-        }
+        settings = self._settings()
+        size = settings["input_size"]
+        settings["input_size"] = list(size) if size else None
+        return {"format": METADATA_FORMAT, "cxrexplain_version": __version__, **settings}
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save the model and this classifier's metadata in one ``.keras`` file.
@@ -358,16 +387,7 @@ class Classifier:
         Example:
             >>> clf.save("pneumonia.keras")  # doctest: +SKIP
         """
-        target = Path(os.fspath(path))
-        if target.suffix != ".keras":
-            raise InvalidInputError(f"path: expected a file name ending in .keras, got '{target}'")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.stem}.partial.keras")
-        self.model.save(partial)
-        with zipfile.ZipFile(partial, mode="a") as archive:
-            archive.writestr(_METADATA_ENTRY, json.dumps(self.metadata(), indent=2))
-        os.replace(partial, target)
-        return target
+        return write_model_file(path, self.model, self.metadata())
 
     @classmethod
     def load(
@@ -395,28 +415,8 @@ class Classifier:
         Example:
             >>> clf = Classifier.load("pneumonia.keras")  # doctest: +SKIP
         """
+        model, meta = read_model_file(path, custom_objects=custom_objects)
         source = Path(os.fspath(path))
-        if not source.is_file():
-            what = "is a folder" if source.is_dir() else "no such file"
-            raise ModelLoadError(f"model file '{source}': {what}")
-        if source.suffix.lower() == ".keras" and not zipfile.is_zipfile(source):
-            raise ModelLoadError(
-                f"model file '{source}': not a Keras model (a .keras file is a zip archive of "
-                "the model's config and weights; this one is not a zip archive)"
-            )
-        _register_builtin_layers()
-        try:
-            model = keras.models.load_model(
-                source, custom_objects=dict(custom_objects or {}), compile=False, safe_mode=True
-            )
-        except Exception as err:  # Keras raises many types for a bad file
-            raise ModelLoadError(
-                f"model file '{source}': not a loadable Keras model ({type(err).__name__}: "
-                f"{_first_line(err)})"
-            ) from err
-        if not isinstance(model, keras.Model):
-            raise ModelLoadError(f"model file '{source}': holds no Keras model")
-        meta = _read_metadata(source)
         size = meta.get("input_size")
         try:
             return cls(
@@ -443,7 +443,7 @@ class Classifier:
         except Exception as err:
             raise ModelStructureError(
                 f"model: cannot run it on a {self.input_size} x {self.channels}-channel image "
-                f"({type(err).__name__}: {_first_line(err)})"
+                f"({type(err).__name__}: {first_line(err)})"
             ) from err
         if outputs.ndim != 2:
             raise ModelStructureError(
@@ -460,11 +460,6 @@ class Classifier:
 
 
 # -------------------------------------------------------------------------------- helpers
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
 def _is_single(images: object) -> bool:
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)):
         return True
@@ -476,15 +471,7 @@ def _resolve_size(
     spec: tuple[int | None, int | None, int | None] | None,
 ) -> tuple[int, int] | None:
     if size is not None:
-        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-            size = (int(size), int(size))
-        if (
-            not isinstance(size, (tuple, list))
-            or len(size) != 2
-            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in size)
-        ):
-            raise InvalidInputError(f"input_size: expected an int or (height, width), got {size!r}")
-        pair = (int(size[0]), int(size[1]))
+        pair = check_size(size, "input_size")
         if spec is not None and None not in spec[:2] and (spec[0], spec[1]) != pair:
             raise InvalidInputError(
                 f"input_size: the model takes {spec[0]}x{spec[1]} images, got {pair}"
@@ -548,26 +535,3 @@ def _resolve_class_names(names: Sequence[str] | None, num_classes: int, units: i
     if len(set(names)) != len(names):
         raise InvalidInputError(f"class_names: names must be unique, got {names}")
     return names
-
-
-def _read_metadata(path: Path) -> dict[str, Any]:
-    if not zipfile.is_zipfile(path):
-        return {}
-    with zipfile.ZipFile(path) as archive:
-        if _METADATA_ENTRY not in archive.namelist():
-            return {}
-        try:
-            meta = json.loads(archive.read(_METADATA_ENTRY).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise ModelLoadError(
-                f"model file '{path}': its cxrexplain metadata is corrupt"
-            ) from err
-    if not isinstance(meta, dict):
-        raise ModelLoadError(f"model file '{path}': its cxrexplain metadata is corrupt")
-    return meta
-
-
-def _register_builtin_layers() -> None:
-    """Import the modules that register cxrexplain's custom Keras layers, if present."""
-    if importlib.util.find_spec("cxrexplain.models") is not None:
-        importlib.import_module("cxrexplain.models")

@@ -3,10 +3,17 @@
 Every explainer shares one compiled pass per batch: the model runs once on the batch, the
 target layer's activations ``A`` and the class scores *before* the final softmax/sigmoid are
 captured (without rebuilding the model), and, for gradient methods, one backward pass gives
-``dS/dA`` for every image at once. A method overrides one hook, :meth:`Explainer.combine`, that
-turns activations and gradients into a map at the layer's resolution; the base applies ReLU,
-bilinear upsampling to the input size and per-image normalisation to [0, 1] (an all-zero map
-stays zero).
+``dS/dA`` for every image at once (what is differentiated, and how the logits are captured, is
+:mod:`cxrexplain.explain.targets`). A method overrides one of two hooks that turn the pass
+into a map at the layer's resolution:
+
+* :meth:`Explainer.combine`, a formula over activations and gradients, traced into the one
+  compiled pass (CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM);
+* :meth:`Explainer.combine_with_model`, for methods that run the model again on the batch
+  (Score-CAM's masked inputs); it is called eagerly after the compiled forward pass.
+
+The base applies ReLU, bilinear upsampling to the input size and per-image normalisation to
+[0, 1] (an all-zero map stays zero). A new method is one small file with one hook.
 
 Example:
     >>> import cxrexplain as cx
@@ -17,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -27,9 +33,11 @@ import numpy as np
 import tensorflow as tf
 
 from cxrexplain import _keras_utils
+from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers, intercept
+from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource
 
 __all__ = ["Explainer", "Explanation", "Targets"]
@@ -78,14 +86,6 @@ class Explanation:
         return [self.class_names[int(t)] for t in self.targets]
 
 
-@dataclass
-class _Captured:
-    """What the interception hooks capture while the forward pass is traced."""
-
-    activations: Any = None
-    logits: Any = None
-
-
 class Explainer:
     """Base class of every explainer: one model, one target layer, batched compiled passes.
 
@@ -122,7 +122,8 @@ class Explainer:
         self._structure: ModelLayers | None = None
         self._target: LayerCall | None = None
         self._compiled: Any = None
-        self._captured = _Captured()
+        self._captured = Captured()
+        self._finish: Any = None
         if self.classifier.input_size is not None and self.classifier.channels is not None:
             self._inspect((*self.classifier.input_size, self.classifier.channels))
 
@@ -152,14 +153,7 @@ class Explainer:
             >>> twin = cx.GradCAM(clf, layer="last_conv").for_model(copy)  # doctest: +SKIP
         """
         if not isinstance(model, Classifier):
-            model = Classifier(
-                model,
-                self.classifier.class_names,
-                input_size=self.classifier.input_size,
-                channels=self.classifier.channels,
-                threshold=self.classifier.threshold,
-                output_activation=self.classifier.output_activation,
-            )
+            model = self.classifier.with_model(model)
         layer = self._target.path if self._target is not None else self._layer_arg
         return type(self)(model, layer=layer, **self._options())
 
@@ -196,8 +190,7 @@ class Explainer:
         Example:
             >>> exp = cx.CAM(clf).explain(batch, targets=None)  # doctest: +SKIP
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+        check_int(batch_size, "batch_size")
         chunks = list(_chunks(images, batch_size))
         total = sum(_count(chunk) for chunk in chunks)
         wanted = self._resolve_targets(targets, total)
@@ -231,7 +224,10 @@ class Explainer:
 
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:
-        """The method's map at the layer's resolution, before ReLU: ``(N, h, w)``.
+        """Hook 1: the method's map at the layer's resolution, before ReLU: ``(N, h, w)``.
+
+        Traced into the compiled pass. Methods that are a formula over activations and
+        gradients override this one.
 
         Args:
             activations: ``(N, h, w, k)`` float32 target-layer activations.
@@ -242,7 +238,31 @@ class Explainer:
         Returns:
             ``(N, h, w)`` float32.
         """
+        raise NotImplementedError(
+            f"{type(self).__name__} must override combine() or combine_with_model()"
+        )
+
+    def combine_with_model(self, images: tf.Tensor, activations: tf.Tensor,
+                           targets: tf.Tensor) -> tf.Tensor:
+        """Hook 2: the map at the layer's resolution, before ReLU, from further model passes.
+
+        Methods that run the model again on (altered) images override this one instead of
+        :meth:`combine` (Score-CAM). It is called eagerly, once per batch, after the compiled
+        forward pass; the base then applies ReLU, upsampling and normalisation.
+
+        Args:
+            images: ``(N, H, W, C)`` float32, the batch as the model takes it.
+            activations: ``(N, h, w, k)`` float32 target-layer activations.
+            targets: ``(N,)`` int32 target classes.
+
+        Returns:
+            ``(N, h, w)`` float32.
+        """
         raise NotImplementedError
+
+    @classmethod
+    def _combines_in_graph(cls) -> bool:
+        return cls.combine_with_model is Explainer.combine_with_model
 
     # ------------------------------------------------------------------ structure
     def _inspect(self, input_shape: tuple[int, int, int]) -> None:
@@ -261,7 +281,7 @@ class Explainer:
 
     # ------------------------------------------------------------------ the compiled pass
     def _explain_batch(self, batch: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the compiled pass on one batch and return NumPy results."""
+        """Run the compiled pass on one batch (and hook 2, if used); return NumPy results."""
         if self._target is None:
             self._inspect(tuple(batch.shape[1:]))
         threshold = self.classifier.threshold
@@ -274,8 +294,12 @@ class Explainer:
             except (tf.errors.InvalidArgumentError, ValueError) as err:
                 raise InvalidInputError(
                     f"images: the model cannot take images of shape {batch.shape[1:]} "
-                    f"({type(err).__name__}: {str(err).strip().splitlines()[0][:200]})"
+                    f"({type(err).__name__}: {first_line(err)})"
                 ) from err
+        if not self._combines_in_graph():
+            images = tf.constant(batch)
+            raw = self.combine_with_model(images, result.pop("activations"), result["targets"])
+            result.update(self._finishing()(tf.cast(raw, tf.float32), tf.shape(images)[1:3]))
         return {key: np.asarray(value) for key, value in result.items()}
 
     def _compiled_function(self, image_shape: tuple[int, ...]) -> Any:
@@ -290,18 +314,28 @@ class Explainer:
             )
         return self._compiled
 
+    def _finishing(self) -> Any:
+        """ReLU, upsampling and normalisation of hook 2's maps, compiled once."""
+        if self._finish is None:
+            self._finish = tf.function(_finish_maps).get_concrete_function(
+                tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)
+            )
+        return self._finish
+
     def _graph(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor
                ) -> dict[str, tf.Tensor]:
-        forward = self._forward(images, targets, threshold, gradients=self.needs_gradients)
-        raw = tf.nn.relu(self.combine(forward["activations"], forward["gradients"],
-                                      forward["targets"]))
-        return {
-            "heatmaps": upsample_and_normalise(raw, tf.shape(images)[1:3]),
-            "raw": raw,
+        in_graph = self._combines_in_graph()
+        forward = self._forward(images, targets, threshold,
+                                gradients=self.needs_gradients and in_graph)
+        result = {
             "targets": forward["targets"],
             "probabilities": forward["probabilities"],
             "scores": forward["scores"],
         }
+        if not in_graph:
+            return {**result, "activations": forward["activations"]}
+        raw = self.combine(forward["activations"], forward["gradients"], forward["targets"])
+        return {**result, **_finish_maps(raw, tf.shape(images)[1:3])}
 
     def _forward(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor, *,
                  gradients: bool) -> dict[str, Any]:
@@ -316,7 +350,10 @@ class Explainer:
                 multilabel=self.classifier.multilabel,
             )
             chosen = self._choose_targets(probabilities, targets, threshold)
-            logits = self._logits(outputs, captured.logits)
+            logits = logits_from_outputs(
+                outputs, captured.logits, activation=self.classifier.output_activation,
+                owner=type(self).__name__,
+            )
             scores = target_scores(logits, chosen)
             total = tf.reduce_sum(scores)
         activations = captured.activations
@@ -338,36 +375,8 @@ class Explainer:
 
     def _choose_targets(self, probabilities: tf.Tensor, targets: tf.Tensor,
                         threshold: tf.Tensor) -> tf.Tensor:
-        predicted = tf.cast(tf.argmax(probabilities, axis=1), tf.int32)
-        if self.classifier.num_classes == 2 and not self.classifier.multilabel:
-            by_threshold = tf.cast(probabilities[:, 1] >= threshold, tf.int32)
-            predicted = tf.where(threshold >= 0.0, by_threshold, predicted)
+        predicted = self.classifier._decision(probabilities, threshold)
         return tf.where(targets < 0, predicted, targets)
-
-    def _logits(self, outputs: tf.Tensor, captured: tf.Tensor | None) -> tf.Tensor:
-        if captured is not None:
-            return tf.cast(captured, tf.float32)
-        outputs = tf.cast(outputs, tf.float32)
-        activation = self.classifier.output_activation
-        if activation == "linear":
-            return outputs
-        eps = 1e-7
-        clipped = tf.clip_by_value(outputs, eps, 1.0 - eps)
-        if activation == "sigmoid":
-            return tf.math.log(clipped) - tf.math.log1p(-clipped)  # exact inverse of sigmoid
-        # softmax whose input could not be captured (e.g. a Lambda head): log p_c differs from
-        # the logit z_c by logsumexp(z), which depends on the image, so its gradient is
-        # dz_c - sum_j p_j dz_j, not Grad-CAM's dz_c. Say so (once per trace, not per image).
-        warnings.warn(
-            f"{type(self).__name__}: the scores before the model's softmax could not be "
-            "captured (its last layer does not expose them, e.g. a Lambda head), so the "
-            "log-probability is differentiated instead; maps can differ from Grad-CAM on the "
-            "logits. Put the softmax in a Dense(activation='softmax'), Activation or Softmax "
-            "layer to get the logit scores.",
-            UserWarning,
-            stacklevel=2,
-        )
-        return tf.math.log(clipped)
 
     # ------------------------------------------------------------------ interception
     @contextlib.contextmanager
@@ -385,58 +394,10 @@ class Explainer:
         with contextlib.ExitStack() as stack:
             stack.enter_context(intercept(self._target.layer, capture_activations))
             head = _keras_utils.output_layer(self.model)
-            hook = _logit_hook(head, captured) if head is not None else None
+            hook = logit_hook(head, captured) if head is not None else None
             if hook is not None and head is not self._target.layer:
                 stack.enter_context(intercept(head, hook))
             yield
-
-
-def _logit_hook(head: keras.layers.Layer, captured: _Captured) -> Any:
-    """A hook that records the head's input to softmax/sigmoid, or None for a linear head."""
-    if isinstance(head, keras.layers.Softmax) or (
-        isinstance(head, keras.layers.Activation)
-        and _keras_utils.activation_name(head.activation) in ("softmax", "sigmoid")
-    ):
-        def record_input(original: Any, *args: Any, **kwargs: Any) -> Any:
-            captured.logits = args[0] if args else next(iter(kwargs.values()))
-            return original(*args, **kwargs)
-
-        return record_input
-    activation = getattr(head, "activation", None)
-    if activation is None or _keras_utils.activation_name(activation) not in (
-        "softmax", "sigmoid"
-    ):
-        return None
-
-    def swap_activation(original: Any, *args: Any, **kwargs: Any) -> Any:
-        saved = head.activation
-        object.__setattr__(head, "activation", keras.activations.linear)
-        try:
-            logits = original(*args, **kwargs)
-        finally:
-            object.__setattr__(head, "activation", saved)
-        captured.logits = logits
-        return saved(logits)
-
-    return swap_activation
-
-
-def target_scores(logits: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-    """Each image's score of its target class before softmax/sigmoid.
-
-    One sigmoid unit is a two-class model: target 1 is the logit, target 0 its negative.
-
-    Args:
-        logits: ``(N, units)`` pre-activation outputs.
-        targets: ``(N,)`` int target classes.
-
-    Returns:
-        ``(N,)`` float32.
-    """
-    logits = tf.cast(logits, tf.float32)
-    if logits.shape[-1] == 1:
-        return tf.where(targets == 1, logits[:, 0], -logits[:, 0])
-    return tf.gather(logits, targets, axis=1, batch_dims=1)
 
 
 def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
@@ -448,6 +409,11 @@ def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
     resized = tf.nn.relu(resized)
     peak = tf.reduce_max(resized, axis=[1, 2], keepdims=True)
     return tf.math.divide_no_nan(resized, peak)
+
+
+def _finish_maps(maps: tf.Tensor, size: Any) -> dict[str, tf.Tensor]:
+    raw = tf.nn.relu(maps)
+    return {"heatmaps": upsample_and_normalise(raw, size), "raw": raw}
 
 
 def _count(chunk: Any) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from cxrexplain._checks import first_line
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
 __all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept", "layer_activations"]
@@ -167,7 +168,7 @@ def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelL
         except Exception as err:
             raise ModelStructureError(
                 f"model: cannot run it on a {input_shape} image ({type(err).__name__}: "
-                f"{str(err).strip().splitlines()[0][:300] if str(err).strip() else ''})"
+                f"{first_line(err)})"
             ) from err
     return ModelLayers(tuple(calls), paths)
 

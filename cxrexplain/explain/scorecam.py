@@ -19,9 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from cxrexplain import _keras_utils
+from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
-from cxrexplain.errors import InvalidInputError
-from cxrexplain.explain.base import Explainer, upsample_and_normalise
+from cxrexplain.explain.base import Explainer
 
 __all__ = ["ScoreCAM"]
 
@@ -51,62 +51,35 @@ class ScoreCAM(Explainer):
         max_channels: int | None = None,
         mask_batch_size: int = 64,
     ) -> None:
-        if max_channels is not None and (
-            not isinstance(max_channels, int) or isinstance(max_channels, bool)
-            or max_channels < 1
-        ):
-            raise InvalidInputError(f"max_channels: expected a positive int, got {max_channels!r}")
-        if not isinstance(mask_batch_size, int) or mask_batch_size < 1:
-            raise InvalidInputError(
-                f"mask_batch_size: expected a positive int, got {mask_batch_size!r}"
-            )
+        if max_channels is not None:
+            check_int(max_channels, "max_channels")
+        check_int(mask_batch_size, "mask_batch_size")
         self.max_channels = max_channels
         self.mask_batch_size = mask_batch_size
         self._masked: Any = None
-        self._weighted: Any = None
         super().__init__(model, layer=layer)
 
     def _options(self) -> dict[str, Any]:
         return {"max_channels": self.max_channels, "mask_batch_size": self.mask_batch_size}
 
-    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
-                targets: tf.Tensor) -> tf.Tensor:
-        """Not used: Score-CAM's weights come from masked forward passes."""
-        raise NotImplementedError
-
-    def _graph(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor
-               ) -> dict[str, tf.Tensor]:
-        forward = self._forward(images, targets, threshold, gradients=False)
-        return {
-            "activations": forward["activations"],
-            "targets": forward["targets"],
-            "probabilities": forward["probabilities"],
-            "scores": forward["scores"],
-        }
-
-    def _explain_batch(self, batch: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        first = super()._explain_batch(batch, targets)
-        activations = first.pop("activations")  # (n, h, w, k)
-        n, _, _, channels = activations.shape
-        mean = activations.mean(axis=(1, 2))
+    def combine_with_model(self, images: tf.Tensor, activations: tf.Tensor,
+                           targets: tf.Tensor) -> tf.Tensor:
+        """``sum_k w_k A_k``, ``w_k`` the target probability on the input masked by channel k."""
+        maps = np.asarray(activations)  # (n, h, w, k)
+        n, _, _, channels = maps.shape
         keep = channels if self.max_channels is None else min(self.max_channels, channels)
-        order = np.argsort(-mean, axis=1, kind="stable")[:, :keep]
+        order = np.argsort(-maps.mean(axis=(1, 2)), axis=1, kind="stable")[:, :keep]
         pairs_image = np.repeat(np.arange(n, dtype=np.int32), keep)
         pairs_channel = order.reshape(-1).astype(np.int32)
         weights = np.zeros((n, channels), np.float32)
-        images = tf.constant(batch)
-        maps = tf.constant(activations)
-        chosen = tf.constant(first["targets"].astype(np.int32))
         for start in range(0, len(pairs_image), self.mask_batch_size):
             stop = start + self.mask_batch_size
             scores = self._masked_scores()(
-                images, maps, chosen,
+                images, activations, tf.cast(targets, tf.int32),
                 tf.constant(pairs_image[start:stop]), tf.constant(pairs_channel[start:stop]),
             )
             weights[pairs_image[start:stop], pairs_channel[start:stop]] = np.asarray(scores)
-        heatmaps, raw = self._weighted_maps()(maps, tf.constant(weights), tf.shape(images)[1:3])
-        first.update(heatmaps=np.asarray(heatmaps), raw=np.asarray(raw))
-        return first
+        return tf.einsum("nhwk,nk->nhw", activations, tf.constant(weights))
 
     def _masked_scores(self) -> Any:
         if self._masked is None:
@@ -139,18 +112,3 @@ class ScoreCAM(Explainer):
         scores = tf.gather(probabilities, tf.gather(targets, pair_image), axis=1, batch_dims=1)
         constant = tf.reshape(high - low, [-1]) <= 0.0
         return tf.where(constant, tf.zeros_like(scores), scores)
-
-    def _weighted_maps(self) -> Any:
-        if self._weighted is None:
-            self._weighted = tf.function(_weighted_graph).get_concrete_function(
-                tf.TensorSpec([None, None, None, None], tf.float32),
-                tf.TensorSpec([None, None], tf.float32),
-                tf.TensorSpec([2], tf.int32),
-            )
-        return self._weighted
-
-
-def _weighted_graph(maps: tf.Tensor, weights: tf.Tensor, size: tf.Tensor
-                    ) -> tuple[tf.Tensor, tf.Tensor]:
-    raw = tf.nn.relu(tf.einsum("nhwk,nk->nhw", maps, weights))
-    return upsample_and_normalise(raw, size), raw

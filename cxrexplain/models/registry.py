@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 
+from cxrexplain._checks import first_line
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
 from cxrexplain.models._common import check_input_shape, check_num_classes
 
@@ -249,7 +250,7 @@ def build(
             given = ", ".join(f"{k}={v!r}" for k, v in options.items())
             raise InvalidInputError(
                 f"input_shape/options: {name} cannot be built for input_shape={shape}"
-                f"{', ' + given if given else ''} ({_first_line(err)})"
+                f"{', ' + given if given else ''} ({first_line(err)})"
             ) from err
     if weights_file is not None and not info.transfer:
         load_weights_file(model, weights_file)
@@ -296,10 +297,6 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
             model.load_weights(path)
     except (ValueError, OSError, KeyError, TypeError) as err:
         raise ModelLoadError(
-            f"weights: '{path}' does not fit {model.name} ({_first_line(err)})"
+            f"weights: '{path}' does not fit {model.name} ({first_line(err)})"
         ) from err
 
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0][:300] if lines else type(err).__name__

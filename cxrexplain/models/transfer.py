@@ -47,6 +47,7 @@ from typing import Any
 
 import keras
 
+from cxrexplain._checks import first_line
 from cxrexplain.errors import InvalidInputError, ModelLoadError
 from cxrexplain.models._common import (
     Head,
@@ -234,7 +235,7 @@ def _load_weights(model: keras.Model, base: keras.Model, path: Path) -> None:
                 target.load_weights(path)
             return
         except (ValueError, OSError, KeyError, TypeError) as err:
-            errors.append(f"{target.name}: {str(err).strip().splitlines()[0][:200]}")
+            errors.append(f"{target.name}: {first_line(err)}")
     raise ModelLoadError(
         f"weights: '{path}' fits neither the whole model nor its backbone ({'; '.join(errors)})"
     )

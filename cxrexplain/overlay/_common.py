@@ -41,11 +41,6 @@ class _ExplanationLike(Protocol):
 # ============================================================================================
 # argument checks and conversions
 # ============================================================================================
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
 def _as_rgb(image: ImageSource, name: str) -> RGBImage:
     """Any image source as ``(H, W, 3)`` uint8 RGB; uint8 arrays keep their exact values."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8:

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
+from cxrexplain._checks import first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain.layers import layer_activations
@@ -16,7 +17,6 @@ from cxrexplain.io import ImageSource
 from cxrexplain.overlay._common import (
     ColormapLike,
     _check_positive_int,
-    _first_line,
     _resolve_colormap,
 )
 
@@ -70,7 +70,7 @@ def plot_feature_maps(
         raise
     except Exception as err:  # Keras raises many types for a shape mismatch
         raise InvalidInputError(
-            f"image: the model cannot run on it ({type(err).__name__}: {_first_line(err)})"
+            f"image: the model cannot run on it ({type(err).__name__}: {first_line(err)})"
         ) from err
     maps = activations[0]
     shown = min(limit, maps.shape[-1])

@@ -33,6 +33,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from cxrexplain._files import atomic_write_text
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["ResumableCheckpoint", "TrainingState", "clear_checkpoint", "load_state"]
@@ -119,9 +120,7 @@ def clear_checkpoint(directory: str | os.PathLike[str]) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, json.dumps(data, indent=1))
 
 
 def optimizer_values(optimizer: Any) -> list[np.ndarray]:

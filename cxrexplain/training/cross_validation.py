@@ -42,6 +42,7 @@ from cxrexplain.data.augment import Augmentation
 from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
 from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
+from cxrexplain._files import atomic_write_text
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.checkpoint import load_state
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
@@ -223,10 +224,7 @@ def _load_fold(directory: Path | None, index: int,
 
 def _write_fold(directory: Path, result: FoldResult, setup: dict[str, Any]) -> None:
     path = directory / f"fold_{result.fold}.json"
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps({"setup": setup, "result": result.to_dict()}, indent=1),
-                       encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write_text(path, json.dumps({"setup": setup, "result": result.to_dict()}, indent=1))
     shutil.rmtree(directory / f"fold_{result.fold}.checkpoint", ignore_errors=True)
 
 
