@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from cxrexplain.errors import InvalidInputError
 __all__ = [
     "MESSAGE_LIMIT",
     "as_numbers",
+    "check_channels",
     "check_choice",
     "check_fraction",
     "check_int",
@@ -70,7 +71,7 @@ def describe(value: object) -> str:
     return text
 
 
-def is_whole(value: object) -> bool:
+def is_whole(value: object) -> TypeGuard[int | np.integer[Any]]:
     """True for a Python or NumPy integer that is not a bool.
 
     Example:
@@ -109,7 +110,7 @@ def check_int(value: object, name: str, *, minimum: int = 1,
         raise InvalidInputError(
             f"{name}: expected a whole number >= {minimum}, got {describe(value)}"
         )
-    number = int(value)  # type: ignore[call-overload]
+    number = int(value)
     if number < minimum or (maximum is not None and number > maximum):
         bound = f"in {minimum}..{maximum}" if maximum is not None else f">= {minimum}"
         raise InvalidInputError(f"{name}: expected a whole number {bound}, got {number}")
@@ -172,12 +173,25 @@ def check_size(size: object, name: str, *, minimum: int = 1) -> tuple[int, int]:
         pair = size
     else:
         pair = ()
-    if not pair or not all(is_whole(v) and int(v) >= minimum for v in pair):
+    values = [int(v) for v in pair if is_whole(v)]
+    if len(values) != 2 or min(values) < minimum:
         raise InvalidInputError(
             f"{name}: expected an int or (height, width) of whole numbers >= {minimum}, got "
             f"{describe(size)}"
         )
-    return int(pair[0]), int(pair[1])
+    return values[0], values[1]
+
+
+def check_channels(value: object, name: str = "channels") -> int:
+    """1 (gray) or 3 (RGB).
+
+    Example:
+        >>> check_channels(3)
+        3
+    """
+    if not is_whole(value) or int(value) not in (1, 3):
+        raise InvalidInputError(f"{name}: expected 1 or 3, got {describe(value)}")
+    return int(value)
 
 
 def check_choice(value: object, name: str, choices: Collection[Any]) -> Any:

@@ -12,6 +12,7 @@ __all__ = [
     "activation_name",
     "head_activation",
     "input_spec",
+    "leaf_layers",
     "output_layer",
     "output_units",
     "to_probabilities",
@@ -24,6 +25,21 @@ def activation_name(function: Any) -> str:
         return "linear"
     name = getattr(function, "__name__", None) or type(function).__name__
     return str(name).lower()
+
+
+def leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(path, layer)`` for every layer that is not itself a model, nested models walked.
+
+    Paths join the names with ``/`` (``"vgg16/block5_conv3"``), in the models' layer order.
+    """
+    found: list[tuple[str, Any]] = []
+    for layer in getattr(model, "layers", None) or []:
+        path = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            found.extend(leaf_layers(layer, f"{path}/"))
+        else:
+            found.append((path, layer))
+    return found
 
 
 def output_layer(model: keras.Model) -> keras.layers.Layer | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cxrexplain._tables import html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
@@ -160,14 +161,7 @@ def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
     lines: list[str] = []
     classifier.model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
     summary = html.escape("\n".join(lines))
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", *table.metrics])
-    rows = []
-    for row in table.rows:
-        cells = [f"<td>{html.escape(str(row['method']))}</td>"]
-        for metric in table.metrics:
-            value = float(row[metric])
-            cells.append(f"<td>{'n/a' if np.isnan(value) else f'{value:.3f}'}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    header, rows = html_table_rows(*table._table(3, labels=False))
     overlays = "".join(
         f'<figure><img src="overlays/{name}.png" alt="{name} overlay">'
         f"<figcaption>{name}</figcaption></figure>" for name in explainers()
@@ -175,7 +169,7 @@ def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
     return _TEMPLATE.format(
         version=__version__, accuracy=f"{accuracy:.1%}", size=config.size,
         train=config.train_images, test=config.test_images, epochs=config.epochs,
-        header=header, rows="\n".join(rows), overlays=overlays, summary=summary,
+        header=header, rows=rows, overlays=overlays, summary=summary,
         seconds=f"{elapsed:.0f}", images=table.images,
     )
 
@@ -203,7 +197,7 @@ boxes and the scores use the planted lesion masks. Run time {seconds} s; cxrexpl
 <h2>Overlay grid</h2>
 <img id="grid" src="grid.png" alt="X-rays with each explainer's heatmap">
 <h2>How well each explainer localises the lesion</h2>
-<table id="metrics"><thead><tr>{header}</tr></thead><tbody>
+<table id="metrics"><thead>{header}</thead><tbody>
 {rows}
 </tbody></table>
 <p>Pointing game: share of maps whose maximum falls in the lesion's box. Energy in mask: share

@@ -9,8 +9,15 @@ centred Gaussian on the pointing game is not localising anything.
 Example:
     >>> import cxrexplain as cx
     >>> table = cx.evaluate_explainers(clf, ["cam", "gradcam"], images, boxes=boxes)
-    ... # doctest: +SKIP
-    >>> print(table.to_markdown())  # doctest: +SKIP
+    >>> table.metrics
+    ['pointing_game', 'deletion_auc', 'insertion_auc', 'randomization_spearman', 'seconds_per_image']
+    >>> print(table.to_markdown())
+    | method | pointing game (higher) | deletion AUC (lower) | ...
+    |---|---:|---:|---:|---:|---:|
+    | cam | ...
+    | gradcam | ...
+    | random | ... | n/a | n/a |
+    | centre_gaussian | ... | n/a | n/a |
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from cxrexplain._tables import format_number, json_number, markdown_table
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
@@ -73,7 +81,9 @@ class ExplainerEvaluation:
         """One cell of the table.
 
         Example:
-            >>> table.value("gradcam", "pointing_game")  # doctest: +SKIP
+            >>> table = ExplainerEvaluation([{"method": "gradcam", "pointing_game": 0.73}],
+            ...                             ["pointing_game"], images=30)
+            >>> table.value("gradcam", "pointing_game")
             0.73
         """
         for row in self.rows:
@@ -83,19 +93,19 @@ class ExplainerEvaluation:
 
     def to_markdown(self, digits: int = 3) -> str:
         """The table as Markdown (NaN shown as n/a)."""
-        header = ["method", *(_LABELS.get(m, m) for m in self.metrics)]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in self.rows:
-            cells = [str(row["method"])]
-            for metric in self.metrics:
-                value = float(row[metric])
-                cells.append("n/a" if math.isnan(value) else f"{value:.{digits}f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        header, rows = self._table(digits, labels=True)
+        return markdown_table(header, rows) + "\n"
+
+    def _table(self, digits: int, *, labels: bool) -> tuple[list[str], list[list[str]]]:
+        """Header and formatted rows (NaN as n/a), shared by Markdown and the demo's HTML."""
+        header = ["method", *(_LABELS.get(m, m) if labels else m for m in self.metrics)]
+        rows = [[str(row["method"]), *(format_number(float(row[m]), digits)
+                                       for m in self.metrics)] for row in self.rows]
+        return header, rows
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
-        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v)
+        rows = [{k: (json_number(v) if isinstance(v, float) else v)
                  for k, v in row.items()} for row in self.rows]
         return {"images": self.images, "metrics": self.metrics, "rows": rows,
                 "settings": self.settings}
@@ -119,8 +129,9 @@ def baseline_maps(kind: str, count: int, size: tuple[int, int], *, seed: int = 0
         ``(count, height, width)`` float32 in [0, 1].
 
     Example:
-        >>> baseline_maps("centre_gaussian", 1, (5, 5))[0, 2, 2]
-        1.0
+        >>> maps = baseline_maps("centre_gaussian", 1, (5, 5))
+        >>> maps.shape, float(maps[0, 2, 2]), float(maps[0, 0, 0]) < 0.5
+        ((1, 5, 5), 1.0, True)
     """
     height, width = size
     if kind == "random":
@@ -176,8 +187,10 @@ def evaluate_explainers(
         InvalidInputError: No methods, unknown method names, mismatched boxes or masks.
 
     Example:
-        >>> table = evaluate_explainers(clf, ["cam", "gradcam"], batch, masks=lungs)
-        ... # doctest: +SKIP
+        >>> table = evaluate_explainers(clf, ["cam", "gradcam"], batch, masks=lungs,
+        ...                             randomization_layers=None)
+        >>> table.images, table.metrics
+        (4, ['mask_energy', 'deletion_auc', 'insertion_auc', 'seconds_per_image'])
     """
     clf = classifier if isinstance(classifier, Classifier) else Classifier(classifier)
     if not methods:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cxrexplain._checks import check_channels, check_int
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["PhantomSet", "generate", "phantoms"]
@@ -126,14 +127,11 @@ def phantoms(
 
 
 def _check(n: int, size: int, classes: Sequence[str], channels: int) -> None:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise InvalidInputError(f"n: expected a positive number of images, got {n!r}")
-    if not isinstance(size, (int, np.integer)) or size < 32:
-        raise InvalidInputError(f"size: expected an int >= 32, got {size!r}")
+    check_int(n, "n")
+    check_int(size, "size", minimum=32)
     if isinstance(classes, str) or len(classes) < 1:
         raise InvalidInputError(f"classes: expected a sequence of class names, got {classes!r}")
-    if channels not in (1, 3):
-        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+    check_channels(channels)
 
 
 def _ellipse(size: int, center: tuple[float, float], axes: tuple[float, float],

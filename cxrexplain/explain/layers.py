@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import first_line
+from cxrexplain._keras_utils import leaf_layers
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
 __all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept", "layer_activations"]
@@ -123,15 +124,6 @@ class ModelLayers:
         return chosen
 
 
-def _leaf_layers(model: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for layer in getattr(model, "layers", []) or []:
-        path = f"{prefix}{layer.name}"
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer, f"{path}/")
-        else:
-            yield path, layer
-
-
 def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelLayers:
     """Run one blank image through ``model`` and record each leaf layer's call in order.
 
@@ -145,8 +137,8 @@ def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelL
     Raises:
         ModelStructureError: The model cannot run on an image of that shape.
     """
-    paths = {id(layer): path for path, layer in _leaf_layers(model)}
-    layers = {id(layer): layer for _, layer in _leaf_layers(model)}
+    paths = {id(layer): path for path, layer in leaf_layers(model)}
+    layers = {id(layer): layer for _, layer in leaf_layers(model)}
     calls: list[LayerCall] = []
 
     def recorder(layer: Any) -> Callable[..., Any]:

@@ -21,6 +21,7 @@ import cv2
 import keras
 import numpy as np
 
+from cxrexplain._checks import check_fraction, check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import ImageSource
@@ -92,10 +93,8 @@ def perturbation_curves(
     clf = classifier if isinstance(classifier, Classifier) else Classifier(classifier)
     if mode not in ("deletion", "insertion"):
         raise InvalidInputError(f"mode: expected 'deletion' or 'insertion', got {mode!r}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise InvalidInputError(f"steps: expected a positive int, got {steps!r}")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_int(steps, "steps")
+    check_int(batch_size, "batch_size")
     if targets is None and hasattr(heatmaps, "targets"):
         targets = heatmaps.targets
     batch = clf.prepare(images)
@@ -194,10 +193,10 @@ def _targets(clf: Classifier, batch: np.ndarray, targets: Any, count: int,
 
 
 def _baseline(batch: np.ndarray, baseline: Baseline) -> np.ndarray:
-    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        if not 0.0 <= float(baseline) <= 1.0:
-            raise InvalidInputError(f"baseline: expected a value in [0, 1], got {baseline!r}")
-        return np.full_like(batch, float(baseline))
+    if isinstance(baseline, (int, float, np.integer, np.floating)) and not isinstance(
+        baseline, bool
+    ):
+        return np.full_like(batch, check_fraction(baseline, "baseline"))
     if baseline == "zero":
         return np.zeros_like(batch)
     if baseline == "mean":

@@ -22,6 +22,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from cxrexplain._checks import check_int
+from cxrexplain._keras_utils import leaf_layers
+from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.base import Explainer
 from cxrexplain.io import ImageSource
@@ -61,22 +64,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     y = np.asarray(b, np.float64).reshape(len(b), -1)
     out = np.empty(len(x))
     for i in range(len(x)):
-        rx, ry = _average_ranks(x[i]), _average_ranks(y[i])
+        rx, ry = average_ranks(x[i]), average_ranks(y[i])
         rx -= rx.mean()
         ry -= ry.mean()
         denominator = np.sqrt((rx**2).sum() * (ry**2).sum())
         out[i] = (rx * ry).sum() / denominator if denominator > 0 else np.nan
     return out
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    unique, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    average = (starts + ends - 1) / 2.0
-    del unique
-    ranks: np.ndarray = average[inverse].astype(np.float64)
-    return ranks
 
 
 def randomization_check(
@@ -116,7 +109,7 @@ def randomization_check(
     original = explainer.explain(images, targets, batch_size=batch_size)
     model = explainer.model
     copy = _copy(model)
-    weighted = [(path, layer) for path, layer in _leaf_layers(copy) if layer.weights]
+    weighted = [(path, layer) for path, layer in leaf_layers(copy) if layer.weights]
     weighted.reverse()  # top (output) first
     chosen = _choose(weighted, layers)
     rng = np.random.default_rng(seed)
@@ -135,25 +128,12 @@ def randomization_check(
     return RandomizationResult([p for p, _ in chosen], correlations, mean, cascading)
 
 
-def _leaf_layers(model: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    result: list[tuple[str, Any]] = []
-    for layer in getattr(model, "layers", []) or []:
-        path = f"{prefix}{layer.name}"
-        if isinstance(layer, keras.Model):
-            result.extend(_leaf_layers(layer, f"{path}/"))
-        else:
-            result.append((path, layer))
-    return result
-
-
 def _choose(weighted: list[tuple[str, Any]], layers: Sequence[str] | int | None
             ) -> list[tuple[str, Any]]:
     if layers is None:
         return weighted
-    if isinstance(layers, int):
-        if isinstance(layers, bool) or layers < 1:
-            raise InvalidInputError(f"layers: expected a positive count, got {layers}")
-        return weighted[:layers]
+    if isinstance(layers, (int, np.integer)):
+        return weighted[: check_int(layers, "layers")]
     by_path = dict(weighted)
     by_name = {path.rsplit("/", 1)[-1]: (path, layer) for path, layer in weighted}
     chosen = []

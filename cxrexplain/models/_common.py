@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeAlias
 
 import keras
 
+from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError
 
 __all__ = [
@@ -88,12 +89,7 @@ def check_num_classes(num_classes: int) -> int:
         >>> check_num_classes(3)
         3
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
-        raise InvalidInputError(
-            f"num_classes: expected a whole number >= 2 (two classes give one sigmoid unit "
-            f"where the builder follows a sigmoid seed), got {num_classes!r}"
-        )
-    return num_classes
+    return check_int(num_classes, "num_classes", minimum=2)
 
 
 def check_rate(value: float, name: str) -> float:
@@ -103,9 +99,7 @@ def check_rate(value: float, name: str) -> float:
         >>> check_rate(0.3, "dropout")
         0.3
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise InvalidInputError(f"{name}: expected a rate in [0, 1), got {value!r}")
-    return float(value)
+    return check_number(value, name, low=0.0, high=1.0, high_open=True)
 
 
 def output_units(num_classes: int, *, head: Head, sigmoid_seed: bool) -> tuple[int, str]:

@@ -34,6 +34,7 @@ from typing import Any
 
 import keras
 
+from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.models.losses import head_of, loss_for
 
@@ -203,7 +204,7 @@ def compile_for(
         rate = recipe.learning_rate
         if reproduce_quirks and recipe.quirk_learning_rate is not None:
             rate = recipe.quirk_learning_rate
-    _check_positive(rate, "learning_rate")
+    check_number(rate, "learning_rate", low=0.0, low_open=True)
     from_logits = True if reproduce_quirks and recipe.quirk_from_logits else None
     options: dict[str, Any] = {
         "optimizer": _OPTIMIZERS[recipe.optimizer](learning_rate=rate),
@@ -247,16 +248,11 @@ def compile_recommended(
         >>> type(m.optimizer).__name__
         'AdamW'
     """
-    _check_positive(learning_rate, "learning_rate")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or \
-            weight_decay < 0:
-        raise InvalidInputError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
+    check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+    check_number(weight_decay, "weight_decay", low=0.0)
     rate: Any = learning_rate
     if decay_steps is not None:
-        if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
-            raise InvalidInputError(
-                f"decay_steps: expected a positive int or None, got {decay_steps!r}"
-            )
+        check_int(decay_steps, "decay_steps")
         rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     options: dict[str, Any] = {
         "optimizer": keras.optimizers.AdamW(learning_rate=rate, weight_decay=weight_decay),
@@ -268,6 +264,3 @@ def compile_recommended(
     return model
 
 
-def _check_positive(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidInputError(f"{name}: expected a positive number, got {value!r}")

@@ -37,18 +37,8 @@ def is_mixed_precision(model: keras.Model) -> bool:
     """
     return any(
         getattr(layer, "compute_dtype", "float32") in ("float16", "bfloat16")
-        for layer in _leaf_layers(model)
+        for _, layer in _keras_utils.leaf_layers(model)
     )
-
-
-def _leaf_layers(model: keras.Model) -> list[Any]:
-    found: list[Any] = []
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, keras.Model):
-            found.extend(_leaf_layers(layer))
-        else:
-            found.append(layer)
-    return found
 
 
 def with_dtype_policy(model: keras.Model, policy: str = "mixed_float16") -> keras.Model:

@@ -37,12 +37,13 @@ from typing import Any
 
 import keras
 
+from cxrexplain._checks import check_int
+from cxrexplain._files import atomic_write_text
 from cxrexplain.classifier import Classifier
 from cxrexplain.data.augment import Augmentation
 from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
 from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
-from cxrexplain._files import atomic_write_text
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.checkpoint import load_state
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
@@ -230,7 +231,6 @@ def _write_fold(directory: Path, result: FoldResult, setup: dict[str, Any]) -> N
 
 def _check_folds(folds: Sequence[int], k: int) -> list[int]:
     chosen = list(folds)
-    if not chosen or not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f < k
-                             for f in chosen):
+    if not chosen:
         raise InvalidInputError(f"folds: expected fold indices in 0..{k - 1}, got {folds!r}")
-    return sorted(set(chosen))
+    return sorted({check_int(f, "folds", minimum=0, maximum=k - 1) for f in chosen})

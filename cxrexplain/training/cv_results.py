@@ -13,13 +13,13 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from cxrexplain._tables import format_number, json_number, markdown_table
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.report import EvaluationReport, report_from_predictions
 
@@ -92,8 +92,7 @@ class FoldResult:
             "fit_seconds": self.fit_seconds,
             "epochs": self.epochs,
             "train_images": self.train_images,
-            "images_per_second": None if math.isnan(self.images_per_second)
-            else self.images_per_second,
+            "images_per_second": json_number(self.images_per_second),
             "report": self.report.to_dict(include_predictions=True),
         }
 
@@ -190,7 +189,8 @@ class CrossValidationResult:
         return {
             "k": self.k,
             "class_names": list(self.class_names),
-            "summary": {m: [_json(a), _json(b)] for m, (a, b) in self.summary().items()},
+            "summary": {m: [json_number(a), json_number(b)]
+                        for m, (a, b) in self.summary().items()},
             "folds": [f.to_dict() for f in self.folds],
         }
 
@@ -207,8 +207,8 @@ class CrossValidationResult:
         rows = []
         for metric in metrics:
             mean, sd = summary[metric]
-            per_fold = ", ".join(_fmt(v) for v in self.values(metric))
-            rows.append((metric, f"{_fmt(mean)} ± {_fmt(sd)}", per_fold))
+            per_fold = ", ".join(format_number(v) for v in self.values(metric))
+            rows.append((metric, f"{format_number(mean)} ± {format_number(sd)}", per_fold))
         return rows
 
     def _metric_names(self) -> list[str]:
@@ -231,14 +231,9 @@ class CrossValidationResult:
         Example:
             >>> print(result.to_markdown())  # doctest: +SKIP
         """
-        lines = ["| metric | mean ± sd | per fold |", "|---|---:|---|"]
-        lines += [f"| {m} | {v} | {f} |" for m, v, f in self._lines(self._metric_names())]
-        return "\n".join(lines)
+        rows = [list(row) for row in self._lines(self._metric_names())]
+        return markdown_table(["metric", "mean ± sd", "per fold"], rows,
+                              numeric=[False, True, False])
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.4f}"
 
-
-def _json(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)

@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.checkpoint import (
     FINAL_WEIGHTS,
@@ -137,14 +137,13 @@ def fit(
     """
     if not isinstance(model, keras.Model):
         raise InvalidInputError(f"model: expected a keras.Model, got {type(model).__name__}")
-    _check_int(epochs, "epochs", minimum=1)
+    check_int(epochs, "epochs", minimum=1)
     for name, value in (("early_stopping_patience", early_stopping_patience),
                         ("reduce_lr_patience", reduce_lr_patience)):
         if value is not None:
-            _check_int(value, name, minimum=0)
-    if not 0.0 < float(reduce_lr_factor) < 1.0:
-        raise InvalidInputError(f"reduce_lr_factor: expected a value in (0, 1), got "
-                                f"{reduce_lr_factor!r}")
+            check_int(value, name, minimum=0)
+    check_number(reduce_lr_factor, "reduce_lr_factor", low=0.0, high=1.0, low_open=True,
+                 high_open=True)
     if resume and checkpoint_dir is None:
         raise InvalidInputError("resume: needs checkpoint_dir= (where the run was saved)")
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
@@ -152,7 +151,7 @@ def fit(
             f"strategy: expected a tf.distribute.Strategy, got {type(strategy).__name__}"
         )
     if seed is not None:
-        _check_int(seed, "seed", minimum=0)
+        check_int(seed, "seed", minimum=0)
         keras.utils.set_random_seed(seed)
     gpu = has_gpu()
     use_mixed = _flag(mixed_precision, "mixed_precision", gpu)
@@ -222,11 +221,6 @@ def fit(
 
 
 # ------------------------------------------------------------------------------- helpers
-def _check_int(value: Any, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InvalidInputError(f"{name}: expected a whole number >= {minimum}, got {value!r}")
-
-
 def _flag(value: bool | str, name: str, gpu: bool) -> bool:
     if value == "auto":
         return gpu

@@ -15,13 +15,13 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxrexplain._tables import format_number, json_number, markdown_table, nanmean
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.predictions import collect
@@ -119,9 +119,9 @@ class EvaluationReport:
             ['accuracy', 'auc/COVID', 'auc/NORMAL']
         """
         flat: dict[str, float] = {"accuracy": self.accuracy}
-        flat["balanced_accuracy"] = _nanmean(self.sensitivity.values())
-        flat["macro_f1"] = _nanmean(self.f1.values())
-        flat["macro_auc"] = _nanmean(self.roc_auc.values())
+        flat["balanced_accuracy"] = nanmean(self.sensitivity.values())
+        flat["macro_f1"] = nanmean(self.f1.values())
+        flat["macro_auc"] = nanmean(self.roc_auc.values())
         for rate in _RATES:
             for name, value in self._per_class(rate).items():
                 flat[f"{rate}/{name}"] = value
@@ -143,8 +143,8 @@ class EvaluationReport:
             "n": self.n,
             "threshold": self.threshold,
             "confusion": np.asarray(self.confusion, dtype=np.int64).tolist(),
-            "auc": [_json_float(v) for v in self.auc],
-            "metrics": {k: _json_float(v) for k, v in self.metrics().items()},
+            "auc": [json_number(v) for v in self.auc],
+            "metrics": {k: json_number(v) for k, v in self.metrics().items()},
         }
         if include_predictions and self.labels is not None and self.probabilities is not None:
             data["labels"] = np.asarray(self.labels).astype(int).tolist()
@@ -184,7 +184,7 @@ class EvaluationReport:
     def _rows(self) -> list[list[str]]:
         rows = []
         for name in self.class_names:
-            rows.append([name] + [_fmt(self._per_class(r)[name]) for r in _RATES]
+            rows.append([name] + [format_number(self._per_class(r)[name]) for r in _RATES]
                         + [str(int(self.confusion[self.class_names.index(name)].sum()))])
         return rows
 
@@ -221,22 +221,18 @@ class EvaluationReport:
             | class | sensitivity | specificity | precision | f1 | auc | n |
             ...
         """
-        header = ["class", *_RATES, "n"]
-        lines = [self._summary_line(), ""]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-        for row in self._rows():
-            lines.append("| " + " | ".join(row) + " |")
-        lines += ["", "| true \\ predicted | " + " | ".join(self.class_names) + " |",
-                  "|---|" + "---:|" * len(self.class_names)]
-        for name, row in zip(self.class_names, self.confusion, strict=True):
-            lines.append(f"| {name} | " + " | ".join(str(int(v)) for v in row) + " |")
-        return "\n".join(lines)
+        confusion = [[name, *(str(int(v)) for v in row)]
+                     for name, row in zip(self.class_names, self.confusion, strict=True)]
+        return "\n".join([
+            self._summary_line(), "",
+            markdown_table(["class", *_RATES, "n"], self._rows()), "",
+            markdown_table(["true \\ predicted", *self.class_names], confusion),
+        ])
 
     def _summary_line(self) -> str:
         rule = "argmax" if self.threshold is None else f"threshold {self.threshold:.4g}"
-        return (f"accuracy {_fmt(self.accuracy)} on {self.n} images ({rule}); macro AUC "
-                f"{_fmt(self.metrics()['macro_auc'])}")
+        return (f"accuracy {format_number(self.accuracy)} on {self.n} images ({rule}); macro AUC "
+                f"{format_number(self.metrics()['macro_auc'])}")
 
     def __str__(self) -> str:
         return self.to_text()
@@ -315,16 +311,4 @@ def report_from_predictions(
     return EvaluationReport(tuple(class_names), matrix, auc, threshold, truth, probs)
 
 
-def _fmt(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.4f}"
 
-
-def _json_float(value: float) -> float | None:
-    number = float(value)
-    return None if math.isnan(number) else number
-
-
-def _nanmean(values: Any) -> float:
-    array = np.asarray(list(values), dtype=np.float64)
-    finite = array[~np.isnan(array)]
-    return float(finite.mean()) if finite.size else float("nan")

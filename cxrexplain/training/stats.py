@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["confusion_matrix", "per_class_rates", "roc_auc", "roc_curve"]
@@ -48,14 +49,6 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    average = starts + (counts + 1) / 2.0
-    return np.asarray(average[inverse.ravel()], dtype=np.float64)
-
-
 def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve of ``scores`` for the binary truth ``is_positive``.
 
@@ -71,7 +64,7 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     negatives = truth.size - positives
     if positives == 0 or negatives == 0:
         return float("nan")
-    ranks = _average_ranks(values)
+    ranks = average_ranks(values)
     statistic = ranks[truth].sum() - positives * (positives + 1) / 2.0
     return float(statistic / (positives * negatives))
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrexplain._checks import check_number
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.predictions import collect
@@ -73,9 +74,7 @@ def threshold_for_recall(
             f"{classifier.num_classes} classes {list(classifier.class_names)} (argmax decides)"
         )
     index = _positive_index(classifier, positive)
-    if isinstance(recall, bool) or not isinstance(recall, (int, float)) or \
-            not 0.0 < recall <= 1.0:
-        raise InvalidInputError(f"recall: expected a value in (0, 1], got {recall!r}")
+    check_number(recall, "recall", low=0.0, high=1.0, low_open=True)
     probabilities, labels = collect(classifier, data, batch_size=batch_size)
     scores = np.sort(probabilities[labels == index, index].astype(np.float64))[::-1]
     if scores.size == 0:
