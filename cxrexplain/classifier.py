@@ -1,6 +1,6 @@
 """Wrap a Keras model as a chest X-ray :class:`Classifier` with class names and a threshold.
 
-Three kinds of heads are understood (see DESIGN.md, "Rules of the math"):
+Three kinds of heads are understood (see ARCHITECTURE.md, "Rules of the math"):
 
 * **two-class, one sigmoid unit** (``Dense(1, "sigmoid")``): the unit is the probability of
   class 1; the classifier reports ``[1 - p, p]``;
@@ -168,8 +168,8 @@ class Classifier:
             The batch, resized to :attr:`input_size` and converted to :attr:`channels`.
 
         Example:
-            >>> clf.prepare("xray.png").shape  # doctest: +SKIP
-            (1, 224, 224, 1)
+            >>> clf.prepare("xray.png").shape, clf.input_size  # a 64 x 64 file
+            ((1, 32, 32, 1), (32, 32))
         """
         return load_images(images, size=self.input_size, channels=self.channels or 1)
 
@@ -202,8 +202,9 @@ class Classifier:
             ``1 - p`` and ``p``.
 
         Example:
-            >>> clf.predict_proba(["a.png", "b.png"])  # doctest: +SKIP
-            array([[0.91, 0.09], [0.12, 0.88]], dtype=float32)
+            >>> probabilities = clf.predict_proba(["a.png", "b.png"])
+            >>> probabilities.shape, probabilities.dtype, probabilities.sum(axis=1).round(4)
+            ((2, 2), dtype('float32'), array([1., 1.], dtype=float32))
         """
         check_int(batch_size, "batch_size")
         batch = self.prepare(images)
@@ -264,7 +265,9 @@ class Classifier:
         for another model (a copy with re-initialised weights, a lung-focused wrapper).
 
         Example:
-            >>> twin = clf.with_model(keras.models.clone_model(clf.model))  # doctest: +SKIP
+            >>> twin = clf.with_model(keras.models.clone_model(clf.model))
+            >>> twin.class_names == clf.class_names, twin.model is clf.model
+            (True, False)
         """
         return type(self)(model, **self._settings())
 
@@ -292,8 +295,8 @@ class Classifier:
             InvalidInputError: An unknown name, an index out of range, or a wrong count.
 
         Example:
-            >>> clf.target_indices("PNEUMONIA", 2).tolist()  # doctest: +SKIP
-            [1, 1]
+            >>> clf.target_indices("PNEUMONIA", 2).tolist(), clf.target_indices([0, 1], 2).tolist()
+            ([1, 1], [0, 1])
         """
         names = self.class_names
         values: list[Any]
@@ -355,8 +358,11 @@ class Classifier:
             A :class:`Prediction` for one image, a list of them for several.
 
         Example:
-            >>> clf.predict("xray.png")  # doctest: +SKIP
-            Prediction(label='PNEUMONIA', index=1, probabilities={...}, findings=())
+            >>> clf.predict("xray.png")
+            Prediction(label='...', index=...,
+                       probabilities={'NORMAL': ..., 'PNEUMONIA': ...}, findings=())
+            >>> len(clf.predict(["a.png", "b.png"]))
+            2
         """
         predictions = self.decide(self.predict_proba(images, batch_size=batch_size))
         if _is_single(images):
@@ -385,7 +391,8 @@ class Classifier:
             The path written.
 
         Example:
-            >>> clf.save("pneumonia.keras")  # doctest: +SKIP
+            >>> clf.save("pneumonia.keras")
+            PosixPath('pneumonia.keras')
         """
         return write_model_file(path, self.model, self.metadata())
 
@@ -413,7 +420,9 @@ class Classifier:
             ModelLoadError: The file is missing or not a Keras model.
 
         Example:
-            >>> clf = Classifier.load("pneumonia.keras")  # doctest: +SKIP
+            >>> clf = Classifier.load("pneumonia.keras")
+            >>> clf.class_names, clf.input_size
+            (['NORMAL', 'PNEUMONIA'], (32, 32))
         """
         model, meta = read_model_file(path, custom_objects=custom_objects)
         source = Path(os.fspath(path))

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
@@ -118,9 +119,9 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = False, seed: int 
         "seconds": round(elapsed, 1),
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    report = out / "index.html"
-    report.write_text(_html(table, accuracy, classifier, config, elapsed), encoding="utf-8")
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    report = atomic_write_text(out / "index.html",
+                               _html(table, accuracy, classifier, config, elapsed))
     _say(f"done in {elapsed:.0f} s: held-out accuracy {accuracy:.1%}; report {report}")
     return report
 

@@ -42,7 +42,7 @@ def test_available_lists_every_builder_with_description_and_seed() -> None:
     assert set(REQUIRED) <= set(infos)
     for name, info in infos.items():
         assert info.name == name
-        assert info.description and info.seed
+        assert info.description and info.source
         assert "\n" not in str(info) and str(info).startswith(f"{name}: ")
         assert info.head == ("sigmoid" if name in SIGMOID_SEEDS else "softmax")
         assert info.transfer == (name in TRANSFER)
@@ -431,3 +431,15 @@ def test_with_dtype_policy_keeps_weights_and_outputs() -> None:
     images = _images(2, 32, 1)
     np.testing.assert_allclose(np.asarray(mixed(images, training=False)),
                                np.asarray(model(images, training=False)), atol=2e-3)
+
+
+def test_model_info_seed_is_a_deprecated_alias_of_source() -> None:
+    info = cx.models.available()["cam_cnn"]
+    assert info.source.startswith("seed 1")
+    with pytest.warns(DeprecationWarning, match="source"):
+        assert info.seed == info.source
+    with pytest.warns(DeprecationWarning, match="source="):
+        cx.models.registry.register("old_style_builder_name", description="x", seed="paper",
+                                    head="softmax", min_size=8)(lambda shape, classes: None)
+    assert cx.models.available()["old_style_builder_name"].source == "paper"
+    cx.models.registry._REGISTRY.pop("old_style_builder_name")

@@ -3,7 +3,7 @@
 The explainers never rebuild the user's model. While the compiled pass is traced, a hook on
 the model's head records the input of its final activation (the logits); when that cannot be
 done (a softmax inside a ``Lambda``), the score is recovered from the outputs. This module
-owns those rules (see DESIGN.md, "Rules of the math"):
+owns those rules (see ARCHITECTURE.md, "Rules of the math"):
 
 * one sigmoid unit is a two-class model: target 1 is the logit, target 0 its negative;
 * K > 1 sigmoid units are multi-label: target k is logit k;

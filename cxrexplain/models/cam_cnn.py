@@ -44,7 +44,7 @@ _DEFAULT_FILTERS = (32, 64, 128, 256)
 @register(
     "cam_cnn",
     description="4 blocks Conv3x3+BN(0.9)+ReLU(+MaxPool), GAP -> Dropout -> Dense; exact CAM",
-    seed="seed 1 (Lovi07 Advanced-Classification-using-Machine-Learning-in-HealthCare), "
+    source="seed 1 (Lovi07 Advanced-Classification-using-Machine-Learning-in-HealthCare), "
     "COVID vs pneumonia CNN with CAM",
     head="softmax",
     min_size=8,

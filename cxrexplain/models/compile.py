@@ -147,8 +147,11 @@ def metrics_for(model: keras.Model, names: Sequence[str] = ("accuracy",)) -> lis
     1) exist only for one-unit sigmoid heads and are skipped for others.
 
     Example:
-        >>> [m.name for m in metrics_for(model, ["accuracy"])]  # doctest: +SKIP
-        ['accuracy']
+        >>> [type(m).__name__ for m in metrics_for(model, ["accuracy"])]  # softmax head
+        ['SparseCategoricalAccuracy']
+        >>> binary = cx.models.build("seed_binary_cnn", input_shape=(32, 32, 1), num_classes=2)
+        >>> [m.name for m in metrics_for(binary, ["accuracy", "precision", "recall"])]
+        ['accuracy', 'precision', 'recall']
     """
     units, activation = head_of(model)
     binary = units == 1 or activation == "sigmoid"

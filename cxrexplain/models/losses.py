@@ -82,8 +82,10 @@ def head_of(model: keras.Model) -> tuple[int, str]:
         ModelStructureError: The output is not ``(batch, units)`` or cannot be read.
 
     Example:
-        >>> head_of(model)  # doctest: +SKIP
+        >>> head_of(cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=3))
         (3, 'softmax')
+        >>> head_of(cx.models.build("seed_binary_cnn", input_shape=(32, 32, 1), num_classes=2))
+        (1, 'sigmoid')
     """
     units = _keras_utils.output_units(model)
     if units is None:

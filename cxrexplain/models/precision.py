@@ -32,8 +32,8 @@ def is_mixed_precision(model: keras.Model) -> bool:
     """Whether any layer of the model (nested ones included) computes in 16 bits.
 
     Example:
-        >>> is_mixed_precision(model)  # doctest: +SKIP
-        False
+        >>> is_mixed_precision(model), is_mixed_precision(with_dtype_policy(model))
+        (False, True)
     """
     return any(
         getattr(layer, "compute_dtype", "float32") in ("float16", "bfloat16")
@@ -57,9 +57,9 @@ def with_dtype_policy(model: keras.Model, policy: str = "mixed_float16") -> kera
         ModelStructureError: The model is subclassed (it cannot be cloned).
 
     Example:
-        >>> mixed = with_dtype_policy(model)  # doctest: +SKIP
-        >>> mixed.dtype_policy.name  # doctest: +SKIP
-        'mixed_float16'
+        >>> mixed = with_dtype_policy(model)
+        >>> mixed.dtype_policy.name, mixed.get_layer("block1_conv").dtype_policy.name
+        ('mixed_float16', 'mixed_float16')
     """
     if not isinstance(model, (keras.Sequential, keras.Model)) or not _is_clonable(model):
         raise ModelStructureError(

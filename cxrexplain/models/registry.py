@@ -48,7 +48,8 @@ class ModelInfo:
     Attributes:
         name: The registry name, as passed to :func:`build`.
         description: One line on the architecture.
-        seed: The seed project (or paper) the builder follows.
+        source: The seed project (or paper) the builder follows (its provenance; not a
+            random seed). ``seed`` is a deprecated alias.
         head: ``"sigmoid"`` when ``num_classes=2`` gives one sigmoid unit, else ``"softmax"``.
         min_size: The smallest height/width the builder takes with its default options.
         transfer: Whether it wraps a Keras Applications backbone (``weights="imagenet"``,
@@ -57,20 +58,27 @@ class ModelInfo:
 
     Example:
         >>> import cxrexplain as cx
-        >>> print(cx.models.available()["vgg16"].seed)  # doctest: +ELLIPSIS
+        >>> print(cx.models.available()["vgg16"].source)  # doctest: +ELLIPSIS
         seed 4 ...
     """
 
     name: str
     description: str
-    seed: str
+    source: str
     head: str
     min_size: int
     transfer: bool
     options: tuple[tuple[str, Any], ...] = ()
 
+    @property
+    def seed(self) -> str:
+        """Deprecated alias of :attr:`source` ("seed" also means a random seed elsewhere)."""
+        warnings.warn("ModelInfo.seed is deprecated; use ModelInfo.source", DeprecationWarning,
+                      stacklevel=2)
+        return self.source
+
     def __str__(self) -> str:
-        return f"{self.name}: {self.description} [{self.seed}]"
+        return f"{self.name}: {self.description} [{self.source}]"
 
 
 @dataclass(frozen=True)
@@ -83,26 +91,43 @@ _REGISTRY: dict[str, _Entry] = {}
 
 
 def register(
-    name: str, *, description: str, seed: str, head: str, min_size: int, transfer: bool = False
+    name: str, *, description: str, source: str | None = None, head: str, min_size: int,
+    transfer: bool = False, seed: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator that adds a builder ``fn(input_shape, num_classes, **options)`` to the registry.
 
     Args:
         name: Registry name.
         description: One line on the architecture.
-        seed: The seed project it follows.
+        source: The seed project (or paper) it follows.
         head: ``"sigmoid"`` or ``"softmax"`` (what ``num_classes=2`` gives).
         min_size: Smallest height/width with default options.
         transfer: Whether the builder takes ``weights="imagenet"`` itself.
+        seed: Deprecated alias of ``source``.
 
     Returns:
         The decorator (it returns the builder unchanged).
 
     Example:
-        >>> @register("tiny", description="a test", seed="none", head="softmax", min_size=8)
+        >>> import keras
+        >>> @register("tiny", description="Flatten -> Dense", source="none", head="softmax",
+        ...           min_size=8)
         ... def tiny(input_shape, num_classes):
-        ...     ...  # doctest: +SKIP
+        ...     return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),
+        ...                              keras.layers.Dense(num_classes, activation="softmax")])
+        >>> print(available()["tiny"])
+        tiny: Flatten -> Dense [none]
+        >>> build("tiny", input_shape=(8, 8, 1), num_classes=2).output_shape
+        (None, 2)
     """
+
+    if seed is not None:
+        warnings.warn("register(seed=...) is deprecated; use source=", DeprecationWarning,
+                      stacklevel=2)
+        source = seed if source is None else source
+    if source is None:
+        raise InvalidInputError("source: name the seed project or paper the builder follows")
+    provenance = source
 
     def decorate(builder: Builder) -> Builder:
         params = inspect.signature(builder).parameters
@@ -110,7 +135,7 @@ def register(
             (p.name, p.default) for p in params.values()
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "weights"
         )
-        info = ModelInfo(name, description, seed, head, min_size, transfer, options)
+        info = ModelInfo(name, description, provenance, head, min_size, transfer, options)
         _REGISTRY[name] = _Entry(info, builder)
         return builder
 
@@ -289,7 +314,11 @@ def load_weights_file(model: keras.Model, path: Path) -> None:
         ModelLoadError: The file cannot be read or does not fit the model.
 
     Example:
-        >>> load_weights_file(model, Path("cam_cnn.weights.h5"))  # doctest: +SKIP
+        >>> model.save_weights("cam_cnn.weights.h5")
+        >>> twin = build("cam_cnn", input_shape=(32, 32, 1), num_classes=2, filters=(4, 8))
+        >>> load_weights_file(twin, Path("cam_cnn.weights.h5"))
+        >>> all(np.array_equal(a, b) for a, b in zip(twin.get_weights(), model.get_weights()))
+        True
     """
     try:
         with warnings.catch_warnings():

@@ -47,7 +47,7 @@ __all__ = ["seed_binary_cnn", "seed_proposed_cnn", "seed_softmax_cnn"]
 @register(
     "seed_binary_cnn",
     description="2x (Conv3x3 valid + MaxPool), Flatten -> Dense 128 -> sigmoid",
-    seed="seed 2 (doguilmak Classify-X-Ray-Images-with-Convolutional-Neural-Network)",
+    source="seed 2 (doguilmak Classify-X-Ray-Images-with-Convolutional-Neural-Network)",
     head="sigmoid",
     min_size=10,
 )
@@ -83,7 +83,7 @@ def seed_binary_cnn(
 @register(
     "seed_softmax_cnn",
     description="4x (Conv3x3 valid + MaxPool), Flatten -> Dropout -> Dense 512 -> 264 -> softmax",
-    seed="seed 3 (shafayet98 ML-Pneumonia-Classification)",
+    source="seed 3 (shafayet98 ML-Pneumonia-Classification)",
     head="softmax",
     min_size=46,
 )
@@ -124,7 +124,7 @@ def seed_softmax_cnn(
     "seed_proposed_cnn",
     description="5x Conv3x3 (same) with MaxPool and exact dilated MaxPool, Flatten -> Dense 128 "
     "-> softmax",
-    seed="seed 4 (SaraElwatany Pneumonia-Detection-using-Deep-learning-Approach...), "
+    source="seed 4 (SaraElwatany Pneumonia-Detection-using-Deep-learning-Approach...), "
     "proposed CNN",
     head="softmax",
     min_size=22,

@@ -37,7 +37,7 @@ __all__ = ["dense_baseline"]
 @register(
     "dense_baseline",
     description="Flatten -> Dense 128 -> Dropout -> Dense 64 -> sigmoid (no convolution)",
-    seed="seed 5 (Maltanno Phase4_Project), dense baseline",
+    source="seed 5 (Maltanno Phase4_Project), dense baseline",
     head="sigmoid",
     min_size=8,
 )

@@ -183,9 +183,9 @@ def set_trainable(
 
     Example:
         >>> model = cx.models.build("vgg16", input_shape=(32, 32, 3), num_classes=2)
-        ... # doctest: +SKIP
         >>> set_trainable(model.get_layer("vgg16"), trainable_from="block5_conv1")
-        ... # doctest: +SKIP
+        >>> [layer.name for layer in model.get_layer("vgg16").layers if layer.trainable]
+        ['block5_conv1', 'block5_conv2', 'block5_conv3', 'block5_pool']
     """
     if freeze and trainable_from is not None:
         raise InvalidInputError(
@@ -241,7 +241,7 @@ def _load_weights(model: keras.Model, base: keras.Model, path: Path) -> None:
     )
 
 
-def _make(name: str, backbone: str, *, description: str, seed: str, sigmoid_seed: bool,
+def _make(name: str, backbone: str, *, description: str, source: str, sigmoid_seed: bool,
           trainable_from: str | None = None) -> Callable[..., keras.Model]:
     """Create and register the builder ``name`` around :func:`transfer_model`."""
 
@@ -283,35 +283,35 @@ def _make(name: str, backbone: str, *, description: str, seed: str, sigmoid_seed
         '{name}'
     """
     head_kind = "sigmoid" if sigmoid_seed else "softmax"
-    return register(name, description=description, seed=seed, head=head_kind,
+    return register(name, description=description, source=source, head=head_kind,
                     min_size=MIN_BACKBONE_SIZE, transfer=True)(builder)
 
 
 _SEED4 = "seed 4 (SaraElwatany Pneumonia-Detection-using-Deep-learning-Approach...)"
 vgg16 = _make(
-    "vgg16", "vgg16", sigmoid_seed=False, seed=f"{_SEED4}, VGG16 transfer",
+    "vgg16", "vgg16", sigmoid_seed=False, source=f"{_SEED4}, VGG16 transfer",
     description="VGG16 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 vgg19 = _make(
-    "vgg19", "vgg19", sigmoid_seed=False, seed=f"{_SEED4}, VGG19 transfer",
+    "vgg19", "vgg19", sigmoid_seed=False, source=f"{_SEED4}, VGG19 transfer",
     description="VGG19 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 resnet50 = _make(
     "resnet50", "resnet50", sigmoid_seed=False,
-    seed=f"{_SEED4}, ResNet50 (trained from scratch there)",
+    source=f"{_SEED4}, ResNet50 (trained from scratch there)",
     description="ResNet50 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 mobilenet_v2 = _make(
-    "mobilenet_v2", "mobilenet_v2", sigmoid_seed=False, seed=f"{_SEED4}, MobileNetV2 transfer",
+    "mobilenet_v2", "mobilenet_v2", sigmoid_seed=False, source=f"{_SEED4}, MobileNetV2 transfer",
     description="MobileNetV2 backbone (inputs scaled to [-1, 1]) -> GAP -> Dropout -> Dense",
 )
 densenet121 = _make(
     "densenet121", "densenet121", sigmoid_seed=True,
-    seed="CheXNet (Rajpurkar et al. 2017): DenseNet121 with sigmoid outputs",
+    source="CheXNet (Rajpurkar et al. 2017): DenseNet121 with sigmoid outputs",
     description="DenseNet121 backbone (ImageNet torch preprocessing) -> GAP -> Dropout -> Dense",
 )
 vgg19_finetune = _make(
     "vgg19_finetune", "vgg19", sigmoid_seed=True, trainable_from="block5_conv1",
-    seed="seed 5 (Maltanno Phase4_Project), fine-tuned VGG19",
+    source="seed 5 (Maltanno Phase4_Project), fine-tuned VGG19",
     description="VGG19 backbone, only block5 trainable -> GAP -> Dropout -> Dense",
 )

@@ -10,20 +10,41 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from cxrexplain.training.stats import roc_curve
 
-if TYPE_CHECKING:
-    from cxrexplain.training.report import EvaluationReport
-
 __all__ = ["report_figure"]
 
 
-def report_figure(report: EvaluationReport, *,
+class ReportLike(Protocol):
+    """What :func:`report_figure` reads (an :class:`~cxrexplain.training.EvaluationReport`).
+
+    Declared here so that the figure does not import the report: the report imports the
+    figure, one way.
+    """
+
+    @property
+    def class_names(self) -> Sequence[str]: ...
+    @property
+    def confusion(self) -> np.ndarray: ...
+    @property
+    def auc(self) -> np.ndarray: ...
+    @property
+    def labels(self) -> np.ndarray | None: ...
+    @property
+    def probabilities(self) -> np.ndarray | None: ...
+    @property
+    def accuracy(self) -> float: ...
+    @property
+    def n(self) -> int: ...
+
+
+def report_figure(report: ReportLike, *,
                   figsize: tuple[float, float] = (10.0, 4.5)) -> Figure:
     """ROC curves (one per class, one-vs-rest; the positive class only for two classes) and
     the confusion matrix with counts.

@@ -24,6 +24,7 @@ import numpy as np
 from cxrexplain._tables import format_number, json_number, markdown_table, nanmean
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.training.figures import report_figure
 from cxrexplain.training.predictions import collect
 from cxrexplain.training.stats import confusion_matrix, per_class_rates, roc_auc
 
@@ -246,8 +247,6 @@ class EvaluationReport:
         Example:
             >>> report.plot().savefig("report.png")  # doctest: +SKIP
         """
-        from cxrexplain.training.figures import report_figure
-
         return report_figure(self, figsize=figsize)
 
 
