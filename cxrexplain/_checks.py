@@ -26,6 +26,7 @@ from cxrexplain.errors import InvalidInputError
 
 __all__ = [
     "MESSAGE_LIMIT",
+    "as_labels",
     "as_numbers",
     "check_channels",
     "check_choice",
@@ -37,10 +38,14 @@ __all__ = [
     "first_line",
     "is_number",
     "is_whole",
+    "safe_ndim",
 ]
 
 MESSAGE_LIMIT = 300
 """The most characters of a foreign error message quoted in a cxrexplain error."""
+
+MAX_SIDE = 16384
+"""The largest height or width a size argument may ask for (a film is about 4,000 pixels)."""
 
 
 def first_line(err: BaseException) -> str:
@@ -93,6 +98,19 @@ def is_number(value: object) -> bool:
     ):
         return False
     return bool(np.isfinite(float(value)))
+
+
+def safe_ndim(value: object) -> int | None:
+    """``np.ndim(value)``, or None for a ragged nesting that is no array.
+
+    Example:
+        >>> safe_ndim(3), safe_ndim([[1, 2]]), safe_ndim([[], [1]])
+        (0, 2, None)
+    """
+    try:
+        return int(np.ndim(value))  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return None
 
 
 def check_int(value: object, name: str, *, minimum: int = 1,
@@ -155,8 +173,9 @@ def check_fraction(value: object, name: str, *, open_interval: bool = False) -> 
                         high_open=open_interval)
 
 
-def check_size(size: object, name: str, *, minimum: int = 1) -> tuple[int, int]:
-    """An int (square) or a ``(height, width)`` pair of whole numbers >= ``minimum``.
+def check_size(size: object, name: str, *, minimum: int = 1,
+               maximum: int = MAX_SIDE) -> tuple[int, int]:
+    """An int (square) or a ``(height, width)`` pair of whole numbers in ``minimum..maximum``.
 
     Example:
         >>> check_size((32, 48), "input_size")
@@ -164,7 +183,7 @@ def check_size(size: object, name: str, *, minimum: int = 1) -> tuple[int, int]:
         >>> check_size((32,), "size")
         Traceback (most recent call last):
         ...
-        cxrexplain.errors.InvalidInputError: size: expected an int or (height, width) of whole numbers >= 1, got (32,)
+        cxrexplain.errors.InvalidInputError: size: expected an int or (height, width) of whole numbers in 1..16384, got (32,)
     """  # noqa: E501
     pair: Sequence[Any]
     if is_whole(size):
@@ -174,10 +193,10 @@ def check_size(size: object, name: str, *, minimum: int = 1) -> tuple[int, int]:
     else:
         pair = ()
     values = [int(v) for v in pair if is_whole(v)]
-    if len(values) != 2 or min(values) < minimum:
+    if len(values) != 2 or min(values) < minimum or max(values) > maximum:
         raise InvalidInputError(
-            f"{name}: expected an int or (height, width) of whole numbers >= {minimum}, got "
-            f"{describe(size)}"
+            f"{name}: expected an int or (height, width) of whole numbers in "
+            f"{minimum}..{maximum}, got {describe(size)}"
         )
     return values[0], values[1]
 
@@ -242,6 +261,34 @@ def as_numbers(values: object, name: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise InvalidInputError(f"{name}: contains NaN or infinite values")
     return array
+
+
+MAX_CLASSES = 65536
+"""The most classes a label array may index (a larger label is a mistake, not a class)."""
+
+
+def as_labels(values: object, name: str, *, num_classes: int | None = None) -> np.ndarray:
+    """A non-empty 1-D int64 array of class indices in ``0..num_classes - 1``.
+
+    Floats with whole values (``1.0``) are accepted; ``(N, 1)`` columns are flattened.
+
+    Example:
+        >>> as_labels([0, 2.0, 1], "labels").tolist()
+        [0, 2, 1]
+    """
+    array = as_numbers(values, name)
+    if array.ndim == 0:
+        array = array[None]
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    limit = MAX_CLASSES if num_classes is None else num_classes
+    if array.ndim != 1 or not np.all(array == np.round(array)) or array.min() < 0 \
+            or array.max() >= limit:
+        raise InvalidInputError(
+            f"{name}: expected a 1-D sequence of class indices in 0..{limit - 1}, got "
+            f"{describe(values)}"
+        )
+    return array.astype(np.int64)
 
 
 def _bounds_text(low: float | None, high: float | None, low_open: bool,

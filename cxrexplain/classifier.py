@@ -32,7 +32,15 @@ import keras
 import numpy as np
 
 from cxrexplain import _keras_utils
-from cxrexplain._checks import check_fraction, check_int, check_size, first_line
+from cxrexplain._checks import (
+    as_numbers,
+    check_channels,
+    check_fraction,
+    check_int,
+    check_size,
+    describe,
+    first_line,
+)
 from cxrexplain._model_file import METADATA_FORMAT, read_model_file, write_model_file
 from cxrexplain._version import __version__
 from cxrexplain.errors import (
@@ -220,7 +228,11 @@ class Classifier:
         Returns:
             One :class:`Prediction` per row.
         """
-        probs = np.asarray(probabilities, dtype=np.float32)
+        probs = as_numbers(probabilities, "probabilities").astype(np.float32)
+        if probs.ndim != 2 or probs.shape[1] != self.num_classes or len(probs) == 0:
+            raise InvalidInputError(
+                f"probabilities: expected shape (N, {self.num_classes}), got {probs.shape}"
+            )
         indices = np.asarray(self._decision(probs))
         limit = 0.5 if self.threshold is None else self.threshold
         predictions = []
@@ -501,8 +513,7 @@ def _resolve_channels(
                 f"model: expected an input with 1 or 3 channels, got {model_channels}"
             )
         return model_channels
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+    channels = check_channels(channels)
     if model_channels is not None and model_channels != channels:
         raise InvalidInputError(
             f"channels: the model takes {model_channels}-channel images, got {channels}"
@@ -529,18 +540,21 @@ def _resolve_activation(given: str | None, model: keras.Model, units: int) -> Ac
     return found  # type: ignore[return-value]
 
 
-def _resolve_class_names(names: Sequence[str] | None, num_classes: int, units: int) -> list[str]:
-    if names is None:
+def _resolve_class_names(given: object, num_classes: int, units: int) -> list[str]:
+    if given is None:
         return [f"class_{i}" for i in range(num_classes)]
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise InvalidInputError(f"class_names: expected a list of strings, got {names!r}")
-    names = list(names)
-    if len(names) != num_classes:
+    names: Any = given.tolist() if isinstance(given, np.ndarray) and given.ndim == 1 else given
+    if isinstance(names, (str, np.ndarray)) or not isinstance(names, Iterable) or not all(
+        isinstance(n, str) for n in names
+    ):
+        raise InvalidInputError(f"class_names: expected a list of strings, got {describe(names)}")
+    listed: list[str] = list(names)
+    if len(listed) != num_classes:
         detail = " (one sigmoid unit is a two-class model)" if units == 1 else ""
         raise InvalidInputError(
-            f"class_names: the model has {num_classes} classes{detail}, got {len(names)} "
-            f"names {names}"
+            f"class_names: the model has {num_classes} classes{detail}, got {len(listed)} "
+            f"names {listed}"
         )
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"class_names: names must be unique, got {names}")
-    return names
+    if len(set(listed)) != len(listed):
+        raise InvalidInputError(f"class_names: names must be unique, got {listed}")
+    return listed

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+from cxrexplain._checks import describe
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain.base import Explainer, Explanation, Targets
 from cxrexplain.explain.cam import CAM
@@ -58,6 +59,10 @@ def get_explainer(name: str) -> type[Explainer]:
         >>> get_explainer("Grad-CAM++").__name__
         'GradCAMPlusPlus'
     """
+    if not isinstance(name, str):
+        raise InvalidInputError(
+            f"method: expected an explainer name such as 'gradcam', got {describe(name)}"
+        )
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     registry = explainers()

@@ -7,6 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cxrexplain._checks import as_numbers
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["as_heatmaps", "as_masks", "resize_maps"]
@@ -15,7 +16,7 @@ __all__ = ["as_heatmaps", "as_masks", "resize_maps"]
 def as_heatmaps(heatmaps: Any, name: str = "heatmaps") -> np.ndarray:
     """``(N, H, W)`` float32 from an array or an :class:`~cxrexplain.Explanation`."""
     values = getattr(heatmaps, "heatmaps", heatmaps)
-    array = np.asarray(values)
+    array = as_numbers(values, name)
     if array.ndim == 2:
         array = array[None]
     if array.ndim == 4 and array.shape[-1] == 1:
@@ -24,19 +25,12 @@ def as_heatmaps(heatmaps: Any, name: str = "heatmaps") -> np.ndarray:
         raise InvalidInputError(
             f"{name}: expected (N, H, W) maps, got shape {array.shape}"
         )
-    if array.shape[0] == 0:
-        raise InvalidInputError(f"{name}: empty; give at least one map")
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
-        raise InvalidInputError(f"{name}: expected numbers, got dtype {array.dtype}")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all():
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
-    return array
+    return array.astype(np.float32)
 
 
 def as_masks(masks: Any, count: int, size: tuple[int, int], name: str = "masks") -> np.ndarray:
     """``(N, H, W)`` bool masks, resized (nearest) to ``size`` when they differ."""
-    array = np.asarray(masks)
+    array = as_numbers(masks, name)
     if array.ndim == 2:
         array = array[None]
     if array.ndim == 4 and array.shape[-1] == 1:

@@ -10,12 +10,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from cxrexplain._checks import as_numbers, check_number, describe, safe_ndim
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics._checks import as_heatmaps, as_masks
 
@@ -70,8 +71,7 @@ def pointing_game(
     """
     maps = as_heatmaps(heatmaps)
     count = maps.shape[0]
-    if not np.isfinite(tolerance) or tolerance < 0:
-        raise InvalidInputError(f"tolerance: expected a number >= 0, got {tolerance!r}")
+    tolerance = check_number(tolerance, "tolerance", low=0.0)
     per_image = _boxes_per_image(boxes, count)
     flat = maps.reshape(count, -1)
     peak = flat.argmax(axis=1)
@@ -99,18 +99,27 @@ def _boxes_per_image(boxes: Any, count: int) -> list[np.ndarray]:
         groups: Sequence[Any] = [row[None] for row in boxes]
     elif isinstance(boxes, np.ndarray) and boxes.ndim == 1 and boxes.shape[0] == 4:
         groups = [boxes[None]]
+    elif isinstance(boxes, (str, bytes)) or not isinstance(boxes, Iterable):
+        raise InvalidInputError(
+            f"boxes: expected (x, y, width, height) boxes, one or more per image, got "
+            f"{describe(boxes)}"
+        )
     else:
         groups = list(boxes)
-        if groups and np.ndim(groups[0]) == 1:
-            groups = [np.asarray(g, dtype=np.float64)[None] for g in groups]
+        if groups and safe_ndim(groups[0]) == 1:
+            groups = [[g] for g in groups]
     if len(groups) != count:
         raise InvalidInputError(
             f"boxes: expected boxes for {count} images, got {len(groups)}"
         )
     result = []
     for i, group in enumerate(groups):
-        array = np.asarray(group, dtype=np.float64).reshape(-1, 4) if np.size(group) else None
-        if array is None or not np.isfinite(array).all() or (array[:, 2:] < 0).any():
+        try:
+            array = as_numbers(group, f"boxes[{i}]").astype(np.float64)
+        except InvalidInputError:
+            array = None
+        array = array.reshape(-1, 4) if array is not None and array.size % 4 == 0 else None
+        if array is None or (array[:, 2:] < 0).any():
             raise InvalidInputError(
                 f"boxes[{i}]: expected (x, y, width, height) rows with width, height >= 0, "
                 f"got {group!r}"

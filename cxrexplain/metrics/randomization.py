@@ -7,8 +7,11 @@ model's weights are destroyed is not explaining the model. The user's model is n
 
 Example:
     >>> import cxrexplain as cx
-    >>> result = cx.metrics.randomization_check(cx.GradCAM(clf), batch)  # doctest: +SKIP
-    >>> result.mean  # one value per randomised layer, ideally near 0  # doctest: +SKIP
+    >>> result = cx.metrics.randomization_check(cx.GradCAM(clf), batch, layers=2)
+    >>> result.layers  # the top two layers with weights
+    ['predictions', 'block2_bn']
+    >>> result.mean.shape  # one value per randomised layer, ideally near 0
+    (2,)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from cxrexplain._checks import check_int
+from cxrexplain._checks import as_numbers, check_int
 from cxrexplain._keras_utils import leaf_layers
 from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError, ModelStructureError
@@ -60,8 +63,12 @@ def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         >>> spearman(np.array([[1, 2, 3, 4]]), np.array([[1, 3, 2, 4]])).round(2).tolist()
         [0.8]
     """
-    x = np.asarray(a, np.float64).reshape(len(a), -1)
-    y = np.asarray(b, np.float64).reshape(len(b), -1)
+    x, y = (as_numbers(v, n).astype(np.float64) for v, n in ((a, "a"), (b, "b")))
+    if x.ndim < 2 or x.shape != y.shape:
+        raise InvalidInputError(
+            f"a, b: expected two (N, ...) arrays of one shape, got {x.shape} and {y.shape}"
+        )
+    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
     out = np.empty(len(x))
     for i in range(len(x)):
         rx, ry = average_ranks(x[i]), average_ranks(y[i])
@@ -104,7 +111,10 @@ def randomization_check(
         ModelStructureError: The model cannot be copied.
 
     Example:
-        >>> res = randomization_check(cx.GradCAM(clf), batch, layers=3)  # doctest: +SKIP
+        >>> res = randomization_check(cx.GradCAM(clf), batch, layers=["predictions", "block2_conv"],
+        ...                           cascading=False)
+        >>> res.layers, res.correlations.shape, res.cascading
+        (['predictions', 'block2_conv'], (2, 4), False)
     """
     original = explainer.explain(images, targets, batch_size=batch_size)
     model = explainer.model

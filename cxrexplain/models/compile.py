@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,8 @@ class Recipe:
 
     Attributes:
         task: The builder name it belongs to.
-        seed: Where the settings come from.
+        source: Where the settings come from (the seed project; not a random seed).
+            ``seed`` is a deprecated alias.
         optimizer: ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
         learning_rate: The learning rate :func:`compile_for` uses.
         metrics: Metric names (``"accuracy"``, ``"precision"``, ``"recall"``).
@@ -74,13 +76,20 @@ class Recipe:
     """
 
     task: str
-    seed: str
+    source: str
     optimizer: str
     learning_rate: float
     metrics: tuple[str, ...]
     notes: str
     quirk_learning_rate: float | None = None
     quirk_from_logits: bool = False
+
+    @property
+    def seed(self) -> str:
+        """Deprecated alias of :attr:`source`."""
+        warnings.warn("Recipe.seed is deprecated; use Recipe.source", DeprecationWarning,
+                      stacklevel=2)
+        return self.source
 
 
 _SEED4_NOTE = "Seed 4 trained torchvision models with Adam and cross-entropy, batch 32"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any, Protocol, TypeAlias
 
 import cv2
@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.colors import Colormap
 
+from cxrexplain._checks import as_numbers, check_fraction, describe, safe_ndim
 from cxrexplain.errors import (
     ImageLoadError,
     InvalidInputError,
@@ -43,7 +44,7 @@ class _ExplanationLike(Protocol):
 # ============================================================================================
 def _as_rgb(image: ImageSource, name: str) -> RGBImage:
     """Any image source as ``(H, W, 3)`` uint8 RGB; uint8 arrays keep their exact values."""
-    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.size:
         if image.ndim == 3 and image.shape[2] == 3:
             return np.ascontiguousarray(image)
         if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
@@ -58,30 +59,17 @@ def _as_rgb(image: ImageSource, name: str) -> RGBImage:
     return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
 
 
-def _numeric(array: npt.ArrayLike, name: str) -> np.ndarray:
-    values = np.asarray(array)
-    if values.dtype == bool:
-        return values.astype(np.float32)
-    if values.dtype == object or not np.issubdtype(values.dtype, np.number):
-        raise InvalidInputError(f"{name}: expected numbers, got dtype {values.dtype}")
-    if np.issubdtype(values.dtype, np.complexfloating):
-        raise InvalidInputError(f"{name}: expected real numbers, got complex values")
-    if values.size == 0:
-        raise InvalidInputError(f"{name}: the array is empty (shape {values.shape})")
-    if not np.isfinite(values).all():
-        raise InvalidInputError(f"{name}: contains NaN or infinite values")
-    return values
-
-
 def _check_heatmap(heatmap: npt.ArrayLike, name: str) -> npt.NDArray[np.float32]:
-    values = _numeric(heatmap, name)
+    values = as_numbers(heatmap, name)
     if values.ndim == 3 and values.shape[2] == 1:
         values = values[:, :, 0]
     if values.ndim != 2:
         raise InvalidInputError(
             f"{name}: expected one heatmap of shape (H, W), got shape {values.shape}"
         )
-    return np.clip(values.astype(np.float32), 0.0, 1.0)
+    # clipped before the cast: a float64 beyond float32's range would overflow to inf
+    clipped: npt.NDArray[np.float32] = np.clip(values, 0.0, 1.0).astype(np.float32)
+    return clipped
 
 
 def _fit_heatmap(heat: np.ndarray, size: tuple[int, ...]) -> npt.NDArray[np.float32]:
@@ -114,36 +102,25 @@ def _lookup_table(cmap: Colormap) -> RGBImage:
     return np.clip(np.rint(rgba[:, :3] * 255.0), 0, 255).astype(np.uint8)
 
 
-def _check_fraction(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidInputError(f"{name}: expected a number in [0, 1], got {value!r}")
-    if not 0.0 <= float(value) <= 1.0:
-        raise InvalidInputError(f"{name}: expected a value in [0, 1], got {value!r}")
-
-
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"{name}: expected a positive whole number, got {value!r}")
-    return int(value)
-
-
-def _check_levels(levels: float | Sequence[float] | None) -> list[float]:
+def _check_levels(levels: object) -> list[float]:
     if levels is None:
         return []
-    items: list[Any] = [levels] if np.isscalar(levels) else list(levels)  # type: ignore[arg-type]
+    if safe_ndim(levels) == 0:
+        items: list[Any] = [levels]
+    elif isinstance(levels, Iterable) and not isinstance(levels, (str, bytes)):
+        items = list(levels)
+    else:
+        raise InvalidInputError(f"contours: expected levels in (0, 1), got {describe(levels)}")
     checked = []
     for level in items:
-        if isinstance(level, bool) or not isinstance(level, (int, float, np.integer, np.floating)):
-            raise InvalidInputError(f"contours: expected levels in (0, 1), got {level!r}")
-        if not 0.0 < float(level) < 1.0:
-            raise InvalidInputError(f"contours: expected levels in (0, 1), got {level!r}")
-        checked.append(float(level))
+        checked.append(check_fraction(level, "contours", open_interval=True))
     return checked
 
 
 def _check_color(color: object, name: str) -> Color:
     if (
         not isinstance(color, (tuple, list, np.ndarray))
+        or safe_ndim(color) != 1
         or len(color) != 3
         or not all(
             isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c <= 255
@@ -155,7 +132,7 @@ def _check_color(color: object, name: str) -> Color:
 
 
 def _check_boxes(box: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    values = _numeric(box, name).astype(np.float64)
+    values = as_numbers(box, name).astype(np.float64)
     if values.ndim == 1:
         values = values[None]
     if values.ndim != 2 or values.shape[1] != 4:
@@ -202,7 +179,7 @@ def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.b
         except (InvalidInputError, ImageLoadError) as err:
             raise type(err)(f"{name}: {err}") from err
     else:
-        values = _numeric(mask, name)
+        values = as_numbers(mask, name)
         if values.ndim == 3 and values.shape[2] == 1:
             values = values[:, :, 0]
         if values.ndim != 2:

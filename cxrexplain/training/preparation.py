@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cxrexplain._checks import as_labels, check_int
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.models.compile import metrics_for
 from cxrexplain.models.losses import head_of, loss_for
@@ -60,9 +61,9 @@ def balanced_class_weight(labels: Sequence[int] | np.ndarray,
         >>> balanced_class_weight([0, 0, 0, 1])
         {0: 0.6666666666666666, 1: 2.0}
     """
-    values = np.asarray(labels, dtype=np.int64).ravel()
-    if values.size == 0:
-        raise InvalidInputError("labels: no labels to weigh")
+    if num_classes is not None:
+        check_int(num_classes, "num_classes")
+    values = as_labels(labels, "labels", num_classes=num_classes)
     classes = int(values.max()) + 1 if num_classes is None else int(num_classes)
     counts = np.bincount(values, minlength=classes)
     present = int((counts > 0).sum())
@@ -126,8 +127,13 @@ def working_model(model: keras.Model, *, mixed: bool,
     uncompiled model (or copy) is compiled with :func:`compile_default`.
 
     Example:
-        >>> working_model(model, mixed=True, strategy=None) is model  # doctest: +SKIP
-        False
+        >>> import cxrexplain as cx
+        >>> model = cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=2)
+        >>> working_model(model, mixed=False, strategy=None) is model
+        True
+        >>> copy = working_model(model, mixed=True, strategy=None)  # a mixed-precision copy
+        >>> copy is model, copy.get_layer("block1_conv").compute_dtype
+        (False, 'float16')
     """
     needs_mixed = mixed and not is_mixed_precision(model)
     needs_scope = strategy is not None and getattr(model, "_distribute_strategy", None) \
@@ -162,8 +168,12 @@ def has_schedule(model: keras.Model) -> bool:
     """Whether the model's optimizer follows a learning-rate schedule (it cannot be reduced).
 
     Example:
-        >>> has_schedule(model)  # doctest: +SKIP
+        >>> import cxrexplain as cx
+        >>> model = cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=2)
+        >>> has_schedule(compile_default(model))
         False
+        >>> has_schedule(cx.models.compile_recommended(model, decay_steps=100))  # cosine decay
+        True
     """
     optimizer = getattr(model, "optimizer", None)
     inner = getattr(optimizer, "inner_optimizer", optimizer)
@@ -178,8 +188,9 @@ def resolve_class_weight(
     (the dataset's ``labels`` attribute, else one pass over it), a checked dict, or None.
 
     Example:
-        >>> resolve_class_weight("balanced", train, model)  # doctest: +SKIP
-        {0: 2.23, 1: 0.64}
+        >>> ds = as_dataset((np.zeros((4, 8, 8, 1)), np.array([0, 0, 0, 1])), "train")
+        >>> resolve_class_weight("balanced", ds, model)
+        {0: 0.6666666666666666, 1: 2.0}
     """
     if class_weight is None:
         return None

@@ -8,8 +8,16 @@ ROC + confusion-matrix figure.
 
 Example:
     >>> import cxrexplain as cx
-    >>> report = cx.training.evaluate(clf, test)  # doctest: +SKIP
-    >>> print(report.to_text())  # doctest: +SKIP
+    >>> report = cx.training.evaluate(clf, test)
+    >>> print(report.to_text())
+    accuracy ... on 4 images (argmax); macro AUC ...
+    <BLANKLINE>
+    class      sensitivity  specificity  precision  f1      auc     n
+    NORMAL     ...  2
+    PNEUMONIA  ...  2
+    <BLANKLINE>
+    confusion (rows: true, columns: predicted)
+    ...
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cxrexplain._checks import as_labels, as_numbers
 from cxrexplain._tables import format_number, json_number, markdown_table, nanmean
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
@@ -116,8 +125,10 @@ class EvaluationReport:
         ``balanced_accuracy`` and ``<metric>/<class>`` for each class.
 
         Example:
-            >>> sorted(report.metrics())[:3]  # doctest: +SKIP
+            >>> sorted(report.metrics())[:3]
             ['accuracy', 'auc/COVID', 'auc/NORMAL']
+            >>> report.metrics()["sensitivity/COVID"]
+            0.5
         """
         flat: dict[str, float] = {"accuracy": self.accuracy}
         flat["balanced_accuracy"] = nanmean(self.sensitivity.values())
@@ -136,8 +147,8 @@ class EvaluationReport:
             include_predictions: Also store the labels and probabilities.
 
         Example:
-            >>> report.to_dict()["confusion"]  # doctest: +SKIP
-            [[3, 1], [2, 4]]
+            >>> report.to_dict()["confusion"]
+            [[1, 0, 1], [0, 3, 1], [0, 1, 3]]
         """
         data: dict[str, Any] = {
             "class_names": list(self.class_names),
@@ -158,7 +169,8 @@ class EvaluationReport:
         """Rebuild a report from :meth:`to_dict` output.
 
         Example:
-            >>> EvaluationReport.from_dict(report.to_dict()).accuracy  # doctest: +SKIP
+            >>> EvaluationReport.from_dict(report.to_dict()).accuracy == report.accuracy
+            True
         """
         try:
             labels = data.get("labels")
@@ -178,7 +190,9 @@ class EvaluationReport:
         """The report as JSON (see :meth:`to_dict`).
 
         Example:
-            >>> Path("report.json").write_text(report.to_json())  # doctest: +SKIP
+            >>> _ = Path("report.json").write_text(report.to_json())
+            >>> sorted(json.loads(Path("report.json").read_text()))
+            ['auc', 'class_names', 'confusion', 'metrics', 'n', 'threshold']
         """
         return json.dumps(self.to_dict(include_predictions=include_predictions), indent=indent)
 
@@ -193,9 +207,19 @@ class EvaluationReport:
         """A plain-text table of the per-class metrics and the confusion matrix.
 
         Example:
-            >>> print(report.to_text())  # doctest: +SKIP
-            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8000
-            ...
+            >>> print(report.to_text())
+            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8993
+            <BLANKLINE>
+            class      sensitivity  specificity  precision  f1      auc     n
+            COVID      0.5000       1.0000       1.0000     0.6667  0.9688  2
+            NORMAL     0.7500       0.8333       0.7500     0.7500  0.9167  4
+            PNEUMONIA  0.7500       0.6667       0.6000     0.6667  0.8125  4
+            <BLANKLINE>
+            confusion (rows: true, columns: predicted)
+                           COVID     NORMAL  PNEUMONIA
+            COVID              1          0          1
+            NORMAL             0          3          1
+            PNEUMONIA          0          1          3
         """
         header = ["class", *_RATES, "n"]
         rows = self._rows()
@@ -216,10 +240,16 @@ class EvaluationReport:
         """Markdown: a summary line, a per-class table and the confusion matrix.
 
         Example:
-            >>> print(report.to_markdown())  # doctest: +SKIP
-            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8000
+            >>> print(report.to_markdown())
+            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8993
             <BLANKLINE>
             | class | sensitivity | specificity | precision | f1 | auc | n |
+            |---|---:|---:|---:|---:|---:|---:|
+            | COVID | 0.5000 | 1.0000 | 1.0000 | 0.6667 | 0.9688 | 2 |
+            | NORMAL | 0.7500 | 0.8333 | 0.7500 | 0.7500 | 0.9167 | 4 |
+            | PNEUMONIA | 0.7500 | 0.6667 | 0.6000 | 0.6667 | 0.8125 | 4 |
+            <BLANKLINE>
+            | true ... predicted | COVID | NORMAL | PNEUMONIA |
             ...
         """
         confusion = [[name, *(str(int(v)) for v in row)]
@@ -245,7 +275,9 @@ class EvaluationReport:
         the stored labels and probabilities (kept by :func:`evaluate`).
 
         Example:
-            >>> report.plot().savefig("report.png")  # doctest: +SKIP
+            >>> report.plot().savefig("report.png")
+            >>> Path("report.png").is_file()
+            True
         """
         return report_figure(self, figsize=figsize)
 
@@ -269,8 +301,11 @@ def evaluate(classifier: Classifier, data: Any, *, batch_size: int = 32) -> Eval
 
     Example:
         >>> import cxrexplain as cx
-        >>> report = cx.training.evaluate(clf, test)  # doctest: +SKIP
-        >>> report.sensitivity["PNEUMONIA"], report.roc_auc["PNEUMONIA"]  # doctest: +SKIP
+        >>> report = cx.training.evaluate(clf, test)  # test: 4 phantoms and their labels
+        >>> report.n, report.class_names, report.threshold
+        (4, ('NORMAL', 'PNEUMONIA'), None)
+        >>> sorted(report.sensitivity), report.labels.tolist()
+        (['NORMAL', 'PNEUMONIA'], [0, 1, 0, 1])
     """
     probabilities, labels = collect(classifier, data, batch_size=batch_size)
     return report_from_predictions(
@@ -297,9 +332,9 @@ def report_from_predictions(
         >>> r.accuracy, r.roc_auc["B"]
         (1.0, 1.0)
     """
-    probs = np.asarray(probabilities, dtype=np.float32)
-    truth = np.asarray(labels, dtype=np.int64)
+    probs = as_numbers(probabilities, "probabilities").astype(np.float32)
     k = len(class_names)
+    truth = as_labels(labels, "labels", num_classes=k)
     if probs.ndim != 2 or probs.shape[1] != k or len(probs) != len(truth):
         raise InvalidInputError(
             f"probabilities: expected shape ({len(truth)}, {k}), got {probs.shape}"

@@ -16,8 +16,11 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from cxrexplain._checks import as_labels, as_numbers, check_int
 from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError
 
@@ -32,8 +35,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
         array([[1, 0],
                [1, 1]])
     """
-    truth = np.asarray(labels, dtype=np.int64).ravel()
-    guess = np.asarray(predictions, dtype=np.int64).ravel()
+    check_int(num_classes, "num_classes")
+    truth = as_labels(labels, "labels", num_classes=num_classes)
+    guess = as_labels(predictions, "predictions", num_classes=num_classes)
     if truth.shape != guess.shape:
         raise InvalidInputError(
             f"predictions: {guess.size} predictions for {truth.size} labels"
@@ -58,8 +62,7 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
         >>> roc_auc(np.array([1, 0]), np.array([0.9, 0.1]))
         1.0
     """
-    truth = np.asarray(is_positive, dtype=bool).ravel()
-    values = np.asarray(scores, dtype=np.float64).ravel()
+    truth, values = _binary_scores(is_positive, scores)
     positives = int(truth.sum())
     negatives = truth.size - positives
     if positives == 0 or negatives == 0:
@@ -67,6 +70,17 @@ def roc_auc(is_positive: np.ndarray, scores: np.ndarray) -> float:
     ranks = average_ranks(values)
     statistic = ranks[truth].sum() - positives * (positives + 1) / 2.0
     return float(statistic / (positives * negatives))
+
+
+def _binary_scores(is_positive: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` bool truth and ``(N,)`` float64 scores of one length."""
+    truth = as_numbers(is_positive, "is_positive").ravel() != 0
+    values = as_numbers(scores, "scores").astype(np.float64).ravel()
+    if truth.shape != values.shape:
+        raise InvalidInputError(
+            f"scores: expected one score per label ({truth.size}), got {values.size}"
+        )
+    return truth, values
 
 
 def roc_curve(is_positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,8 +94,7 @@ def roc_curve(is_positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
         >>> fpr.tolist(), tpr.tolist()
         ([0.0, 0.0, 1.0], [0.0, 1.0, 1.0])
     """
-    truth = np.asarray(is_positive, dtype=bool).ravel()
-    values = np.asarray(scores, dtype=np.float64).ravel()
+    truth, values = _binary_scores(is_positive, scores)
     positives = int(truth.sum())
     negatives = truth.size - positives
     if positives == 0 or negatives == 0:
