@@ -59,14 +59,20 @@ def _as_rgb(image: ImageSource, name: str) -> RGBImage:
     return np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
 
 
-def _check_heatmap(heatmap: npt.ArrayLike, name: str) -> npt.NDArray[np.float32]:
-    values = as_numbers(heatmap, name)
-    if values.ndim == 3 and values.shape[2] == 1:
-        values = values[:, :, 0]
-    if values.ndim != 2:
+def _one_map(values: object, name: str, what: str) -> np.ndarray:
+    """One ``(H, W)`` array of numbers (an ``(H, W, 1)`` one is squeezed)."""
+    array = as_numbers(values, name)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != 2:
         raise InvalidInputError(
-            f"{name}: expected one heatmap of shape (H, W), got shape {values.shape}"
+            f"{name}: expected one {what} of shape (H, W), got shape {array.shape}"
         )
+    return array
+
+
+def _check_heatmap(heatmap: npt.ArrayLike, name: str) -> npt.NDArray[np.float32]:
+    values = _one_map(heatmap, name, "heatmap")
     # clipped before the cast: a float64 beyond float32's range would overflow to inf
     clipped: npt.NDArray[np.float32] = np.clip(values, 0.0, 1.0).astype(np.float32)
     return clipped
@@ -179,13 +185,7 @@ def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.b
         except (InvalidInputError, ImageLoadError) as err:
             raise type(err)(f"{name}: {err}") from err
     else:
-        values = as_numbers(mask, name)
-        if values.ndim == 3 and values.shape[2] == 1:
-            values = values[:, :, 0]
-        if values.ndim != 2:
-            raise InvalidInputError(
-                f"{name}: expected one mask of shape (H, W), got shape {values.shape}"
-            )
+        values = _one_map(mask, name, "mask")
         is_float = np.issubdtype(values.dtype, np.floating)
         region = values >= 0.5 if is_float else values != 0
     height, width = int(size[0]), int(size[1])
