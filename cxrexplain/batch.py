@@ -2,15 +2,23 @@
 
 Memory does not grow with the number of images: each batch is read, explained, drawn and
 written before the next is read. Every overlay PNG is written to a temporary name and renamed
-into place, and its row is appended to ``predictions.csv`` only after, so an interrupted run
-leaves nothing half-written; ``resume=True`` skips the images already done.
+into place (:mod:`cxrexplain._files`), and its row is appended to ``predictions.csv`` only
+after, so an interrupted run (even by ``SIGKILL``) leaves nothing half-written that counts:
+``resume=True`` drops a CSV line cut short, removes stale temporary files and skips the images
+already done.
+
+Overlays mirror the paths the user gave, relative to their common folder; symbolic links are
+not resolved, so two links to one file get two overlays under the links' names.
 
 Example:
     >>> import cxrexplain as cx
     >>> from cxrexplain.batch import explain_to_folder
-    >>> clf = cx.Classifier.load("pneumonia.keras")  # doctest: +SKIP
-    >>> explain_to_folder(clf, cx.io.find_images("xrays/"), "out", method="gradcam")
-    ... # doctest: +SKIP
+    >>> clf = cx.Classifier.load("pneumonia.keras")
+    >>> explain_to_folder(clf, cx.io.find_images("chest_xray/test"), "out",
+    ...                   method="gradcam", progress=False)
+    PosixPath('out/predictions.csv')
+    >>> sorted(p.as_posix() for p in Path("out/overlays").rglob("*.png"))[:2]
+    ['out/overlays/NORMAL/00.png', 'out/overlays/NORMAL/02.png']
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import cv2
 import keras
 import numpy as np
 
+from cxrexplain._files import atomic_write_bytes, atomic_write_text
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import get_explainer
@@ -48,8 +57,11 @@ def predict_rows(classifier: Classifier, paths: Sequence[Path], *, batch_size: i
         ``{"image", "label", "probability", <class>: p, ..., "error"}`` per path, in order.
 
     Example:
-        >>> predict_rows(clf, [Path("a.png")])[0]["label"]  # doctest: +SKIP
-        'PNEUMONIA'
+        >>> row = predict_rows(clf, [Path("a.png")])[0]
+        >>> sorted(row)
+        ['NORMAL', 'PNEUMONIA', 'error', 'image', 'label', 'probability']
+        >>> row["label"] in clf.class_names, row["error"]
+        (True, '')
     """
     rows: list[dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
@@ -86,8 +98,10 @@ def explain_to_folder(
     """Write an overlay PNG per image and a ``predictions.csv``, batch by batch.
 
     Overlays are drawn on each X-ray at its own resolution (the map is upsampled) and saved
-    under ``out_dir/overlays/`` mirroring the images' folders relative to their common parent.
-    A file that cannot be read gets a CSV row with its error and the run goes on.
+    under ``out_dir/overlays/`` mirroring the paths as given (symbolic links are not
+    resolved) relative to their common parent folder. A file that cannot be read gets a CSV
+    row with its error and the run goes on. Rows are appended as batches finish; a run
+    killed at any moment can be finished with ``resume=True``.
 
     Args:
         classifier: The classifier to explain.
@@ -96,7 +110,8 @@ def explain_to_folder(
         method: Explainer name (``cxrexplain.explainers()``).
         target: Class to explain (name or index); None: each image's predicted class.
         batch_size: Images per batch.
-        resume: Skip images already in ``predictions.csv`` whose overlay exists.
+        resume: Skip images already in ``predictions.csv`` whose overlay exists (a last
+            line cut short by an interruption is dropped and its image redone).
         alpha: Overlay opacity.
         colormap: Matplotlib colormap name.
         threshold: Hide heatmap values below this in the overlay.
@@ -109,8 +124,12 @@ def explain_to_folder(
         InvalidInputError: Unknown method, bad target, no images.
 
     Example:
-        >>> explain_to_folder(clf, paths, "out", resume=True)  # doctest: +SKIP
+        >>> paths = cx.io.find_images("chest_xray/test")
+        >>> table = explain_to_folder(clf, paths[:2], "out", progress=False)
+        >>> explain_to_folder(clf, paths, "out", resume=True, progress=False)  # the rest
         PosixPath('out/predictions.csv')
+        >>> len(table.read_text().splitlines())  # a header and a row per image
+        5
     """
     if not paths:
         raise InvalidInputError("images: no images to explain")
@@ -121,6 +140,7 @@ def explain_to_folder(
     columns = ["image", "label", "probability", *classifier.class_names, "target", "method",
                "overlay", "error"]
     done = _finished_rows(table, columns, out) if resume else {}
+    _remove_partials(out, table)
     _rewrite(table, columns, list(done.values()))
     root = _common_parent(paths)
     todo = [p for p in paths if str(p) not in done]
@@ -134,7 +154,8 @@ def explain_to_folder(
             chunk = todo[start : start + batch_size]
             images, errors = _read(chunk, classifier)
             rows: dict[int, dict[str, Any]] = {
-                i: {"image": str(chunk[i]), "method": explainer.name, "error": message}
+                i: {"image": str(chunk[i]), "method": explainer.name,
+                    "error": _one_line(message)}
                 for i, message in errors.items()
             }
             if images:
@@ -176,17 +197,24 @@ def _read(paths: Sequence[Path], classifier: Classifier
     return images, errors
 
 
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute and normalised (``..`` removed) without resolving links."""
+    return Path(os.path.abspath(os.fspath(path)))
+
+
 def _common_parent(paths: Sequence[Path]) -> Path:
-    parents = [p.resolve().parent for p in paths]
+    """The deepest folder holding every path as given (links are not followed)."""
+    parents = [str(_absolute(p).parent) for p in paths]
     try:
-        return Path(os.path.commonpath([str(p) for p in parents]))
+        return Path(os.path.commonpath(parents))
     except ValueError:  # different drives
         return Path("/")
 
 
 def _overlay_name(path: Path, root: Path) -> Path:
+    """The overlay's path under ``overlays/``: ``path`` as given, relative to ``root``."""
     try:
-        relative = path.resolve().relative_to(root)
+        relative = _absolute(path).relative_to(root)
     except ValueError:
         relative = Path(path.name)
     return relative if relative.suffix.lower() == ".png" else relative.with_name(
@@ -194,13 +222,30 @@ def _overlay_name(path: Path, root: Path) -> Path:
 
 
 def _write_png_atomically(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise InvalidInputError(f"overlay: cannot encode a PNG for '{path}'")
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(encoded.tobytes())
-    os.replace(partial, path)
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+def _one_line(message: str) -> str:
+    """An error message on one line, so that every CSV record is one line of the file."""
+    return " ".join(message.splitlines())
+
+
+def _complete_lines(text: str) -> str:
+    """``text`` without a last line cut short (one that does not end in a newline)."""
+    return text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+
+
+def _remove_partials(out: Path, table: Path) -> None:
+    """Delete temporary files an interrupted run left behind (see :mod:`cxrexplain._files`)."""
+    overlays = out / "overlays"
+    stale = list(overlays.rglob(".*.partial*")) if overlays.is_dir() else []
+    stale += list(out.glob(f".{table.name}.partial*"))
+    for path in stale:
+        if path.is_file() or path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def _finished_rows(table: Path, columns: list[str], out: Path) -> dict[str, dict[str, str]]:
@@ -208,7 +253,7 @@ def _finished_rows(table: Path, columns: list[str], out: Path) -> dict[str, dict
     if not table.is_file():
         return {}
     done: dict[str, dict[str, str]] = {}
-    text = table.read_text(encoding="utf-8")
+    text = _complete_lines(table.read_text(encoding="utf-8", errors="replace"))
     for row in csv.DictReader(_io.StringIO(text)):
         if None in row or any(row.get(c) is None for c in columns):
             continue  # a row cut short by an interruption
@@ -218,10 +263,9 @@ def _finished_rows(table: Path, columns: list[str], out: Path) -> dict[str, dict
 
 
 def _rewrite(table: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    """Replace ``table`` atomically by a header and ``rows``."""
     buffer = _io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    partial = table.with_name(f".{table.name}.partial")
-    partial.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(partial, table)
+    atomic_write_text(table, buffer.getvalue())

@@ -1,0 +1,227 @@
+"""Crashes lose nothing, links keep their names: ``cxrexplain explain`` killed and resumed.
+
+The kill test starts the real command as a subprocess on a nested folder of symbolic links to
+real films, kills it with ``SIGKILL`` at seeded random moments after its CSV has started
+growing, finishes with ``--resume`` and checks the result against an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from tiny_models import conv_gap_dense
+
+import cxrexplain as cx
+from cxrexplain.cli import main
+from cxrexplain.io import find_images
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CLASSES = ["COVID", "NORMAL", "PNEUMONIA"]
+# where each class's links go inside the folder given to the command (nested on purpose)
+LAYOUT = {"COVID": "covid", "NORMAL": "normal/frontal", "PNEUMONIA": "pneumonia/a/b"}
+PER_CLASS = 14
+KILLS = 3
+TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def films() -> Path:
+    """``../shared/data/cxr`` (real X-rays); the tests skip when it is absent."""
+    folder = DATA / "cxr"
+    if not all((folder / c).is_dir() for c in CLASSES):
+        pytest.skip(f"real data not found at {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny three-class CNN with random weights, saved by :class:`cxrexplain.Classifier`."""
+    model = conv_gap_dense(len(CLASSES), "softmax", size=48, filters=(4, 4), padding="same")
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    return cx.Classifier(model, class_names=CLASSES).save(path)
+
+
+def _link_folder(root: Path, films: Path, per_class: int) -> Path:
+    """``root/films``: nested links to ``per_class`` films of each class, and ``bad.png``."""
+    folder = root / "films"
+    for name, where in LAYOUT.items():
+        target = folder / where
+        target.mkdir(parents=True)
+        for film in sorted((films / name).glob("*.png"))[:per_class]:
+            (target / film.name).symlink_to(film)
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
+    return folder
+
+
+def _command(model: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "cxrexplain", "explain", str(model), "films", "--out",
+            str(out), "--batch-size", "2", "--no-progress", *extra]
+
+
+def _lines(table: Path) -> int:
+    """Complete lines in the CSV so far (0 before it exists)."""
+    try:
+        return table.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _rows(table: Path) -> list[dict[str, str]]:
+    with table.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _check_well_formed(table: Path, images: list[str]) -> list[dict[str, str]]:
+    """Every record complete, the file ends with a newline, exactly one row per image."""
+    text = table.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    with table.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.reader(handle))
+    header = records[0]
+    assert all(len(record) == len(header) for record in records)
+    rows = _rows(table)
+    assert sorted(r["image"] for r in rows) == sorted(images)  # one row each, no duplicates
+    return rows
+
+
+def _check_overlays(out: Path, rows: list[dict[str, str]]) -> None:
+    """Each readable image's overlay decodes and mirrors its path as given under ``films``."""
+    written = {p.relative_to(out).as_posix() for p in (out / "overlays").rglob("*.png")}
+    expected = set()
+    for row in rows:
+        if row["error"]:
+            assert row["overlay"] == ""
+            continue
+        mirrored = (Path("overlays") / Path(row["image"]).relative_to("films")).as_posix()
+        assert Path(row["overlay"]).as_posix() == mirrored
+        assert cv2.imread(str(out / row["overlay"])) is not None
+        expected.add(mirrored)
+    assert written == expected
+    assert not list(out.rglob("*.partial*"))
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_nothing(films: Path, saved_model: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _link_folder(tmp_path, films, PER_CLASS)
+    monkeypatch.chdir(tmp_path)  # the command gets the relative path "films", as a user would
+    images = [str(p) for p in find_images("films")]
+    assert len(images) == len(CLASSES) * PER_CLASS + 1
+    out = tmp_path / "out"
+    table = out / "predictions.csv"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1"}
+    rng = random.Random(12)
+    kills = 0
+    with (tmp_path / "stderr.log").open("w") as log:
+        for run in range(KILLS):
+            before = max(_lines(table), 1)  # the header does not count as progress
+            extra = ("--resume",) if run else ()
+            process = subprocess.Popen(_command(saved_model, out, *extra), cwd=tmp_path,
+                                       env=env, stdout=subprocess.DEVNULL, stderr=log)
+            try:
+                deadline = time.monotonic() + TIMEOUT_S
+                while process.poll() is None and _lines(table) <= before:  # rows added yet?
+                    assert time.monotonic() < deadline, "explain wrote no rows in time"
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.25))
+                if process.poll() is None:
+                    kills += 1
+            finally:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGKILL)
+                process.wait(timeout=TIMEOUT_S)
+        killed_rows = _lines(table) - 1
+        finished = subprocess.run(_command(saved_model, out, "--resume"), cwd=tmp_path,
+                                  env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                  timeout=TIMEOUT_S, check=False)
+    assert kills >= 1, "every run finished before it could be killed"
+    assert finished.returncode == 0, (tmp_path / "stderr.log").read_text()[-3000:]
+    assert killed_rows < len(images)  # the resumed run had work left
+
+    rows = _check_well_formed(table, images)
+    errors = [r for r in rows if r["error"]]
+    assert [r["image"] for r in errors] == [str(Path("films") / "bad.png")]
+    _check_overlays(out, rows)
+
+    reference = tmp_path / "reference"
+    assert main(["explain", str(saved_model), "films", "--out", str(reference),
+                 "--batch-size", "2", "--no-progress"]) == 0
+    expected = {r["image"]: r["label"] for r in _rows(reference / "predictions.csv")}
+    assert {r["image"]: r["label"] for r in rows} == expected
+
+
+@pytest.mark.parametrize("cut", ["append_half_error_row", "last_row_cut_in_half"])
+def test_resume_drops_a_line_cut_in_half(films: Path, saved_model: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, cut: str) -> None:
+    _link_folder(tmp_path, films, 2)
+    monkeypatch.chdir(tmp_path)
+    images = [str(p) for p in find_images("films")]
+    out = tmp_path / "out"
+    table = out / "predictions.csv"
+    command = ["explain", str(saved_model), "films", "--out", str(out), "--batch-size", "3",
+               "--no-progress"]
+    assert main(command) == 0
+    complete = _rows(table)
+    data = table.read_bytes()
+    lines = data.splitlines(keepends=True)
+    if cut == "append_half_error_row":  # cut inside the error text: every field is there
+        error_line = next(line for line in lines if b"bad.png" in line)
+        table.write_bytes(data + error_line[: len(error_line) - 12])
+    else:  # the last image's row lost its second half: that image is done again
+        table.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    # temporary files a kill left behind are removed by the resumed run
+    (out / "overlays" / ".film.png.partial.png").write_bytes(b"half a png")
+    (out / ".predictions.csv.partial.csv").write_text("image,la", encoding="utf-8")
+    assert main([*command, "--resume"]) == 0
+    rows = _check_well_formed(table, images)
+    if cut == "append_half_error_row":
+        assert rows == complete
+    assert {r["image"]: (r["label"], r["error"]) for r in rows} == {
+        r["image"]: (r["label"], r["error"]) for r in complete}
+    _check_overlays(out, rows)
+
+
+def test_links_keep_their_names_and_layout(films: Path, saved_model: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = sorted((films / "NORMAL").glob("*.png"))[:2]
+    links = {
+        "films/left/film.png": first,  # two links to one film in different folders ...
+        "films/right/film.png": first,
+        "films/left/another_name.png": first,  # ... a third under another name
+        "films/deep/er/other.png": second,
+    }
+    for link, target in links.items():
+        (tmp_path / link).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / link).symlink_to(target)
+    # a link to a folder outside: its images keep the link folder's name
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "film.png").symlink_to(second)
+    (tmp_path / "films" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    links["films/linked/film.png"] = second
+    monkeypatch.chdir(tmp_path)
+    found = find_images("films")  # the walker keeps the links' paths; it resolves nothing
+    assert [p.as_posix() for p in found] == sorted(links)
+    assert all(p.is_symlink() for p in found)
+    out = tmp_path / "out"
+    assert main(["explain", str(saved_model), "films", "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = _rows(out / "predictions.csv")
+    assert sorted(r["image"] for r in rows) == sorted(links)
+    assert sorted(Path(r["overlay"]).as_posix() for r in rows) == sorted(
+        "overlays/" + link.removeprefix("films/") for link in links)
+    _check_overlays(out, rows)
+    # files given one by one (through a path with "..") mirror the same way, links unresolved
+    out2 = tmp_path / "out2"
+    assert main(["explain", str(saved_model), "films/left/film.png",
+                 "films/right/../right/film.png", "--out", str(out2), "--no-progress"]) == 0
+    assert sorted(Path(r["overlay"]).as_posix() for r in _rows(out2 / "predictions.csv")) == [
+        "overlays/left/film.png", "overlays/right/film.png"]
