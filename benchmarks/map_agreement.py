@@ -57,6 +57,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "tests"))
+import reference_maps as ref  # the published formulas in NumPy, shared with the tests
 from _results import machine, publish, read_jsonl
 
 HERE = Path(__file__).resolve().parent
@@ -287,36 +289,16 @@ def xplique_maps(subject: Subject, method: str, *, softmax: bool) -> tuple[Array
 
 
 # --------------------------------------------------------- each library's formula, in NumPy
-def _combine(activations: Array, weights: Array) -> Array:
-    return np.maximum(np.einsum("nhwk,nk->nhw", activations, weights), 0.0)
-
-
-def _safe_div(num: Array, den: Array) -> Array:
-    return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
-
-
-def gradcam_formula(a: Array, g: Array) -> Array:
-    """Selvaraju et al. 2017, eq. 1-2: ``ReLU(sum_k mean_ij(g_k) A_k)``."""
-    return _combine(a, g.mean(axis=(1, 2)))
-
-
-def gradcampp_paper(a: Array, g: Array) -> Array:
-    """Chattopadhay et al. 2018, the closed-form alpha with the exponential score (the exp factor
-    cancels in alpha and scales every weight of an image alike):
-    ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)``, ``w_k = sum_ij alpha relu(g)``."""
-    total = a.sum(axis=(1, 2), keepdims=True)
-    alpha = _safe_div(g**2, 2 * g**2 + total * g**3)
-    return _combine(a, (alpha * np.maximum(g, 0)).sum(axis=(1, 2)))
-
-
+# The published formulas (Grad-CAM, Grad-CAM++, LayerCAM, Score-CAM) are tests/reference_maps.py,
+# the reference tests/test_explain.py holds cxrexplain to; here only the counterparts' variants.
 def gradcampp_normalised_alpha(a: Array, g: Array) -> Array:
     """As tf-keras-vis: the paper's alpha, then divided by its sum over the locations of each
     channel (the Grad-CAM++ code that circulates with the paper does so too, summing only where
     the gradient is positive)."""
-    total = a.sum(axis=(1, 2), keepdims=True)
-    alpha = _safe_div(g**2, 2 * g**2 + total * g**3)
-    alpha = _safe_div(alpha, np.broadcast_to(alpha.sum(axis=(1, 2), keepdims=True), alpha.shape))
-    return _combine(a, (alpha * np.maximum(g, 0)).sum(axis=(1, 2)))
+    alpha = ref.gradcampp_alpha(a, g)
+    alpha = ref.divide_or_zero(alpha, np.broadcast_to(alpha.sum(axis=(1, 2), keepdims=True),
+                                                      alpha.shape))
+    return ref.weighted_map(a, (alpha * np.maximum(g, 0)).sum(axis=(1, 2)))
 
 
 def gradcampp_mean_activation(a: Array, g: Array) -> Array:
@@ -325,27 +307,21 @@ def gradcampp_mean_activation(a: Array, g: Array) -> Array:
     mean = a.mean(axis=(1, 2), keepdims=True)
     den = 2 * g**2 + g**3 * mean
     den = den + (den == 0) * 1e-4
-    return _combine(a, (g**2 / den * np.maximum(g, 0)).mean(axis=(1, 2)))
+    return ref.weighted_map(a, (g**2 / den * np.maximum(g, 0)).mean(axis=(1, 2)))
 
 
-def layercam_formula(a: Array, g: Array) -> Array:
-    """Jiang et al. 2021: ``ReLU(sum_k relu(g_k) * A_k)``, location-wise."""
-    return np.maximum((np.maximum(g, 0) * a).sum(axis=-1), 0.0)
-
-
-PAPER: dict[str, Callable[[Array, Array], Array]] = {
-    "gradcam": gradcam_formula, "gradcampp": gradcampp_paper, "layercam": layercam_formula}
+PAPER: dict[str, Callable[[Array, Array], Array]] = ref.GRADIENT_FORMULAS
 THEIR_FORMULA: dict[tuple[str, str], tuple[str, Callable[[Array, Array], Array]]] = {
-    ("gradcam", "tf-keras-vis"): ("Selvaraju eq. 1-2, dS/dA", gradcam_formula),
-    ("gradcam", "xplique"): ("Selvaraju eq. 1-2, dS/dA", gradcam_formula),
+    ("gradcam", "tf-keras-vis"): ("Selvaraju eq. 1-2, dS/dA", ref.gradcam),
+    ("gradcam", "xplique"): ("Selvaraju eq. 1-2, dS/dA", ref.gradcam),
     ("gradcam", "xplique (softmax model as given)"): ("Selvaraju eq. 1-2, d softmax/dA",
-                                                      gradcam_formula),
+                                                      ref.gradcam),
     ("gradcampp", "tf-keras-vis"): ("paper alpha / sum_ij alpha",
                                     gradcampp_normalised_alpha),
     ("gradcampp", "xplique"): ("mean_ab A in alpha's denominator", gradcampp_mean_activation),
     ("gradcampp", "xplique (softmax model as given)"): ("mean_ab A, d softmax/dA",
                                                         gradcampp_mean_activation),
-    ("layercam", "tf-keras-vis"): ("Jiang 2021", layercam_formula),
+    ("layercam", "tf-keras-vis"): ("Jiang 2021", ref.layercam),
 }
 
 
@@ -428,37 +404,28 @@ def channel_overlap(activations: Array, keep: int) -> dict[str, Any]:
 
 
 def scorecam_formula(subject: Subject, grid: str) -> Array:
-    """Wang et al. 2020 (with the authors' softmax weights) recomputed here from the
-    probe's activations: each channel upsampled to the input, min-max scaled to a mask, the
-    weight the target probability on the masked image. ``grid="tf"``: cxrexplain's masks
-    (TF bilinear, half-pixel centres; a constant channel weighs 0); ``grid="zoom"``:
-    tf-keras-vis's (``scipy.ndimage.zoom(order=1, mode="nearest")``, corners on corners;
+    """Wang et al. 2020 (with the authors' softmax weights, ``reference_maps.scorecam``)
+    recomputed here from the probe's activations. ``grid="tf"``: cxrexplain's masks (TF
+    bilinear, half-pixel centres; a constant channel weighs 0); ``grid="zoom"``: tf-keras-vis's
+    (``scipy.ndimage.zoom(order=1, mode="nearest")``, corners on corners;
     ``(x - min) / (max - min + 1e-7)``)."""
     import tensorflow as tf
     from scipy.ndimage import zoom
 
-    n, h, w, _ = subject.activations.shape
+    _, h, w, _ = subject.activations.shape
     size = subject.images.shape[1:3]
-    maps = np.zeros((n, h, w))
-    for i in range(n):
-        a = subject.activations[i].astype(np.float32)  # (h, w, k)
+
+    def upsample(a: Array) -> Array:  # (h, w, k) -> (H, W, k), in float32 as the libraries
+        a = a.astype(np.float32)
         if grid == "tf":
-            up = np.asarray(tf.image.resize(a[None], size, method="bilinear"))[0]
-        else:
-            up = zoom(a, (size[0] / h, size[1] / w, 1), order=1, mode="nearest")
-        low, high = up.min(axis=(0, 1)), up.max(axis=(0, 1))
-        if grid == "tf":
-            masks = _safe_div(up - low, np.broadcast_to(high - low, up.shape))
-        else:
-            masks = (up - low) / (high - low + 1e-7)
-        masked = subject.images[i][None] * np.moveaxis(masks, -1, 0)[..., None]  # (k, H, W, c)
-        probs = np.asarray(subject.model.predict(masked.astype(np.float32), batch_size=64,
-                                                 verbose=0), np.float64)
-        weights = probs[:, subject.targets[i]]
-        if grid == "tf":
-            weights = np.where(high - low > 0, weights, 0.0)
-        maps[i] = np.maximum(subject.activations[i] @ weights, 0.0)
-    return maps
+            return np.asarray(tf.image.resize(a[None], size, method="bilinear"))[0]
+        return zoom(a, (size[0] / h, size[1] / w, 1), order=1, mode="nearest")
+
+    def probabilities(masked: Array) -> Array:
+        return np.asarray(subject.model.predict(masked, batch_size=64, verbose=0), np.float64)
+
+    return ref.scorecam(subject.activations, subject.images, subject.targets, probabilities,
+                        upsample, epsilon=0.0 if grid == "tf" else 1e-7)
 
 
 def gradcampp_term(a: Array, g: Array) -> str:
@@ -472,7 +439,7 @@ def gradcampp_term(a: Array, g: Array) -> str:
         return "no positive gradient"
     p99 = float(np.percentile(term, 99))
     scaled = g * (2.0 / p99)
-    paper = by_max(gradcampp_paper(a, scaled))
+    paper = by_max(ref.gradcampp(a, scaled))
     r_tkv = pearson(paper, by_max(gradcampp_normalised_alpha(a, scaled)))
     r_xpl = pearson(paper, by_max(gradcampp_mean_activation(a, scaled)))
     return (f"abs(sum_ab A g) where g > 0: median {np.median(term):.2g}, 99th percentile "

@@ -5,8 +5,13 @@ message, no traceback unless ``--debug``).
 
 Example:
     >>> from cxrexplain.cli import main
-    >>> main(["--version"])  # doctest: +SKIP
-    cxrexplain 0.1.0
+    >>> main(["predict", "pneumonia.keras", "a.png", "b.png"])
+    image  label  NORMAL  PNEUMONIA
+    a.png  ...
+    b.png  ...
+    0
+    >>> main(["predict", "pneumonia.keras", "missing.png"])  # the message goes to stderr
+    1
 """
 
 from __future__ import annotations

@@ -8,9 +8,11 @@ centred Gaussian on the pointing game is not localising anything.
 
 Example:
     >>> import cxrexplain as cx
-    >>> table = cx.evaluate_explainers(clf, ["cam", "gradcam"], images, boxes=boxes)
+    >>> table = cx.evaluate_explainers(clf, ["cam", "gradcam"], images, boxes=boxes, steps=10,
+    ...                                randomization_layers=1)
     >>> table.metrics
-    ['pointing_game', 'deletion_auc', 'insertion_auc', 'randomization_spearman', 'seconds_per_image']
+    ['pointing_game', 'deletion_auc', 'insertion_auc', 'randomization_spearman',
+     'seconds_per_image']
     >>> print(table.to_markdown())
     | method | pointing game (higher) | deletion AUC (lower) | ...
     |---|---:|---:|---:|---:|---:|
@@ -187,7 +189,7 @@ def evaluate_explainers(
         InvalidInputError: No methods, unknown method names, mismatched boxes or masks.
 
     Example:
-        >>> table = evaluate_explainers(clf, ["cam", "gradcam"], batch, masks=lungs,
+        >>> table = evaluate_explainers(clf, ["cam", "gradcam"], batch, masks=lungs, steps=5,
         ...                             randomization_layers=None)
         >>> table.images, table.metrics
         (4, ['mask_energy', 'deletion_auc', 'insertion_auc', 'seconds_per_image'])

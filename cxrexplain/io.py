@@ -25,10 +25,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import io as _io
 import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -36,6 +42,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from cxrexplain._checks import check_channels, check_size, describe, first_line
 from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
 
 __all__ = [
@@ -93,7 +100,7 @@ def load_image(source: ImageSource, *, size: Size = None, channels: int = 1) -> 
         ((16, 24, 1), 1.0)
     """
     target = _check_size(size)
-    _check_channels(channels)
+    check_channels(channels)
     name = _describe(source)
     if isinstance(source, np.ndarray):
         if source.ndim == 4:
@@ -101,10 +108,9 @@ def load_image(source: ImageSource, *, size: Size = None, channels: int = 1) -> 
                 f"image: expected one image of shape (H, W) or (H, W, C), got a batch of shape "
                 f"{source.shape}; use load_images() for batches"
             )
-        pixels = _to_unit_float(source, name)
-    else:
-        pixels = _decode(_read_bytes(source, name), name)
-    return _finish(pixels, name, target, channels)
+        return _finish(_to_unit_float(source, name), name, target, channels, minimum=1)
+    pixels = _decode(_read_bytes(source, name), name)
+    return _finish(pixels, name, target, channels, minimum=MIN_IMAGE_SIZE)
 
 
 def load_images(
@@ -139,7 +145,7 @@ def load_images(
         (2, 32, 32, 1)
     """
     target = _check_size(size)
-    _check_channels(channels)
+    check_channels(channels)
     if isinstance(source_array := sources, np.ndarray):
         if source_array.ndim == 4:
             return _load_array_batch(source_array, target, channels)
@@ -151,6 +157,11 @@ def load_images(
         )
     if isinstance(sources, (str, os.PathLike, bytes, bytearray, memoryview)):
         return load_image(sources, size=size, channels=channels)[None]
+    if not isinstance(sources, Iterable):
+        raise InvalidInputError(
+            f"images: expected a path, bytes, an array or a list of them, got "
+            f"{describe(sources)}"
+        )
     items = list(sources)
     if not items:
         raise InvalidInputError("images: the batch is empty; give at least one image")
@@ -175,8 +186,12 @@ def find_images(
     """Expand files and folders into a sorted list of image files.
 
     Folders are searched (recursively by default) for files whose suffix is in
-    :data:`IMAGE_SUFFIXES`; hidden files are skipped. Files given directly are kept whatever
-    their suffix, in the order given.
+    :data:`IMAGE_SUFFIXES` (any case). Hidden files and folders are skipped: names starting
+    with ``.`` (``.DS_Store``, ``._x.png``, unfinished ``.x.png.partial`` files) or ``__``
+    (``__MACOSX``). Links to folders are followed (each real folder once, so a link loop
+    ends). Paths are returned as given, joined with the names found, never resolved. Files
+    given directly are kept whatever their name or suffix, in the order given.
+    :func:`cxrexplain.data.list_images` walks class folders by the same rule.
 
     Args:
         paths: One path or several.
@@ -187,26 +202,36 @@ def find_images(
 
     Raises:
         ImageLoadError: A path does not exist, or a folder holds no images.
+        InvalidInputError: ``paths`` is not a path or a list of paths.
 
     Example:
-        >>> find_images("../shared/data/cxr/COVID")[:1]  # doctest: +SKIP
-        [PosixPath('../shared/data/cxr/COVID/01E392EE-69F9-4E33-BFCE-E5C968654078.png')]
+        >>> find_images("cxr/COVID")[:2]
+        [PosixPath('cxr/COVID/00.png'), PosixPath('cxr/COVID/03.png')]
+        >>> len(find_images("cxr")), len(find_images(["a.png", "cxr/NORMAL"]))
+        (15, 6)
     """
-    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    given: Any = paths  # checked here, whatever the annotation says
+    if isinstance(given, (str, os.PathLike)) or not isinstance(given, Iterable) or isinstance(
+        given, (bytes, bytearray)
+    ):
+        items: list[Any] = [given]
+    else:
+        items = list(given)
+    for position, item in enumerate(items):  # every argument before any file
+        if not isinstance(item, (str, os.PathLike)):
+            where = "paths" if len(items) == 1 else f"paths[{position}]"
+            raise InvalidInputError(
+                f"{where}: expected a file or folder path, got {describe(item)}"
+            )
     found: list[Path] = []
     for item in items:
         path = Path(os.fspath(item))
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            images = sorted(
-                p for p in path.glob(pattern)
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            images = _walk_images(path, recursive=recursive)
             if not images:
                 raise ImageLoadError(
                     f"folder '{path}': holds no images "
-                    f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+                    f"({', '.join(sorted(IMAGE_SUFFIXES))}; hidden names are skipped)"
                 )
             found.extend(images)
         elif path.is_file():
@@ -216,31 +241,57 @@ def find_images(
     return found
 
 
+def _is_hidden(name: str) -> bool:
+    """Whether a file or folder name is hidden from the folder walks (``.x``, ``__x``)."""
+    return name.startswith((".", "__"))
+
+
+def _walk_images(folder: Path, *, recursive: bool = True,
+                 limit: int | None = None) -> list[Path]:
+    """The image files in ``folder``: the package's one folder walk (see :func:`find_images`).
+
+    Args:
+        folder: The folder to search; a missing folder (or a file) gives ``[]``.
+        recursive: Search sub-folders too.
+        limit: Stop after this many images (the result is then not sorted).
+
+    Returns:
+        The images, sorted, each ``folder / relative path`` (links kept, not resolved).
+    """
+    if not folder.is_dir():
+        return []
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for directory, subdirs, names in os.walk(folder, followlinks=True):
+        try:
+            status = os.stat(directory)
+        except OSError:  # vanished or unreadable meanwhile
+            subdirs[:] = []
+            continue
+        if (status.st_dev, status.st_ino) in seen:  # reached again through a link
+            subdirs[:] = []
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        subdirs[:] = sorted(d for d in subdirs if not _is_hidden(d))
+        for name in sorted(names):
+            if _is_hidden(name) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(directory) / name
+            if not path.is_file():  # a broken link, a socket
+                continue
+            found.append(path)
+            if limit is not None and len(found) >= limit:
+                return found
+        if not recursive:
+            break
+    return sorted(found)
+
+
 # --------------------------------------------------------------------------------------------
 # argument checks
 # --------------------------------------------------------------------------------------------
 def _check_size(size: Size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        pair: tuple[Any, ...] = (int(size), int(size))
-    elif isinstance(size, (tuple, list)) and len(size) == 2:
-        pair = tuple(size)
-    else:
-        raise InvalidInputError(f"size: expected an int or (height, width), got {size!r}")
-    if not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= MIN_IMAGE_SIZE
-        for v in pair
-    ):
-        raise InvalidInputError(
-            f"size: expected whole numbers >= {MIN_IMAGE_SIZE}, got {size!r}"
-        )
-    return int(pair[0]), int(pair[1])
-
-
-def _check_channels(channels: int) -> None:
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
+    return None if size is None else check_size(size, "size")
 
 
 def _describe(source: object) -> str:
@@ -291,11 +342,20 @@ def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
     # the image is the one a viewer shows (photographed films are often stored rotated)
     jpeg_flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
     flags = jpeg_flags if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
-    decoded = cv2.imdecode(buffer, flags)
-    if decoded is None or decoded.size == 0:
+    try:
+        with _quiet_codecs():
+            decoded = cv2.imdecode(buffer, flags)
+    except cv2.error as err:  # a decoder that raises rather than returning None
         raise ImageLoadError(
-            f"image {name}: not a readable image (expected PNG, JPEG, BMP, TIFF or DICOM)"
-        )
+            f"image {name}: not a readable {_format_of(data)} (OpenCV: {first_line(err)})"
+        ) from err
+    if decoded is None or decoded.size == 0:
+        kind = _format_of(data)
+        if kind == "image":
+            raise ImageLoadError(
+                f"image {name}: not a readable image (expected PNG, JPEG, BMP, TIFF or DICOM)"
+            )
+        raise ImageLoadError(f"image {name}: the {kind} data is corrupt (it cannot be decoded)")
     if decoded.ndim == 3:
         if decoded.shape[2] == 3:
             decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
@@ -312,14 +372,180 @@ def _is_jpeg(data: bytes) -> bool:
     return data[:3] == b"\xff\xd8\xff"
 
 
+def _format_of(data: bytes) -> str:
+    """The format named by a file's first bytes ("PNG", "JPEG", ...), or "image"."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    return "image"
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_MAGIC = (
+    (_PNG_SIGNATURE, "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
 def _check_complete(data: bytes, name: str) -> None:
-    """Reject truncated JPEG and PNG files, which OpenCV would decode half grey."""
+    """Reject truncated JPEG and PNG files (OpenCV would decode them half grey) and PNG files
+    whose critical chunks are damaged, before a decoder sees (and prints about) them."""
     if _is_jpeg(data):
         start = _jpeg_scan_start(data)
         if start is None or data.find(b"\xff\xd9", start) < 0:
             raise ImageLoadError(f"image {name}: the JPEG data is truncated (no end marker)")
-    elif data[:8] == b"\x89PNG\r\n\x1a\n" and data.rfind(b"IEND") < 0:
-        raise ImageLoadError(f"image {name}: the PNG data is truncated (no IEND chunk)")
+    elif data.startswith(_PNG_SIGNATURE):
+        problem = _png_problem(data)
+        if problem:
+            raise ImageLoadError(f"image {name}: {problem}")
+
+
+def _png_problem(data: bytes) -> str | None:
+    """What is wrong with a PNG file's chunk structure, or None.
+
+    Walks the chunks (length, type, data, CRC) up to ``IEND``: the first must be a 13-byte
+    ``IHDR`` with a non-zero size and a valid bit depth / colour type; a chunk running past
+    the end means a truncated file; a critical chunk (``IHDR``, ``PLTE``, ``IDAT``,
+    ``IEND``: upper-case first letter) whose CRC does not match means a damaged file.
+    Damaged ancillary chunks (text, colour profiles) are left to the decoder, which skips
+    them, as libpng does.
+    """
+    pos, first, has_data = len(_PNG_SIGNATURE), True, False
+    while True:
+        if pos + 12 > len(data):
+            return "the PNG data is truncated (no IEND chunk)"
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if first and (kind != b"IHDR" or length != 13):
+            return "the PNG data is corrupt (it does not start with an IHDR chunk)"
+        if length > 0x7FFFFFFF or end > len(data):
+            return f"the PNG data is truncated (cut off in its {_chunk_name(kind)} chunk)"
+        body = data[pos + 8 : end - 4]
+        critical = kind[:1].isupper()
+        if critical and zlib.crc32(kind + body) != int.from_bytes(data[end - 4 : end], "big"):
+            return (f"the PNG data is corrupt (the {_chunk_name(kind)} chunk fails its CRC "
+                    "check)")
+        if first:
+            problem = _ihdr_problem(body)
+            if problem:
+                return f"the PNG data is corrupt (IHDR: {problem})"
+            first = False
+        has_data = has_data or kind == b"IDAT"
+        if kind == b"IEND":
+            return None if has_data else "the PNG data is corrupt (no IDAT image data)"
+        pos = end
+
+
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+def _ihdr_problem(body: bytes) -> str | None:
+    width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
+    depth, colour, compression, filtering, interlace = body[8:13]
+    if not (0 < width <= 0x7FFFFFFF and 0 < height <= 0x7FFFFFFF):
+        return f"size {width}x{height}"
+    if depth not in _PNG_DEPTHS.get(colour, ()):
+        return f"bit depth {depth} with colour type {colour}"
+    if compression or filtering or interlace > 1:
+        return "unknown compression, filter or interlace method"
+    return None
+
+
+def _chunk_name(kind: bytes) -> str:
+    text = kind.decode("latin-1")
+    return text if text.isalpha() else repr(kind)
+
+
+# the lines OpenCV's image decoders write to stderr by themselves: OpenCV's log
+# ("[ERROR:0@3.1] global loadsave.cpp ..."), libpng ("libpng error: IHDR: CRC error") and
+# libjpeg ("Corrupt JPEG data: ..."), which print with fprintf and ignore OpenCV's log level
+_CODEC_NOISE = re.compile(
+    rb"^(\[ *(?:FATAL|ERROR|WARN|INFO|DEBUG|VERBOSE)[:\]]|libpng (?:error|warning)|"
+    rb"Corrupt JPEG data|Premature end of JPEG file|Invalid SOS parameters|"
+    rb"Inconsistent progression sequence|Warning: unknown JFIF|Unknown Adobe color transform|"
+    rb"Application transferred too many scanlines)"
+)
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_quiet_saved: tuple[int, Any, int] | None = None  # (stderr copy, capture file, cv2 log level)
+_capture: tuple[int, Any] | None = None  # (process id, temporary file), reused: opening costs
+
+
+@contextlib.contextmanager
+def _quiet_codecs() -> Iterator[None]:
+    """Keep the image decoders' own messages off the terminal while decoding.
+
+    libpng and libjpeg print straight to file descriptor 2, beyond OpenCV's log level, so
+    descriptor 2 is pointed at a temporary file while any thread decodes (one redirection
+    shared by overlapping decodes, counted under a lock, so tf.data's parallel decoding stays
+    parallel) and OpenCV's log level is set to silent. When the last decode ends, both are
+    put back and whatever else reached the file meanwhile (another thread's warning) is
+    written to the real stderr; the decoders' lines (:data:`_CODEC_NOISE`) are dropped. The
+    error that counts is the :class:`ImageLoadError` raised afterwards. Without a usable
+    descriptor 2 (an embedded interpreter) nothing is redirected.
+    """
+    global _quiet_users, _quiet_saved
+    with _quiet_lock:
+        if _quiet_users == 0:
+            _quiet_saved = _redirect_stderr()
+        _quiet_users += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _quiet_saved is not None:
+                saved, _quiet_saved = _quiet_saved, None
+                _restore_stderr(*saved)
+
+
+def _redirect_stderr() -> tuple[int, Any, int] | None:
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no stderr, or closed
+        sys.stderr.flush()
+    try:
+        copy = os.dup(2)
+    except OSError:
+        return None
+    try:
+        capture = _capture_file()
+        os.dup2(capture.fileno(), 2)
+    except OSError:
+        os.close(copy)
+        return None
+    level = int(cv2.utils.logging.getLogLevel())
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return copy, capture, level
+
+
+def _capture_file() -> Any:
+    """The temporary file stderr goes to while decoding (one per process, made once)."""
+    global _capture
+    if _capture is None or _capture[0] != os.getpid():  # a forked child makes its own
+        _capture = (os.getpid(), tempfile.TemporaryFile())  # noqa: SIM115 - kept open
+    return _capture[1]
+
+
+def _restore_stderr(copy: int, capture: Any, level: int) -> None:
+    cv2.utils.logging.setLogLevel(level)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.flush()  # text another thread left in Python's buffer goes to the capture
+    os.dup2(copy, 2)
+    os.close(copy)
+    try:
+        capture.seek(0)
+        kept = [line for line in capture.read().splitlines(keepends=True)
+                if line.strip() and not _CODEC_NOISE.match(line)]
+        capture.seek(0)
+        capture.truncate()
+    except OSError:
+        kept = []
+    if kept:
+        with contextlib.suppress(OSError):
+            os.write(2, b"".join(kept))
 
 
 def _jpeg_scan_start(data: bytes) -> int | None:
@@ -512,9 +738,14 @@ def _to_unit_float(array: npt.ArrayLike, name: str) -> np.ndarray:
 
 
 def _finish(
-    pixels: np.ndarray, name: str, target: tuple[int, int] | None, channels: int
+    pixels: np.ndarray, name: str, target: tuple[int, int] | None, channels: int, *,
+    minimum: int,
 ) -> np.ndarray:
-    """Check shape, convert channels, resize; return (H, W, channels) float32."""
+    """Check shape, convert channels, resize; return (H, W, channels) float32.
+
+    ``minimum`` is the smallest height and width: :data:`MIN_IMAGE_SIZE` for decoded files
+    (a smaller file is not a radiograph), 1 for arrays (a model may take any size).
+    """
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     if pixels.ndim != 3:
@@ -527,10 +758,10 @@ def _finish(
             f"{pixels.shape[2]} (shape {pixels.shape})"
         )
     height, width = pixels.shape[:2]
-    if min(height, width) < MIN_IMAGE_SIZE:
+    if min(height, width) < minimum:
         raise InvalidInputError(
             f"image {name}: {height}x{width} pixels is smaller than the minimum "
-            f"{MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}"
+            f"{minimum}x{minimum} for an image file"
         )
     pixels = _convert_channels(np.ascontiguousarray(pixels, dtype=np.float32), channels)
     if target is not None and (height, width) != target:
@@ -571,7 +802,6 @@ def _load_array_batch(
         same_size
         and batch.shape[3] == channels
         and np.issubdtype(batch.dtype, np.floating)
-        and min(batch.shape[1:3]) >= MIN_IMAGE_SIZE
     ):
         if not np.isfinite(batch).all():
             raise InvalidInputError("images: the batch contains NaN or infinite values")

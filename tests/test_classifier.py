@@ -10,31 +10,16 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from tiny_models import conv_gap_dense, random_images
 
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelLoadError, ModelStructureError
 
 
-def _cnn(units: int, activation: str | None, size: int = 24, channels: int = 1) -> keras.Model:
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((size, size, channels)),
-            keras.layers.Conv2D(4, 3, activation="relu"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dense(units, activation=activation),
-        ]
-    )
-
-
-def _batch(n: int = 6, size: int = 24, channels: int = 1, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, size, size, channels)).astype(np.float32)
-
-
 def test_sigmoid_model_is_two_class_with_complementary_columns() -> None:
-    model = _cnn(1, "sigmoid")
+    model = conv_gap_dense(1, "sigmoid")
     clf = cx.Classifier(model, class_names=["NORMAL", "PNEUMONIA"])
-    batch = _batch()
+    batch = random_images(6, 24)
     probs = clf.predict_proba(batch)
     p = np.asarray(model(batch)).ravel()
     assert probs.shape == (6, 2)
@@ -44,9 +29,9 @@ def test_sigmoid_model_is_two_class_with_complementary_columns() -> None:
 
 
 def test_softmax_model_probabilities_are_the_outputs() -> None:
-    model = _cnn(3, "softmax")
+    model = conv_gap_dense(3, "softmax")
     clf = cx.Classifier(model, class_names=["COVID", "NORMAL", "PNEUMONIA"])
-    batch = _batch()
+    batch = random_images(6, 24)
     np.testing.assert_allclose(clf.predict_proba(batch), np.asarray(model(batch)), atol=1e-6)
     predictions = clf.predict(batch)
     assert isinstance(predictions, list) and len(predictions) == 6
@@ -58,12 +43,12 @@ def test_softmax_model_probabilities_are_the_outputs() -> None:
 
 
 def test_logit_heads_get_softmax_or_sigmoid() -> None:
-    batch = _batch()
-    multi = _cnn(3, None)
+    batch = random_images(6, 24)
+    multi = conv_gap_dense(3, None)
     logits = np.asarray(multi(batch))
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(cx.Classifier(multi).predict_proba(batch), expected, atol=1e-6)
-    single = _cnn(1, None)
+    single = conv_gap_dense(1, None)
     z = np.asarray(single(batch)).ravel()
     probs = cx.Classifier(single).predict_proba(batch)
     np.testing.assert_allclose(probs[:, 1], 1 / (1 + np.exp(-z)), atol=1e-6)
@@ -78,13 +63,14 @@ def test_separate_softmax_layer_is_detected() -> None:
     clf = cx.Classifier(model)
     assert clf.output_activation == "softmax"
     np.testing.assert_allclose(
-        clf.predict_proba(_batch(size=16)), np.asarray(model(_batch(size=16))), atol=1e-6
+        clf.predict_proba(random_images(6, 16)), np.asarray(model(random_images(6, 16))),
+        atol=1e-6,
     )
 
 
 def test_threshold_decides_the_positive_class() -> None:
-    model = _cnn(1, "sigmoid")
-    batch = _batch(20)
+    model = conv_gap_dense(1, "sigmoid")
+    batch = random_images(20, 24)
     p = np.asarray(model(batch)).ravel()
     threshold = float(np.median(p))
     clf = cx.Classifier(model, ["NORMAL", "PNEUMONIA"], threshold=threshold)
@@ -95,9 +81,9 @@ def test_threshold_decides_the_positive_class() -> None:
 
 
 def test_multilabel_reports_findings_above_threshold() -> None:
-    model = _cnn(4, "sigmoid")
+    model = conv_gap_dense(4, "sigmoid")
     names = ["Atelectasis", "Effusion", "Pneumonia", "Nodule"]
-    batch = _batch(5)
+    batch = random_images(5, 24)
     p = np.asarray(model(batch))
     clf = cx.Classifier(model, names, threshold=float(np.median(p)))
     assert clf.multilabel and clf.num_classes == 4
@@ -108,7 +94,7 @@ def test_multilabel_reports_findings_above_threshold() -> None:
 
 
 def test_single_inputs_return_one_prediction(tmp_path: Path) -> None:
-    clf = cx.Classifier(_cnn(3, "softmax"), ["A", "B", "C"])
+    clf = cx.Classifier(conv_gap_dense(3, "softmax"), ["A", "B", "C"])
     image = (np.random.default_rng(2).random((40, 50)) * 255).astype(np.uint8)
     path = tmp_path / "x.png"
     cv2.imwrite(str(path), image)
@@ -120,7 +106,7 @@ def test_single_inputs_return_one_prediction(tmp_path: Path) -> None:
 
 
 def test_inputs_are_resized_and_channel_converted(tmp_path: Path) -> None:
-    model = _cnn(2, "softmax", size=24, channels=3)
+    model = conv_gap_dense(2, "softmax", channels=3)
     clf = cx.Classifier(model)
     assert clf.input_size == (24, 24) and clf.channels == 3
     gray = np.random.default_rng(3).random((48, 48)).astype(np.float32)
@@ -133,7 +119,7 @@ def test_inputs_are_resized_and_channel_converted(tmp_path: Path) -> None:
 
 def test_real_xray_batch_predicts(data_dir: Path) -> None:
     paths = sorted((data_dir / "cxr" / "COVID").glob("*.png"))[:4]
-    clf = cx.Classifier(_cnn(3, "softmax", size=64), ["COVID", "NORMAL", "PNEUMONIA"])
+    clf = cx.Classifier(conv_gap_dense(3, "softmax", size=64), ["COVID", "NORMAL", "PNEUMONIA"])
     probs = clf.predict_proba(paths, batch_size=3)
     assert probs.shape == (4, 3)
     assert np.isfinite(probs).all()
@@ -153,7 +139,7 @@ def test_subclassed_model_needs_and_uses_given_input_spec() -> None:
         cx.Classifier(Tiny())
     clf = cx.Classifier(Tiny(), input_size=16, channels=1)
     assert clf.num_classes == 2
-    assert clf.predict_proba(_batch(2, size=16)).shape == (2, 2)
+    assert clf.predict_proba(random_images(2, 16)).shape == (2, 2)
 
 
 # ------------------------------------------------------------------ save / load
@@ -166,8 +152,8 @@ def test_subclassed_model_needs_and_uses_given_input_spec() -> None:
 def test_save_load_round_trip(
     tmp_path: Path, units: int, activation: str, names: list[str], threshold: float | None
 ) -> None:
-    clf = cx.Classifier(_cnn(units, activation), names, threshold=threshold)
-    batch = _batch(8)
+    clf = cx.Classifier(conv_gap_dense(units, activation), names, threshold=threshold)
+    batch = random_images(8, 24)
     before = clf.predict_proba(batch)
     path = clf.save(tmp_path / "sub" / "model.keras")
     assert path.is_file()
@@ -187,7 +173,7 @@ def test_save_load_round_trip(
 
 
 def test_plain_keras_file_loads_with_default_names(tmp_path: Path) -> None:
-    model = _cnn(2, "softmax")
+    model = conv_gap_dense(2, "softmax")
     model.save(tmp_path / "plain.keras")
     loaded = cx.Classifier.load(tmp_path / "plain.keras")
     assert loaded.class_names == ["class_0", "class_1"]
@@ -204,7 +190,7 @@ def test_load_keeps_safe_mode_on(tmp_path: Path) -> None:
 
 
 def test_save_needs_keras_suffix(tmp_path: Path) -> None:
-    clf = cx.Classifier(_cnn(2, "softmax"))
+    clf = cx.Classifier(conv_gap_dense(2, "softmax"))
     with pytest.raises(InvalidInputError, match=r"\.keras"):
         clf.save(tmp_path / "model.h5")
 
@@ -230,33 +216,34 @@ def test_load_missing_and_folder(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ bad input
 def test_class_names_length_must_match_outputs() -> None:
     with pytest.raises(InvalidInputError, match="class_names.*3 classes.*2 names"):
-        cx.Classifier(_cnn(3, "softmax"), ["A", "B"])
+        cx.Classifier(conv_gap_dense(3, "softmax"), ["A", "B"])
     with pytest.raises(InvalidInputError, match="one sigmoid unit is a two-class model"):
-        cx.Classifier(_cnn(1, "sigmoid"), ["PNEUMONIA"])
+        cx.Classifier(conv_gap_dense(1, "sigmoid"), ["PNEUMONIA"])
     with pytest.raises(InvalidInputError, match="unique"):
-        cx.Classifier(_cnn(2, "softmax"), ["A", "A"])
+        cx.Classifier(conv_gap_dense(2, "softmax"), ["A", "A"])
     with pytest.raises(InvalidInputError, match="list of strings"):
-        cx.Classifier(_cnn(2, "softmax"), "AB")
+        cx.Classifier(conv_gap_dense(2, "softmax"), "AB")
 
 
 def test_bad_threshold_and_model_arguments() -> None:
     with pytest.raises(InvalidInputError, match="threshold"):
-        cx.Classifier(_cnn(1, "sigmoid"), threshold=1.5)
+        cx.Classifier(conv_gap_dense(1, "sigmoid"), threshold=1.5)
     with pytest.raises(InvalidInputError, match="threshold.*3 softmax classes"):
-        cx.Classifier(_cnn(3, "softmax"), threshold=0.3)
+        cx.Classifier(conv_gap_dense(3, "softmax"), threshold=0.3)
     with pytest.raises(InvalidInputError, match="model"):
         cx.Classifier("model.keras")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="input_size.*24x24"):
-        cx.Classifier(_cnn(2, "softmax"), input_size=32)
+        cx.Classifier(conv_gap_dense(2, "softmax"), input_size=32)
     with pytest.raises(InvalidInputError, match="channels.*1-channel"):
-        cx.Classifier(_cnn(2, "softmax"), channels=3)
+        cx.Classifier(conv_gap_dense(2, "softmax"), channels=3)
+    clf = cx.Classifier(conv_gap_dense(2, "softmax"))
     with pytest.raises(InvalidInputError, match="batch_size"):
-        cx.Classifier(_cnn(2, "softmax")).predict_proba(_batch(), batch_size=0)
+        clf.predict_proba(random_images(6, 24), batch_size=0)
 
 
 def test_one_unit_softmax_is_a_structure_error() -> None:
     with pytest.raises(ModelStructureError, match="softmax over one unit"):
-        cx.Classifier(_cnn(1, "softmax"))
+        cx.Classifier(conv_gap_dense(1, "softmax"))
 
 
 def test_multi_output_model_is_rejected() -> None:
@@ -268,6 +255,6 @@ def test_multi_output_model_is_rejected() -> None:
 
 
 def test_bad_image_in_predict_is_a_clear_error(tmp_path: Path) -> None:
-    clf = cx.Classifier(_cnn(2, "softmax"))
+    clf = cx.Classifier(conv_gap_dense(2, "softmax"))
     with pytest.raises(cx.ImageLoadError, match="missing.png"):
         clf.predict([tmp_path / "missing.png"])

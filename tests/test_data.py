@@ -280,3 +280,94 @@ def test_bad_arguments(tree: Path, kwargs: dict[str, object], match: str) -> Non
 def test_real_data_classes(data_dir: Path) -> None:
     files = data.list_images(data_dir / "cxr", classes=["COVID", "NORMAL", "PNEUMONIA"])
     assert files.counts() == {"COVID": 99, "NORMAL": 399, "PNEUMONIA": 388}
+
+
+# ------------------------------------------------------------- which folders are classes
+def test_real_layout_leaves_the_lung_masks_out(data_dir: Path) -> None:
+    """``cxr/lung_masks/COVID/*.png`` beside the class folders is not a fourth class."""
+    files = data.list_images(data_dir / "cxr")
+    assert files.class_names == ("COVID", "NORMAL", "PNEUMONIA")
+    assert files.counts() == {"COVID": 99, "NORMAL": 399, "PNEUMONIA": 388}
+    assert dict(files.skipped) == {"lung_masks": "a mask folder: its name contains 'mask'"}
+    assert not any("lung_masks" in p for p in files.paths)
+    assert all(p.startswith(str(data_dir / "cxr")) for p in files.paths)  # as given
+    dataset = data.image_folder(data_dir / "cxr", image_size=SIZE, cache=False)
+    assert dataset.class_names == ["COVID", "NORMAL", "PNEUMONIA"]
+    assert list(dataset.skipped_folders) == ["lung_masks"]
+    with pytest.raises(InvalidInputError, match=r"one class folder with images \('originals'\)"
+                                                r".*not classes: 'cxr' \(no images directly"):
+        data.list_images(data_dir)
+
+
+def test_mask_and_deeper_only_folders_are_not_classes(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _write(tree / "lung_masks" / "COVID" / "covid_00.png", 255)  # a mirror of the layout
+    _write(tree / "Masks" / "x.png", 255)  # masks directly in it: still not a class
+    _write(tree / "extra" / "deeper" / "y.png", 10)  # images only below
+    (tree / "empty").mkdir()
+    with caplog.at_level("INFO", logger="cxrexplain.data"):
+        files = data.list_images(tree)
+    assert files.class_names == ("COVID", "NORMAL", "PNEUMONIA")
+    assert dict(files.skipped) == {
+        "Masks": "a mask folder: its name contains 'mask'",
+        "empty": "no images",
+        "extra": "no images directly in it, only in its sub-folders",
+        "lung_masks": "a mask folder: its name contains 'mask'",
+    }
+    assert "classes in" in caplog.text and "COVID (4), NORMAL (9), PNEUMONIA (7)" in caplog.text
+    assert "'lung_masks' (a mask folder" in caplog.text
+    # splits keep the note; explicit classes take any folder, images at any depth
+    train, val = data.image_folder(tree, image_size=SIZE, validation_split=0.25)
+    assert set(train.skipped_folders) == set(val.skipped_folders) == {
+        "Masks", "empty", "extra", "lung_masks"}
+    chosen = data.list_images(tree, classes=["NORMAL", "extra"])
+    assert chosen.counts() == {"NORMAL": 9, "extra": 1} and chosen.skipped == ()
+
+
+def test_no_class_found_names_the_folders_left_out(tmp_path: Path) -> None:
+    _write(tmp_path / "patients" / "p1" / "a.png", 10)
+    _write(tmp_path / "lung_masks" / "b.png", 10)
+    with pytest.raises(InvalidInputError) as info:
+        data.list_images(tmp_path)
+    message = str(info.value)
+    assert "has no class folders" in message
+    assert "'lung_masks' (a mask folder" in message
+    assert "'patients' (no images directly in it, only in its sub-folders)" in message
+    assert "classes=[...]" in message
+
+
+def test_kaggle_detection_ignores_a_mask_folder_in_train(tmp_path: Path) -> None:
+    _write(tmp_path / "train" / "masks" / "a.png", 10)
+    assert data.detect_layout(tmp_path) == "classes"
+    _class_tree(tmp_path / "train", {"NORMAL": 2, "PNEUMONIA": 2})
+    assert data.detect_layout(tmp_path) == "kaggle"
+    train = data.image_folder(tmp_path, image_size=SIZE)
+    assert train.class_names == ["NORMAL", "PNEUMONIA"]
+    assert list(train.skipped_folders) == ["masks"]
+
+
+# ------------------------------------------------------- one walker for files and folders
+def test_class_folders_are_walked_like_find_images(tmp_path: Path) -> None:
+    """Hidden files, hidden folders, ``__MACOSX``, odd-case suffixes and linked folders: the
+    class listing takes exactly what :func:`cxrexplain.io.find_images` takes, paths as given."""
+    import os
+
+    from cxrexplain.io import find_images
+
+    root = _class_tree(tmp_path / "cxr", {"NORMAL": 3, "PNEUMONIA": 3})
+    for rel in ("NORMAL/._normal_00.png", "NORMAL/.cache/z.png", "NORMAL/__MACOSX/z.png",
+                "PNEUMONIA/.DS_Store", "__MACOSX/NORMAL/z.png", ".git/x.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    _write(root / "PNEUMONIA" / "UPPER.PNG", 180)
+    outside = tmp_path / "outside"
+    _write(outside / "linked.png", 100)
+    os.symlink(outside, root / "NORMAL" / "more")
+    files = data.list_images(root)
+    assert files.class_names == ("NORMAL", "PNEUMONIA")
+    walked = [str(p) for name in files.class_names for p in find_images(root / name)]
+    assert list(files.paths) == walked
+    assert str(root / "NORMAL" / "more" / "linked.png") in files.paths  # not resolved
+    assert str(root / "PNEUMONIA" / "UPPER.PNG") in files.paths
+    assert not any("/." in p or "__MACOSX" in p for p in files.paths)

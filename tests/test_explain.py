@@ -4,6 +4,7 @@ targets, a planted signal, mixed precision, and bad input."""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,18 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import reference_maps as ref
 import tensorflow as tf
+from tiny_models import (
+    TinySubclassed,
+    cam_model,
+    conv_gap_dense,
+    functional_with_backbone,
+    nested_vgg16,
+    random_images,
+    subclassed,
+    two_conv_model,
+)
 
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError
@@ -20,42 +32,11 @@ METHODS = sorted(cx.explainers())
 GRADIENT_METHODS = ["gradcam", "gradcampp", "hirescam", "layercam"]
 
 
-def _images(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).random((n, size, size, channels)).astype(np.float32)
-
-
-def _two_conv_model(units: int = 3, activation: str = "softmax", size: int = 16) -> keras.Model:
-    """Input -> conv 'target' -> conv -> GAP -> Dense: gradients vary over space."""
-    keras.utils.set_random_seed(3)
-    inputs = keras.Input((size, size, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
-    x = keras.layers.MaxPooling2D(name="pool")(x)
-    x = keras.layers.Conv2D(5, 3, padding="same", activation="tanh", name="after")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    outputs = keras.layers.Dense(units, activation=activation, name="head")(x)
-    return keras.Model(inputs, outputs)
-
-
-def _cam_model(units: int = 3, activation: str = "softmax", size: int = 16,
-               channels: int = 1) -> keras.Model:
-    keras.utils.set_random_seed(4)
-    return keras.Sequential(
-        [
-            keras.Input((size, size, channels)),
-            keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
-            keras.layers.GlobalAveragePooling2D(),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(units, activation=activation),
-        ]
-    )
-
-
 # ---------------------------------------------------------------- independent references
 def _reference_pass(model: keras.Model, images: np.ndarray, targets: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Activations of 'target', gradients of the pre-softmax target score, by hand."""
+    """Activations of 'target' in :func:`two_conv_model`, gradients of the pre-softmax target
+    score, by hand."""
     features = keras.Model(model.inputs, model.get_layer("target").output)
     pool, after, gap, head = (model.get_layer(n) for n in ("pool", "after", "gap", "head"))
     x = tf.constant(images)
@@ -73,22 +54,15 @@ def _reference_pass(model: keras.Model, images: np.ndarray, targets: np.ndarray
     return np.asarray(activations), np.asarray(gradients), np.asarray(logits)
 
 
-def _numpy_map(method: str, a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Each method's published formula, before ReLU, in NumPy."""
-    if method == "gradcam":
-        return np.einsum("nhwk,nk->nhw", a, g.mean(axis=(1, 2)))
-    if method == "hirescam":
-        return (g * a).sum(axis=-1)
-    if method == "layercam":
-        return (np.maximum(g, 0) * a).sum(axis=-1)
-    if method == "gradcampp":
-        g2, g3 = g**2, g**3
-        denominator = 2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
-        safe = np.where(denominator != 0, denominator, 1.0)
-        alpha = np.where((g != 0) & (denominator != 0), g2 / safe, 0.0)
-        weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
-        return np.einsum("nhwk,nk->nhw", a, weights)
-    raise AssertionError(method)
+def _last_conv(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Activations of :func:`cam_model`'s ``last_conv``, by a Keras sub-model."""
+    return np.asarray(keras.Model(model.inputs[0], model.get_layer("last_conv").output)(images))
+
+
+def _cv2_upsample(a: np.ndarray, size: int) -> np.ndarray:
+    """``(h, w, k)`` to ``(size, size, k)``, each channel by cv2 bilinear (half-pixel)."""
+    return np.stack([cv2.resize(a[:, :, k], (size, size), interpolation=cv2.INTER_LINEAR)
+                     for k in range(a.shape[-1])], axis=-1)
 
 
 def _normalise_upsampled(raw: np.ndarray, size: int) -> np.ndarray:
@@ -100,14 +74,24 @@ def _normalise_upsampled(raw: np.ndarray, size: int) -> np.ndarray:
     return np.where(peak > 0, out / np.where(peak > 0, peak, 1), 0)
 
 
+def test_references_are_numpy_only() -> None:
+    """The reference formulas share no code with what they check (nor with TF or Keras)."""
+    tree = ast.parse(Path(ref.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} <= {"__future__", "collections", "numpy"}
+
+
 @pytest.mark.parametrize("method", GRADIENT_METHODS)
 @pytest.mark.parametrize(("units", "activation"), [(3, "softmax"), (1, "sigmoid")])
 def test_gradient_methods_match_numpy_formula(method: str, units: int, activation: str) -> None:
-    model = _two_conv_model(units, activation)
-    images = _images(5)
+    model = two_conv_model(units, activation)
+    images = random_images(5)
     targets = np.array([0, 1, 1, 0, 1] if units == 1 else [0, 1, 2, 1, 0])
     a, g, _ = _reference_pass(model, images, targets)
-    expected_raw = np.maximum(_numpy_map(method, a, g), 0)
+    expected_raw = ref.GRADIENT_FORMULAS[method](a, g)
     exp = cx.get_explainer(method)(model, layer="target").explain(images, targets=targets)
     assert exp.layer == "target"
     np.testing.assert_array_equal(exp.targets, targets)
@@ -117,13 +101,11 @@ def test_gradient_methods_match_numpy_formula(method: str, units: int, activatio
 
 
 def test_cam_matches_numpy_formula() -> None:
-    model = _cam_model(3, "softmax")
-    images = _images(4)
+    model = cam_model(3, "softmax")
+    images = random_images(4)
     targets = np.array([2, 0, 1, 2])
-    features = keras.Model(model.inputs[0], model.get_layer("last_conv").output)
-    a = np.asarray(features(images))
-    kernel = np.asarray(model.layers[-1].kernel)
-    expected_raw = np.maximum(np.einsum("nhwk,kn->nhw", a, kernel[:, targets]), 0)
+    expected_raw = ref.cam(_last_conv(model, images), np.asarray(model.layers[-1].kernel),
+                           targets)
     exp = cx.CAM(model).explain(images, targets=targets)
     assert exp.layer == "last_conv"
     np.testing.assert_allclose(exp.raw, expected_raw, rtol=1e-5, atol=1e-6)
@@ -131,35 +113,27 @@ def test_cam_matches_numpy_formula() -> None:
 
 
 def test_scorecam_matches_numpy_reference() -> None:
-    model = _cam_model(3, "softmax")
-    images = _images(2)
+    model = cam_model(3, "softmax")
+    images = random_images(2)
     targets = np.array([1, 2])
-    a = np.asarray(keras.Model(model.inputs[0], model.get_layer("last_conv").output)(images))
-    weights = np.zeros((2, a.shape[-1]))
-    for i in range(2):
-        for k in range(a.shape[-1]):
-            up = cv2.resize(a[i, :, :, k], (16, 16), interpolation=cv2.INTER_LINEAR)
-            if up.max() == up.min():
-                continue
-            mask = (up - up.min()) / (up.max() - up.min())
-            probs = np.asarray(model(images[i : i + 1] * mask[None, :, :, None]))
-            weights[i, k] = probs[0, targets[i]]
-    expected_raw = np.maximum(np.einsum("nhwk,nk->nhw", a, weights), 0)
+    expected_raw = ref.scorecam(_last_conv(model, images), images, targets,
+                                probabilities=lambda batch: np.asarray(model(batch)),
+                                upsample=lambda a: _cv2_upsample(a, 16))
     exp = cx.ScoreCAM(model, mask_batch_size=5).explain(images, targets=targets)
     np.testing.assert_allclose(exp.raw, expected_raw, rtol=1e-4, atol=1e-5)
 
 
 def test_scorecam_top_channels_bound_the_work() -> None:
-    model = _cam_model(3, "softmax")
-    full = cx.ScoreCAM(model).explain(_images(2))
-    top = cx.ScoreCAM(model, max_channels=2).explain(_images(2))
+    model = cam_model(3, "softmax")
+    full = cx.ScoreCAM(model).explain(random_images(2))
+    top = cx.ScoreCAM(model, max_channels=2).explain(random_images(2))
     assert top.heatmaps.shape == full.heatmaps.shape
     assert not np.allclose(top.raw, full.raw)
 
 
 def test_cam_equals_gradcam_and_hirescam_on_gap_dense() -> None:
-    model = _cam_model(3, "softmax")
-    images = _images(6, seed=7)
+    model = cam_model(3, "softmax")
+    images = random_images(6, seed=7)
     cam = cx.CAM(model).explain(images)
     grad = cx.GradCAM(model).explain(images)
     hires = cx.HiResCAM(model).explain(images)
@@ -172,8 +146,8 @@ def test_cam_equals_gradcam_and_hirescam_on_gap_dense() -> None:
 
 
 def test_scores_and_probabilities_come_from_the_same_pass() -> None:
-    model = _cam_model(3, "softmax")
-    images = _images(5)
+    model = cam_model(3, "softmax")
+    images = random_images(5)
     clf = cx.Classifier(model, ["COVID", "NORMAL", "PNEUMONIA"])
     exp = cx.GradCAM(clf).explain(images)
     probs = clf.predict_proba(images)
@@ -184,8 +158,8 @@ def test_scores_and_probabilities_come_from_the_same_pass() -> None:
 
 
 def test_threshold_decides_predicted_target_of_sigmoid_model() -> None:
-    model = _cam_model(1, "sigmoid")
-    images = _images(8, seed=2)
+    model = cam_model(1, "sigmoid")
+    images = random_images(8, seed=2)
     p = np.asarray(model(images)).ravel()
     threshold = float(np.median(p))
     clf = cx.Classifier(model, ["NORMAL", "PNEUMONIA"], threshold=threshold)
@@ -196,20 +170,19 @@ def test_threshold_decides_predicted_target_of_sigmoid_model() -> None:
 
 
 def test_sigmoid_target_zero_is_the_negated_logit() -> None:
-    model = _cam_model(1, "sigmoid")
-    images = _images(3)
+    model = cam_model(1, "sigmoid")
+    images = random_images(3)
     positive = cx.CAM(model).explain(images, targets=1)
     negative = cx.CAM(model).explain(images, targets=0)
     np.testing.assert_allclose(positive.raw - negative.raw,
-                               np.einsum("nhwk,k->nhw", np.asarray(keras.Model(
-                                   model.inputs[0], model.get_layer("last_conv").output)(images)),
-                                   np.asarray(model.layers[-1].kernel)[:, 0]), atol=1e-5)
+                               np.einsum("nhwk,k->nhw", _last_conv(model, images),
+                                         np.asarray(model.layers[-1].kernel)[:, 0]), atol=1e-5)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_batch_equals_one_at_a_time(method: str) -> None:
-    model = _cam_model(3, "softmax")
-    images = _images(4, seed=9)
+    model = cam_model(3, "softmax")
+    images = random_images(4, seed=9)
     targets = [2, 0, 1, 1]
     explainer = cx.get_explainer(method)(model)
     batch = explainer.explain(images, targets=targets, batch_size=3)
@@ -219,7 +192,7 @@ def test_batch_equals_one_at_a_time(method: str) -> None:
 
 
 def test_traced_once_for_any_batch_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    explainer = cx.GradCAM(_cam_model())
+    explainer = cx.GradCAM(cam_model())
     traces = []
     original = explainer._graph
 
@@ -229,71 +202,28 @@ def test_traced_once_for_any_batch_size(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(explainer, "_graph", counting)
     for n in (1, 3, 5, 2):
-        explainer.explain(_images(n), batch_size=4)
+        explainer.explain(random_images(n), batch_size=4)
     assert len(traces) == 1
 
 
 def test_all_zero_map_stays_zero() -> None:
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((16, 16, 1)),
-        keras.layers.Conv2D(2, 3, padding="same", activation="relu",
-                            kernel_initializer="zeros", bias_initializer="zeros"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    model = conv_gap_dense(size=16, filters=(2,), padding="same")
+    conv = model.layers[0]
+    conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])  # every activation 0
     for method in METHODS:
-        exp = cx.get_explainer(method)(model).explain(_images(2))
+        exp = cx.get_explainer(method)(model).explain(random_images(2))
         assert np.isfinite(exp.heatmaps).all(), method
         assert exp.heatmaps.max() == 0.0, method
 
 
 # ---------------------------------------------------------------- model shapes users have
-class TinySubclassed(keras.Model):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
-        self.conv2 = keras.layers.Conv2D(6, 3, padding="same", activation="relu")
-        self.pool = keras.layers.GlobalAveragePooling2D()
-        self.head = keras.layers.Dense(3, activation="softmax")
-
-    def call(self, x: Any) -> Any:
-        return self.head(self.pool(self.conv2(self.conv1(x))))
-
-
-def _nested_vgg16() -> keras.Model:
-    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    return keras.Sequential([keras.Input((32, 32, 3)), backbone,
-                             keras.layers.GlobalAveragePooling2D(),
-                             keras.layers.Dense(2, activation="softmax")])
-
-
-def _functional_with_backbone() -> keras.Model:
-    inner_in = keras.Input((16, 16, 3))
-    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
-    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv2")(h)
-    backbone = keras.Model(inner_in, h, name="backbone")
-    inputs = keras.Input((16, 16, 1))
-    x = keras.layers.Concatenate()([inputs, inputs, inputs])  # gray -> RGB inside the model
-    x = backbone(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dropout(0.2)(x)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
-
-
-def _subclassed() -> keras.Model:
-    model = TinySubclassed()
-    model(np.zeros((1, 16, 16, 1), np.float32))
-    return model
-
-
 @pytest.mark.parametrize(
     ("build", "shape", "layer"),
     [
-        (_nested_vgg16, (32, 32, 3), "vgg16/block5_pool"),
-        (_functional_with_backbone, (16, 16, 1), "backbone/b_conv2"),
-        (_subclassed, (16, 16, 1), "conv2"),
-        (lambda: _cam_model(1, "sigmoid", channels=3), (16, 16, 3), "last_conv"),
+        (nested_vgg16, (32, 32, 3), "vgg16/block5_pool"),
+        (functional_with_backbone, (16, 16, 1), "backbone/b_conv2"),
+        (subclassed, (16, 16, 1), "conv2"),
+        (lambda: cam_model(1, "sigmoid", channels=3), (16, 16, 3), "last_conv"),
     ],
     ids=["nested-vgg16", "functional-backbone", "subclassed", "sigmoid-rgb"],
 )
@@ -312,7 +242,7 @@ def test_every_explainer_on_models_users_have(
     if isinstance(model, TinySubclassed):
         layer = getattr(model, layer).name  # subclassed layers get numbered names
     assert explainer.layer == layer
-    exp = explainer.explain(_images(3, shape[0], shape[2]))
+    exp = explainer.explain(random_images(3, shape[0], shape[2]))
     assert exp.heatmaps.shape == (3, *shape[:2])
     assert exp.heatmaps.dtype == np.float32
     assert np.isfinite(exp.heatmaps).all()
@@ -321,20 +251,20 @@ def test_every_explainer_on_models_users_have(
 
 
 def test_nested_layer_by_path_name_and_object() -> None:
-    model = _nested_vgg16()
+    model = nested_vgg16()
     inner = model.layers[0].get_layer("block5_conv3")
     by_path = cx.GradCAM(model, layer="vgg16/block5_conv3")
     by_name = cx.GradCAM(model, layer="block5_conv3")
     by_object = cx.GradCAM(model, layer=inner)
     assert by_path.layer == by_name.layer == by_object.layer == "vgg16/block5_conv3"
-    images = _images(2, 32, 3)
+    images = random_images(2, 32, 3)
     np.testing.assert_allclose(by_path.explain(images).heatmaps,
                                by_object.explain(images).heatmaps, atol=1e-6)
 
 
 def test_reloaded_keras_file(tmp_path: Path) -> None:
-    clf = cx.Classifier(_cam_model(3, "softmax"), ["COVID", "NORMAL", "PNEUMONIA"])
-    images = _images(3)
+    clf = cx.Classifier(cam_model(3, "softmax"), ["COVID", "NORMAL", "PNEUMONIA"])
+    images = random_images(3)
     before = cx.GradCAM(clf).explain(images, targets="PNEUMONIA")
     loaded = cx.Classifier.load(clf.save(tmp_path / "m.keras"))
     for method in METHODS:
@@ -346,10 +276,10 @@ def test_reloaded_keras_file(tmp_path: Path) -> None:
 
 
 def test_separate_softmax_layer_uses_its_input_as_logits() -> None:
-    model = _cam_model(3, None)  # type: ignore[arg-type]
+    model = cam_model(3, None)
     with_softmax = keras.Sequential([keras.Input((16, 16, 1)), *model.layers,
                                      keras.layers.Softmax()])
-    images = _images(3)
+    images = random_images(3)
     logits_exp = cx.GradCAM(model).explain(images, targets=[0, 1, 2])
     softmax_exp = cx.GradCAM(with_softmax).explain(images, targets=[0, 1, 2])
     np.testing.assert_allclose(softmax_exp.raw, logits_exp.raw, atol=1e-6)
@@ -357,11 +287,11 @@ def test_separate_softmax_layer_uses_its_input_as_logits() -> None:
 
 def test_softmax_hidden_in_a_lambda_warns_and_uses_log_probabilities() -> None:
     """No layer exposes the logits: the log-probability is differentiated, and the user told."""
-    logits_model = _cam_model(3, None)  # type: ignore[arg-type]
+    logits_model = cam_model(3, None)
     hidden = keras.Sequential([keras.Input((16, 16, 1)), *logits_model.layers,
                                keras.layers.Lambda(keras.ops.softmax)])
     clf = cx.Classifier(hidden, output_activation="softmax")
-    images, targets = _images(3), np.array([0, 1, 2])
+    images, targets = random_images(3), np.array([0, 1, 2])
     with pytest.warns(UserWarning, match="log-probability"):
         raw = cx.GradCAM(clf, layer="last_conv").explain(images, targets=targets).raw
     # reference: Grad-CAM of log softmax, by a GradientTape outside the library
@@ -377,25 +307,17 @@ def test_softmax_hidden_in_a_lambda_warns_and_uses_log_probabilities() -> None:
             z = layer(z, training=False)
         score = tf.gather(tf.nn.log_softmax(z), targets, axis=1, batch_dims=1)
     grads = tape.gradient(score, a).numpy()
-    expected = np.maximum(np.einsum("nhwk,nk->nhw", a.numpy(), grads.mean(axis=(1, 2))), 0)
+    expected = ref.gradcam(a.numpy(), grads)
     np.testing.assert_allclose(raw, expected, rtol=1e-4, atol=1e-6)
 
 
 def test_mixed_float16_maps_in_float32() -> None:
-    images = _images(3)
-    reference = _cam_model(3, "softmax")
+    images = random_images(3)
+    reference = cam_model(3, "softmax")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        mixed = keras.Sequential(
-            [keras.Input((16, 16, 1)),
-             keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
-             keras.layers.MaxPooling2D(),
-             keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
-             keras.layers.GlobalAveragePooling2D(),
-             keras.layers.Dropout(0.3),
-             keras.layers.Dense(3, activation="softmax", dtype="float32")]
-        )
+        mixed = cam_model(3, "softmax", head_dtype="float32")
     finally:
         keras.config.set_dtype_policy(previous)
     mixed.set_weights(reference.get_weights())
@@ -411,7 +333,7 @@ def test_mixed_float16_maps_in_float32() -> None:
 
 def test_real_xray_paths_and_progress(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = sorted((data_dir / "cxr" / "PNEUMONIA").glob("*.png"))[:5]
-    clf = cx.Classifier(_cam_model(2, "softmax", size=64), ["NORMAL", "PNEUMONIA"])
+    clf = cx.Classifier(cam_model(2, "softmax", size=64), ["NORMAL", "PNEUMONIA"])
     exp = cx.GradCAM(clf).explain(paths, batch_size=2, progress=True)
     assert exp.heatmaps.shape == (5, 64, 64)
     assert "5/5" in capsys.readouterr().out
@@ -432,16 +354,8 @@ def _planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_planted_patch_is_where_cam_and_gradcam_point() -> None:
-    keras.utils.set_random_seed(0)
     images, labels, _ = _planted(256, seed=0)
-    model = keras.Sequential([
-        keras.Input((32, 32, 1)),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    model = conv_gap_dense(size=32, filters=(8, 16), padding="same", pool=True)
     model.compile(optimizer=keras.optimizers.Adam(1e-2),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(images, labels, epochs=30, batch_size=32, verbose=0)
@@ -461,11 +375,11 @@ def test_planted_patch_is_where_cam_and_gradcam_point() -> None:
 # ---------------------------------------------------------------- bad input
 def test_unknown_layer_lists_candidates() -> None:
     with pytest.raises(ModelStructureError, match=r"no layer 'nope'.*last_conv"):
-        cx.GradCAM(_cam_model(), layer="nope")
+        cx.GradCAM(cam_model(), layer="nope")
 
 
 def test_layer_with_2d_output_is_rejected() -> None:
-    model = _cam_model()
+    model = cam_model()
     gap = next(la for la in model.layers if isinstance(la, keras.layers.GlobalAveragePooling2D))
     with pytest.raises(ModelStructureError, match="2-D output"):
         cx.GradCAM(model, layer=gap)
@@ -475,21 +389,21 @@ def test_layer_with_2d_output_is_rejected() -> None:
 
 def test_bad_layer_type() -> None:
     with pytest.raises(InvalidInputError, match="layer"):
-        cx.GradCAM(_cam_model(), layer=3)  # type: ignore[arg-type]
+        cx.GradCAM(cam_model(), layer=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("targets", [3, -1, [0, 5], "COVID", 1.5, [0]],
                          ids=["too-big", "negative", "one-bad", "unknown-name", "float", "count"])
 def test_bad_targets(targets: Any) -> None:
-    clf = cx.Classifier(_cam_model(3, "softmax"), ["A", "B", "C"])
+    clf = cx.Classifier(cam_model(3, "softmax"), ["A", "B", "C"])
     with pytest.raises(InvalidInputError, match="targets"):
-        cx.GradCAM(clf).explain(_images(2), targets=targets)
+        cx.GradCAM(clf).explain(random_images(2), targets=targets)
 
 
 def test_empty_batch() -> None:
     for empty in ([], np.zeros((0, 16, 16, 1), np.float32)):
         with pytest.raises(InvalidInputError, match="empty"):
-            cx.GradCAM(_cam_model()).explain(empty)
+            cx.GradCAM(cam_model()).explain(empty)
 
 
 def test_image_size_model_cannot_take() -> None:
@@ -501,28 +415,27 @@ def test_image_size_model_cannot_take() -> None:
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
     explainer = cx.GradCAM(model)
-    assert explainer.explain(_images(1, 64)).heatmaps.shape == (1, 64, 64)
+    assert explainer.explain(random_images(1, 64)).heatmaps.shape == (1, 64, 64)
     with pytest.raises(cx.CxrExplainError, match="cannot"):
-        cx.GradCAM(model).explain(_images(1, 16))
+        cx.GradCAM(model).explain(random_images(1, 16))
 
 
 def test_cam_needs_gap_dense_head() -> None:
+    def conv_then(pooling: keras.layers.Layer) -> keras.Sequential:
+        """Conv -> ``pooling`` -> Dense 8 -> Dense 2: not the GAP -> Dense head CAM needs."""
+        return keras.Sequential([
+            keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, activation="relu"), pooling,
+            keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2, activation="softmax"),
+        ])
+
     keras.utils.set_random_seed(0)
-    flatten = keras.Sequential([
-        keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    flatten = conv_then(keras.layers.Flatten())
     with pytest.raises(ModelStructureError, match="GradCAM"):
         cx.CAM(flatten)
-    two_dense = keras.Sequential([
-        keras.Input((16, 16, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8, activation="relu"),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+    two_dense = conv_then(keras.layers.GlobalAveragePooling2D())
     with pytest.raises(ModelStructureError, match="GlobalAveragePooling2D"):
         cx.CAM(two_dense)
-    assert cx.GradCAM(flatten).explain(_images(1)).heatmaps.shape == (1, 16, 16)
+    assert cx.GradCAM(flatten).explain(random_images(1)).heatmaps.shape == (1, 16, 16)
 
 
 def test_model_without_conv_layer() -> None:

@@ -429,22 +429,12 @@ def _file(path: Path, content: bytes) -> Path:
     return path
 
 
-def _truncated_jpeg(tmp_path: Path) -> Path:
-    noise = np.random.default_rng(3).integers(0, 256, (64, 64), dtype=np.uint8)
-    ok, encoded = cv2.imencode(".jpg", noise)
+def _truncated(path: Path, seed: int) -> Path:
+    """64x64 noise encoded as ``path``'s suffix says, cut after half its bytes."""
+    noise = np.random.default_rng(seed).integers(0, 256, (64, 64), dtype=np.uint8)
+    ok, encoded = cv2.imencode(path.suffix, noise)
     assert ok
-    path = tmp_path / "cut.jpg"
-    path.write_bytes(encoded.tobytes()[: len(encoded) // 2])
-    return path
-
-
-def _truncated_png(tmp_path: Path) -> Path:
-    noise = np.random.default_rng(4).integers(0, 256, (64, 64), dtype=np.uint8)
-    ok, encoded = cv2.imencode(".png", noise)
-    assert ok
-    path = tmp_path / "cut.png"
-    path.write_bytes(encoded.tobytes()[: len(encoded) // 2])
-    return path
+    return _file(path, encoded.tobytes()[: len(encoded) // 2])
 
 
 @pytest.mark.parametrize(
@@ -455,8 +445,8 @@ def _truncated_png(tmp_path: Path) -> Path:
         (lambda p: _file(p / "empty.png", b""), ImageLoadError, "empty"),
         (lambda p: _file(p / "text.png", b"not an image"), ImageLoadError,
          "not a readable image"),
-        (_truncated_jpeg, ImageLoadError, "truncated"),
-        (_truncated_png, ImageLoadError, "truncated"),
+        (lambda p: _truncated(p / "cut.jpg", seed=3), ImageLoadError, "truncated"),
+        (lambda p: _truncated(p / "cut.png", seed=4), ImageLoadError, "truncated"),
     ],
     ids=["missing", "folder", "zero-byte", "text-as-png", "truncated-jpeg", "truncated-png"],
 )
@@ -491,14 +481,22 @@ def test_truncated_jpeg_with_exif_thumbnail_end_marker_is_still_caught(tmp_path:
         (np.zeros((2, 2, 16, 16, 1)), "dimensions"),
         (np.zeros((16, 16, 2)), "channels"),
         (np.zeros((16, 16, 5)), "channels"),
-        (np.zeros((4, 16)), "smaller than the minimum"),
         (np.zeros((16, 16), dtype=object), "numeric"),
     ],
-    ids=["nan", "inf", "1d", "5d", "2ch", "5ch", "tiny", "object"],
+    ids=["nan", "inf", "1d", "5d", "2ch", "5ch", "object"],
 )
 def test_bad_arrays_raise_invalid_input(array: np.ndarray, fragment: str) -> None:
     with pytest.raises(InvalidInputError, match=fragment):
         cx.load_image(array)
+
+
+def test_small_arrays_are_images_but_small_files_are_not(tmp_path: Path) -> None:
+    # a 4x4 model is a valid model: arrays of any size load; the minimum is for files
+    assert cx.load_image(np.zeros((4, 16))).shape == (4, 16, 1)
+    assert cx.load_images(np.zeros((2, 4, 4, 1), np.float32), size=4).shape == (2, 4, 4, 1)
+    path = _write(tmp_path / "small.png", np.zeros((4, 16), np.uint8))
+    with pytest.raises(InvalidInputError, match="smaller than the minimum"):
+        cx.load_image(path)
 
 
 def test_batch_passed_to_load_image_points_to_load_images() -> None:
@@ -565,3 +563,158 @@ def test_jpeg_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert loaded.shape == (80, 40, 1)
     assert loaded[:5].mean() > 0.9 and loaded[-20:].mean() < 0.1
     assert cx.load_image(path.read_bytes()).shape == (80, 40, 1)
+
+
+# ------------------------------------------------------- corrupt files: one message, no noise
+def _noise_png(seed: int = 7, size: int = 64) -> bytes:
+    noise = np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
+    return bytes(cv2.imencode(".png", noise)[1])
+
+
+def _noise_encoded(suffix: str, seed: int = 8) -> bytes:
+    noise = np.random.default_rng(seed).integers(0, 256, (64, 64), dtype=np.uint8)
+    return bytes(cv2.imencode(suffix, noise)[1])
+
+
+def _png_chunk(kind: bytes, body: bytes, *, crc: int | None = None) -> bytes:
+    import zlib
+
+    value = zlib.crc32(kind + body) if crc is None else crc
+    return len(body).to_bytes(4, "big") + kind + body + value.to_bytes(4, "big")
+
+
+def _ihdr_crc_broken() -> bytes:
+    data = bytearray(_noise_png())
+    data[29] ^= 0xFF  # the IHDR CRC: 8 signature + 4 length + 4 type + 13 data bytes
+    return bytes(data)
+
+
+def _ihdr_too_tall() -> bytes:
+    """A valid CRC over an IHDR that claims more rows than the data holds (libpng: "Not
+    enough image data")."""
+    data = _noise_png()
+    body = data[16:20] + (4096).to_bytes(4, "big") + data[24:29]
+    return data[:8] + _png_chunk(b"IHDR", body) + data[33:]
+
+
+_CORRUPT = {
+    "png-ihdr-crc": (_ihdr_crc_broken, "IHDR chunk fails its CRC check"),
+    "png-too-little-data": (_ihdr_too_tall, "PNG data is corrupt"),
+    "png-truncated": (lambda: _noise_png()[: len(_noise_png()) // 2], "PNG data is truncated"),
+    "png-idat-crc": (lambda: _noise_png()[:45] + bytes([_noise_png()[45] ^ 0xFF])
+                     + _noise_png()[46:], "IDAT chunk fails its CRC check"),
+    "png-not-ihdr-first": (lambda: _noise_png()[:8] + bytes(range(200)), "IHDR"),
+    "jpeg-truncated": (lambda: _noise_encoded(".jpg")[:600], "JPEG data is truncated"),
+    "bmp-truncated": (lambda: _noise_encoded(".bmp")[:200], "BMP data is corrupt"),
+    "tiff-truncated": (lambda: _noise_encoded(".tif")[:200], "TIFF data is corrupt"),
+    "random-bytes": (lambda: np.random.default_rng(9).bytes(500), "not a readable image"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_CORRUPT))
+@pytest.mark.parametrize("as_file", [True, False], ids=["file", "bytes"])
+def test_corrupt_image_gives_one_error_and_nothing_on_stderr(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], kind: str, as_file: bool
+) -> None:
+    """libpng and libjpeg print to descriptor 2 by themselves, and OpenCV logs "[ERROR:0@..]
+    global loadsave.cpp ..."; the ImageLoadError must be the only message."""
+    make, fragment = _CORRUPT[kind]
+    content = make()
+    source: Any = _file(tmp_path / f"bad{kind}.img", content) if as_file else content
+    capfd.readouterr()
+    with pytest.raises(ImageLoadError, match=fragment) as info:
+        cx.load_image(source)
+    assert capfd.readouterr().err == ""
+    if as_file:
+        assert str(source) in str(info.value)
+    import os
+
+    os.write(2, b"stderr works again\n")  # descriptor 2 is back where it was
+    assert capfd.readouterr().err == "stderr works again\n"
+
+
+def test_decodable_but_damaged_files_load_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A JPEG with garbage inside its scan (libjpeg warns "Corrupt JPEG data") and a PNG whose
+    text chunk fails its CRC (libpng skips ancillary chunks) still load, without noise."""
+    jpeg = bytearray(_noise_encoded(".jpg"))
+    jpeg[len(jpeg) // 2 : len(jpeg) // 2 + 40] = b"\xaa" * 40
+    png = _noise_png()
+    with_text = png[:33] + _png_chunk(b"tEXt", b"Comment\0x", crc=0) + png[33:]
+    capfd.readouterr()
+    assert cx.load_image(bytes(jpeg)).shape == (64, 64, 1)
+    np.testing.assert_array_equal(cx.load_image(with_text), cx.load_image(png))
+    assert capfd.readouterr().err == ""
+    assert cv2.utils.logging.getLogLevel() != cv2.utils.logging.LOG_LEVEL_SILENT
+
+
+def test_quiet_decoding_keeps_other_output_and_restores_the_log_level(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """What another thread writes to stderr during a decode is passed on afterwards; only
+    the decoders' own lines are dropped; OpenCV's log level is put back."""
+    import os
+
+    from cxrexplain import io as cxio
+
+    level = cv2.utils.logging.getLogLevel()
+    capfd.readouterr()
+    with cxio._quiet_codecs():
+        os.write(2, b"libpng error: IHDR: CRC error\n")
+        os.write(2, b"[ERROR:0@3.1] global loadsave.cpp:1377 imdecode_ ...\n")
+        os.write(2, b"Corrupt JPEG data: premature end of data segment\n")
+        os.write(2, b"a warning of another thread\n")
+        assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_SILENT
+    assert capfd.readouterr().err == "a warning of another thread\n"
+    assert cv2.utils.logging.getLogLevel() == level
+
+
+def test_parallel_decoding_of_good_and_corrupt_files_is_quiet(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cxrexplain import io as cxio
+
+    good, bad = _noise_png(), _ihdr_too_tall()
+
+    def load(index: int) -> str:
+        try:
+            cx.load_image(good if index % 2 else bad)
+            return "ok"
+        except ImageLoadError:
+            return "error"
+
+    capfd.readouterr()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(load, range(64)))
+    assert results.count("ok") == results.count("error") == 32
+    assert capfd.readouterr().err == ""
+    assert cxio._quiet_users == 0 and cxio._quiet_saved is None
+
+
+# ------------------------------------------------------------------------- find_images
+def test_find_images_skips_hidden_names_and_keeps_link_paths(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "films"
+    for rel in ("a.png", "B.PNG", "sub/c.jpg", ".hidden.png", "._a.png", ".cache/d.png",
+                "__MACOSX/e.png", "notes.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "f.png").write_bytes(b"x")
+    os.symlink(elsewhere, root / "linked")
+    os.symlink(root, root / "sub" / "loop")  # a link loop ends
+    found = cx.io.find_images(root)
+    assert [p.relative_to(root).as_posix() for p in found] == [
+        "B.PNG", "a.png", "linked/f.png", "sub/c.jpg"]
+    assert root / "linked" / "f.png" in found  # the link's path, not the resolved one
+    assert [p.name for p in cx.io.find_images(root, recursive=False)] == ["B.PNG", "a.png"]
+    assert cx.io.find_images([root / ".hidden.png"]) == [root / ".hidden.png"]  # named: kept
+
+
+@pytest.mark.parametrize("paths", [None, 3, [None], ["a.png", 3.5]], ids=repr)
+def test_find_images_refuses_what_is_not_a_path(paths: Any) -> None:
+    with pytest.raises(InvalidInputError, match=r"paths(\[\d\])?: expected a file or folder"):
+        cx.io.find_images(paths)

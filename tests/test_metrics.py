@@ -7,6 +7,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from tiny_models import conv_gap_dense
 
 import cxrexplain as cx
 from cxrexplain import metrics, synthetic
@@ -173,15 +174,9 @@ def test_spearman_against_hand_values_and_ties() -> None:
     assert np.isnan(result[2])
 
 
-def _small_cnn() -> keras.Model:
-    keras.utils.set_random_seed(5)
-    return keras.Sequential([
-        keras.Input((24, 24, 1)),
-        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
-        keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(2, activation="softmax"),
-    ])
+def _small_cnn() -> keras.Sequential:
+    """Conv 6 -> Conv 8 ``last_conv`` -> GAP -> Dense 2 softmax, 24x24x1, seed 5."""
+    return conv_gap_dense(filters=(6, 8), padding="same", last_conv="last_conv", seed=5)
 
 
 def test_randomization_changes_maps_and_leaves_the_model_alone() -> None:

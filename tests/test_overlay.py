@@ -13,6 +13,7 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from tiny_models import adapted_backbone
 
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelStructureError
 from cxrexplain.overlay import (
@@ -332,19 +333,7 @@ def test_save_figure_writes_a_png(tmp_path: Path, rng: np.random.Generator) -> N
 # ------------------------------------------------------------------------- feature maps
 @pytest.fixture(scope="module")
 def tiny_model() -> keras.Model:
-    backbone_in = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(4, 3, name="b_conv1")(backbone_in)
-    x = keras.layers.Conv2D(6, 3, name="b_conv2")(x)
-    backbone = keras.Model(backbone_in, x, name="backbone")
-    return keras.Sequential(
-        [
-            keras.Input((16, 16, 1)),
-            keras.layers.Conv2D(3, 1, name="adapt"),
-            backbone,
-            keras.layers.GlobalAveragePooling2D(name="gap"),
-            keras.layers.Dense(2, activation="softmax", name="head"),
-        ]
-    )
+    return adapted_backbone()
 
 
 @pytest.mark.parametrize(
@@ -470,3 +459,88 @@ def test_save_overlay_on_a_real_xray(tmp_path: Path) -> None:
     assert cold.mean() < -30
     # the written file is exactly the overlay
     np.testing.assert_array_equal(rgb, overlay(source, heat, alpha=0.5))
+
+
+# ------------------------------------------------------ arrays OpenCV would have rejected
+_U8_EMPTY = np.zeros((0, 0), np.uint8)
+_U8_EMPTY_RGB = np.zeros((0, 5, 3), np.uint8)
+
+
+class _Targets:
+    """An explanation-like object with the given targets."""
+
+    def __init__(self, targets: Any) -> None:
+        self.heatmaps = np.zeros((1, 16, 16), np.float32)
+        self.targets = targets
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "fragment"),
+    [  # each ended in cv2.error, TypeError, ValueError or IndexError before
+        (lambda: overlay(_U8_EMPTY, GOOD_HEAT), "image", "empty"),
+        (lambda: overlay(_U8_EMPTY_RGB, GOOD_HEAT), "image", "empty"),
+        (lambda: draw_box(_U8_EMPTY_RGB, (1, 1, 2, 2)), "image", "empty"),
+        (lambda: draw_box(_U8_EMPTY, (1, 1, 2, 2)), "image", "empty"),
+        (lambda: draw_mask(_U8_EMPTY, GOOD_HEAT > 0), "image", "empty"),
+        (lambda: plot_explanations([_U8_EMPTY], [GOOD_HEAT[None]]), "images[0]", "empty"),
+        (lambda: save_overlay(None, GOOD_IMAGE, GOOD_HEAT), "path", "file path"),  # type: ignore[arg-type]
+        (lambda: save_overlay("o.png", GOOD_IMAGE, GOOD_HEAT, bogus=1), "overlay_kwargs",
+         "bogus"),
+        (lambda: save_figure(Figure(), None), "path", "file path"),  # type: ignore[arg-type]
+        (lambda: plot_explanations(GOOD_IMAGE, [GOOD_HEAT[None]], probabilities=[[0.4, 0.6]],
+                                   class_names=3), "class_names", "list of strings"),  # type: ignore[arg-type]
+        (lambda: plot_explanations(GOOD_IMAGE, _Targets(["a"])), "explanations[0].targets",
+         "numbers"),
+        (lambda: plot_explanations(GOOD_IMAGE, _Targets([0.5])), "explanations[0].targets",
+         "class indices"),
+        (lambda: plot_explanations(GOOD_IMAGE, [GOOD_HEAT[None]], boxes=np.array(3.0)),
+         "boxes", "one entry per image"),
+        (lambda: plot_explanations(GOOD_IMAGE, [GOOD_HEAT[None]], masks=np.array(1.0)),
+         "masks", "one entry per image"),
+        (lambda: colorize(np.zeros((16, 16), np.complex64)), "heatmap", "complex"),
+        (lambda: colorize(np.zeros((16, 16), object)), "heatmap", "numbers"),
+        (lambda: draw_mask(GOOD_IMAGE, np.zeros((0, 16))), "mask", "empty"),
+        (lambda: overlay(np.zeros((16, 16), np.complex128), GOOD_HEAT), "image", "complex"),
+    ],
+)
+def test_odd_arrays_raise_invalid_input_not_opencv_errors(
+    call: Any, argument: str, fragment: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=fragment) as info:
+        call()
+    assert str(info.value).startswith(argument), str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.int8, np.uint16, np.uint32, np.bool_,
+                                   np.longdouble])
+def test_odd_dtypes_draw_without_warnings(dtype: Any) -> None:
+    values = (np.arange(256).reshape(16, 16) % 2).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for result in (overlay(values, values, contours=0.5), colorize(values),
+                       draw_box(values, (1, 1, 4, 4)), draw_mask(values, values)):
+            assert result.shape == (16, 16, 3) and result.dtype == np.uint8
+
+
+def test_extreme_but_valid_inputs_draw() -> None:
+    """One-pixel images, non-contiguous and read-only arrays, heatmaps of another size or
+    beyond float32's range, huge boxes and lines: drawn, never an OpenCV error."""
+    strided = np.random.default_rng(0).random((64, 64))[::2, ::2]
+    frozen = np.zeros((16, 16), np.uint8)
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert overlay(np.zeros((1, 1)), np.ones((1, 1)), contours=0.5).shape == (1, 1, 3)
+        assert overlay(np.zeros((1, 1), np.uint8), GOOD_HEAT).shape == (1, 1, 3)
+        assert draw_box(np.zeros((1, 1), np.uint8), (0, 0, 1, 1), thickness=5).shape == (1, 1, 3)
+        assert draw_mask(np.zeros((1, 1)), np.ones((1, 1), bool)).shape == (1, 1, 3)
+        assert overlay(strided, strided.T).shape == (32, 32, 3)
+        assert draw_box(frozen, (1, 1, 4, 4)).shape == (16, 16, 3)
+        assert overlay(GOOD_IMAGE, np.ones((1, 100000))).shape[:2] == GOOD_IMAGE.shape[:2]
+        np.testing.assert_array_equal(colorize(np.full((4, 4), 1e300)),
+                                      colorize(np.ones((4, 4))))
+        plot_explanations(GOOD_IMAGE, [np.full((1, 16, 16), -1e300)])
+        assert draw_box(GOOD_IMAGE, (-1e30, -1e30, 1e31, 1e31), thickness=2**40).shape[2] == 3
+        wide = overlay(GOOD_IMAGE, np.eye(16), contours=0.5, contour_thickness=2**40)
+        every = overlay(GOOD_IMAGE, np.eye(16), contours=0.5, contour_thickness=10_000)
+        np.testing.assert_array_equal(wide, every)  # wider than needed: the same pixels

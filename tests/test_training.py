@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from matplotlib.figure import Figure
+from tiny_models import conv_gap_dense, small_cam_cnn
 
 import cxrexplain as cx
 from cxrexplain import data as cxdata
@@ -37,12 +38,6 @@ def _planted(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     images[labels == 0, 6:18, 2:10] += 0.6
     images[labels == 1, 6:18, 14:22] += 0.6
     return np.clip(images, 0, 1), labels
-
-
-def _tiny(num_classes: int = 2, *, dropout: float = 0.0) -> keras.Model:
-    keras.utils.set_random_seed(1)
-    return models.build("cam_cnn", input_shape=(SIZE, SIZE, 1), num_classes=num_classes,
-                        filters=(8, 16), dropout=dropout)
 
 
 def _scored(scores: list[float]) -> tuple[cx.Classifier, np.ndarray]:
@@ -194,7 +189,7 @@ def test_threshold_for_recall_refuses_class_zero_and_multiclass() -> None:
                                       recall=0.9)
     with pytest.raises(InvalidInputError, match="recall"):
         training.threshold_for_recall(clf, (images, np.array([1, 0])), positive=1, recall=0)
-    three = cx.Classifier(_tiny(3))
+    three = cx.Classifier(small_cam_cnn(3))
     with pytest.raises(InvalidInputError, match="two-class"):
         training.threshold_for_recall(three, (np.zeros((2, SIZE, SIZE, 1)), np.array([0, 1])),
                                       positive=1, recall=0.9)
@@ -213,7 +208,7 @@ def _png_folder(root: Path, n: int = 64) -> Path:
 def test_fit_two_epochs_lowers_the_loss(tmp_path: Path) -> None:
     root = _png_folder(tmp_path / "xr")
     train = cxdata.image_folder(root, image_size=SIZE, batch_size=16)
-    model = _tiny()
+    model = small_cam_cnn()
     history = training.fit(model, train, epochs=2, verbose=0, seed=0,
                            checkpoint_dir=tmp_path / "run")
     loss = history.history["loss"]
@@ -240,12 +235,12 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path: Path) -> None:
     data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     straight, resumed = _Record(), _Record()
     options: dict[str, Any] = {"epochs": 4, "verbose": 0, "class_weight": None}
-    full = training.fit(_tiny(), data, data, callbacks=[straight], **options)
+    full = training.fit(small_cam_cnn(), data, data, callbacks=[straight], **options)
     with pytest.raises(KeyboardInterrupt):
-        training.fit(_tiny(), data, data, checkpoint_dir=tmp_path, callbacks=[_Interrupt()],
+        training.fit(small_cam_cnn(), data, data, checkpoint_dir=tmp_path, callbacks=[_Interrupt()],
                      **options)
     assert training.load_state(tmp_path).epoch == 2  # type: ignore[union-attr]
-    model = _tiny()  # a fresh process would rebuild the model
+    model = small_cam_cnn()  # a fresh process would rebuild the model
     history = training.fit(model, data, data, checkpoint_dir=tmp_path, resume=True,
                            callbacks=[resumed], **options)
     assert history.epoch == [0, 1, 2, 3]
@@ -255,7 +250,8 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path: Path) -> None:
     assert len((tmp_path / "log.csv").read_text().splitlines()) == 5
     # a finished run resumes to its final weights without training
     final = [w.copy() for w in model.get_weights()]
-    again = training.fit(_tiny(), data, data, checkpoint_dir=tmp_path, resume=True, **options)
+    again = training.fit(small_cam_cnn(), data, data, checkpoint_dir=tmp_path, resume=True,
+                         **options)
     assert again.epoch == [0, 1, 2, 3]
     for a, b in zip(again.model.get_weights(), final, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -263,18 +259,18 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path: Path) -> None:
 
 def test_resume_false_starts_over_and_resume_needs_a_folder(tmp_path: Path) -> None:
     images, labels = _planted(32)
-    training.fit(_tiny(), (images, labels), epochs=2, verbose=0, checkpoint_dir=tmp_path)
-    history = training.fit(_tiny(), (images, labels), epochs=1, verbose=0,
+    training.fit(small_cam_cnn(), (images, labels), epochs=2, verbose=0, checkpoint_dir=tmp_path)
+    history = training.fit(small_cam_cnn(), (images, labels), epochs=1, verbose=0,
                            checkpoint_dir=tmp_path)
     assert history.epoch == [0]
     assert training.load_state(tmp_path).epoch == 1  # type: ignore[union-attr]
     with pytest.raises(InvalidInputError, match="checkpoint_dir"):
-        training.fit(_tiny(), (images, labels), epochs=1, resume=True)
+        training.fit(small_cam_cnn(), (images, labels), epochs=1, resume=True)
 
 
 def test_mixed_precision_path_on_cpu() -> None:
     images, labels = _planted(32)
-    model = _tiny()
+    model = small_cam_cnn()
     before = [w.copy() for w in model.get_weights()]
     history = training.fit(model, (images, labels), epochs=1, verbose=0, mixed_precision=True)
     trained = history.model
@@ -328,13 +324,94 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
 def test_fit_rejects_bad_arguments() -> None:
     images, labels = _planted(8)
     with pytest.raises(InvalidInputError, match="epochs"):
-        training.fit(_tiny(), (images, labels), epochs=0)
+        training.fit(small_cam_cnn(), (images, labels), epochs=0)
     with pytest.raises(InvalidInputError, match="class_weight"):
-        training.fit(_tiny(), (images, labels), epochs=1, class_weight={0: 1.0})
+        training.fit(small_cam_cnn(), (images, labels), epochs=1, class_weight={0: 1.0})
     with pytest.raises(InvalidInputError, match="mixed_precision"):
-        training.fit(_tiny(), (images, labels), epochs=1, mixed_precision="yes")
+        training.fit(small_cam_cnn(), (images, labels), epochs=1, mixed_precision="yes")
     with pytest.raises(InvalidInputError, match="train"):
-        training.fit(_tiny(), [1, 2, 3], epochs=1)
+        training.fit(small_cam_cnn(), [1, 2, 3], epochs=1)
+
+
+class _NoTraining(keras.callbacks.Callback):  # type: ignore[misc]
+    """Fails the test if training starts: a refused data set must be refused before."""
+
+    def on_train_begin(self, logs: object = None) -> None:
+        raise AssertionError("training started")
+
+
+def _three_class_folder(root: Path) -> Path:
+    images, _ = _planted(6)
+    for name in ("COVID", "NORMAL", "PNEUMONIA"):
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(images[:2]):
+            cv2.imwrite(str(root / name / f"{i}.png"), np.round(image[..., 0] * 255)
+                        .astype(np.uint8))
+    return root
+
+
+@pytest.mark.parametrize("model_kind", ["softmax2", "sigmoid1", "softmax4"])
+@pytest.mark.parametrize("class_weight", ["balanced", None])
+def test_fit_refuses_a_data_set_with_another_class_count(
+    tmp_path: Path, model_kind: str, class_weight: str | None
+) -> None:
+    """Three class folders against a model of 2 (softmax or one sigmoid unit) or 4 classes:
+    refused before training, naming both counts and the class names (it used to end in a
+    TensorFlow InvalidArgumentError from the class-weight lookup, or train silently)."""
+    train = cxdata.image_folder(_three_class_folder(tmp_path / "xr"), image_size=SIZE)
+    model = {"softmax2": lambda: small_cam_cnn(2), "sigmoid1": lambda: conv_gap_dense(
+        1, "sigmoid"), "softmax4": lambda: small_cam_cnn(4)}[model_kind]()
+    classes = 4 if model_kind == "softmax4" else 2
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(InvalidInputError) as info:
+        training.fit(model, train, epochs=1, verbose=0, class_weight=class_weight,
+                     callbacks=[_NoTraining()])
+    message = str(info.value)
+    assert message.startswith("train: the data set has 3 classes (COVID, NORMAL, PNEUMONIA)")
+    assert f"has {classes} classes" in message and "num_classes=3" in message
+    if model_kind == "sigmoid1":
+        assert "one sigmoid output" in message  # why one unit counts as two classes
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_fit_class_count_from_tuples_one_hot_rows_and_validation_data() -> None:
+    images, labels = _planted(8)
+    with pytest.raises(InvalidInputError, match=r"train: its labels go up to class index 2 "
+                                                r"\(at least 3 classes\).*has 2 classes"):
+        training.fit(small_cam_cnn(), (images, labels * 2), epochs=1, callbacks=[_NoTraining()])
+    one_hot = tf.data.Dataset.from_tensor_slices((images, np.eye(3)[labels])).batch(4)
+    with pytest.raises(InvalidInputError, match="one-hot rows of 3 classes"):
+        training.fit(small_cam_cnn(), one_hot, epochs=1, callbacks=[_NoTraining()])
+    val = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    val.class_names = ["A", "B", "C"]
+    with pytest.raises(InvalidInputError, match=r"^val: the data set has 3 classes \(A, B, C\)"):
+        training.fit(small_cam_cnn(), (images, labels), val, epochs=1,
+                     callbacks=[_NoTraining()])
+
+
+def test_fit_accepts_two_classes_for_one_sigmoid_unit(tmp_path: Path) -> None:
+    train = cxdata.image_folder(_png_folder(tmp_path / "xr", n=8), image_size=SIZE)
+    history = training.fit(conv_gap_dense(1, "sigmoid"), train, epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1
+
+
+def test_evaluate_refuses_another_class_count_before_predicting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clf = cx.Classifier(small_cam_cnn(2))  # default names class_0, class_1 are no excuse
+    three = cxdata.image_folder(_three_class_folder(tmp_path / "xr"), image_size=SIZE)
+
+    def no_forward_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("predicted before checking the classes")
+
+    monkeypatch.setattr(clf, "predict_proba", no_forward_pass)
+    with pytest.raises(InvalidInputError, match=r"data: the data set has 3 classes \(COVID, "
+                                                r"NORMAL, PNEUMONIA\) but the classifier "
+                                                r"\(class_0, class_1\) has 2 classes"):
+        training.evaluate(clf, three)
+    images, _ = _planted(4)
+    with pytest.raises(InvalidInputError, match="labels go up to class index 3"):
+        training.evaluate(clf, (images, np.array([0, 1, 3, 0])))
 
 
 # ---------------------------------------------------------------------- cross-validation

@@ -5,7 +5,9 @@ decoded by :func:`cxrexplain.io.load_image` (PNG/JPEG/BMP/TIFF, 8- or 16-bit, gr
 DICOM with the ``dicom`` extra; resized with area interpolation), labels int32 ``(N,)``. The
 returned dataset carries, like Keras' ``image_dataset_from_directory``, the attributes
 ``class_names`` (label ``i`` is ``class_names[i]``: pass them to
-:class:`cxrexplain.Classifier`), ``file_paths`` and ``labels`` (int32 array, in file order).
+:class:`cxrexplain.Classifier`), ``file_paths`` and ``labels`` (int32 array, in file order),
+and ``skipped_folders``: the sub-folders of the root not taken as classes, ``{name: reason}``
+(a mask folder, or one without images directly in it; see :mod:`cxrexplain.data.files`).
 These attributes are lost if you ``.map()`` the dataset; keep a reference.
 
 Pipeline: decode in parallel (``tf.numpy_function``) -> cache (memory by default; a path caches
@@ -16,9 +18,12 @@ with a TensorFlow error carrying the :class:`~cxrexplain.ImageLoadError` message
 Example:
     >>> import cxrexplain as cx
     >>> train, val = cx.data.image_folder("chest_xray/train", image_size=224,
-    ...                                   validation_split=0.2, seed=1)  # doctest: +SKIP
-    >>> train.class_names  # doctest: +SKIP
+    ...                                   validation_split=0.2, seed=1)
+    >>> train.class_names
     ['NORMAL', 'PNEUMONIA']
+    >>> images, labels = next(iter(train))
+    >>> images.shape, images.dtype, labels.dtype
+    (TensorShape([8, 224, 224, 1]), tf.float32, tf.int32)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import tensorflow as tf
 
+from cxrexplain._checks import check_channels, check_int, check_size
 from cxrexplain.data.augment import Augmentation
 from cxrexplain.data.files import (
     KAGGLE_PARTS,
@@ -79,19 +85,20 @@ def from_files(
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` batches with ``class_names``,
-        ``file_paths`` and ``labels`` attributes.
+        ``file_paths``, ``labels`` and ``skipped_folders`` attributes.
 
     Raises:
         InvalidInputError: No files, or a bad argument.
 
     Example:
-        >>> ds = from_files(files, image_size=64, batch_size=8)  # doctest: +SKIP
+        >>> from cxrexplain.data import list_images
+        >>> ds = from_files(list_images("cxr"), image_size=64, batch_size=8)
+        >>> [int(len(labels)) for _, labels in ds], ds.class_names
+        ([8, 7], ['COVID', 'NORMAL', 'PNEUMONIA'])
     """
     size = _check_size(image_size)
-    if channels not in (1, 3) or isinstance(channels, bool):
-        raise InvalidInputError(f"channels: expected 1 or 3, got {channels!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size: expected a positive int, got {batch_size!r}")
+    check_channels(channels)
+    check_int(batch_size, "batch_size")
     if not isinstance(files, LabeledFiles) or len(files) == 0:
         raise InvalidInputError("files: expected a non-empty LabeledFiles")
     transform = _augmentation(augment, flip)
@@ -129,6 +136,7 @@ def from_files(
     dataset.class_names = list(files.class_names)
     dataset.file_paths = list(files.paths)
     dataset.labels = files.label_array
+    dataset.skipped_folders = dict(files.skipped)
     return dataset
 
 
@@ -162,8 +170,10 @@ def image_folder(
         root: The folder.
         image_size: Output size, an int or ``(height, width)``.
         channels: 1 (gray, the default) or 3 (gray repeated when the file is gray).
-        classes: Class folder names in label order; default: the folders with images,
-            sorted by name (a stable order; the datasets' ``class_names`` give it).
+        classes: Class folder names in label order; default: the folders with images
+            directly in them, except mask folders (``lung_masks/``), sorted by name (a stable
+            order; the datasets' ``class_names`` give it, their ``skipped_folders`` the
+            folders left out and why).
         batch_size: Images per batch.
         validation_split: Validation fraction in (0, 1), or None.
         subset: ``"training"``, ``"validation"``, ``"both"`` (a ``(training, validation)``
@@ -187,9 +197,12 @@ def image_folder(
 
     Example:
         >>> import cxrexplain as cx
-        >>> ds = cx.data.image_folder("../shared/data/cxr", image_size=128)  # doctest: +SKIP
-        >>> ds.class_names  # doctest: +SKIP
-        ['COVID', 'NORMAL', 'PNEUMONIA']
+        >>> ds = cx.data.image_folder("cxr", image_size=128)
+        >>> ds.class_names, len(ds.file_paths)
+        (['COVID', 'NORMAL', 'PNEUMONIA'], 15)
+        >>> test = cx.data.image_folder("chest_xray", image_size=128, subset="test")
+        >>> test.labels.tolist()
+        [0, 0, 1, 1]
     """
     if subset is not None and subset not in _SUBSETS:
         raise InvalidInputError(f"subset: expected one of {', '.join(_SUBSETS)} or None, got "
@@ -278,15 +291,4 @@ def _augmentation(augment: bool | Augmentation, flip: bool) -> Augmentation | No
 
 
 def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        pair: tuple[Any, ...] = (size, size)
-    elif isinstance(size, (tuple, list)) and len(size) == 2:
-        pair = tuple(size)
-    else:
-        raise InvalidInputError(f"image_size: expected an int or (height, width), got {size!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_IMAGE_SIZE
-               for v in pair):
-        raise InvalidInputError(
-            f"image_size: expected whole numbers >= {MIN_IMAGE_SIZE}, got {size!r}"
-        )
-    return int(pair[0]), int(pair[1])
+    return check_size(size, "image_size", minimum=MIN_IMAGE_SIZE)

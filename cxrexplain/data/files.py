@@ -2,38 +2,50 @@
 
 Two layouts are understood:
 
-* **class folders**: ``root/<class>/<image>`` (images may sit in sub-folders of a class
+* **class folders**: ``root/<class>/<image>`` (images may also sit in sub-folders of a class
   folder); the class names are the folder names, sorted (or the ``classes`` given, in that
   order);
 * **Kaggle** ``chest_xray``: ``root/train/<class>/...`` plus ``root/val/...`` and/or
   ``root/test/...``. :func:`detect_layout` tells them apart: a root whose ``train`` folder
   holds class folders is a Kaggle root. The class names come from ``train/``.
 
-Image files are those with a suffix in :data:`cxrexplain.io.IMAGE_SUFFIXES`; hidden files
-and folders (``.DS_Store``, ``__MACOSX``) are skipped. Paths are sorted, so the order is
-stable across runs and machines. Every sub-folder with images counts as a class unless
-``classes=`` names the classes: a folder of masks beside the class folders
-(``cxr/lung_masks/``) needs ``classes=["COVID", "NORMAL", "PNEUMONIA"]``.
+Image files are found by the walk of :func:`cxrexplain.io.find_images`: a suffix in
+:data:`cxrexplain.io.IMAGE_SUFFIXES`, hidden names (``.DS_Store``, ``._x.png``,
+``__MACOSX``) skipped, links to folders followed, paths kept as given (not resolved) and
+sorted, so the order is stable across runs and machines.
+
+**Which folders are classes** when ``classes=`` is not given: every visible sub-folder of the
+root that holds at least one image *directly in it* (its sub-folders' images then count too),
+except folders whose name contains ``mask`` (any case: ``masks``, ``lung_masks``,
+``LungMask``), which hold segmentation masks, not a class. So a folder with only deeper
+folders, like ``cxr/lung_masks/COVID/...`` beside ``cxr/COVID``, is not a class. The folders
+left out, and why, are in :attr:`LabeledFiles.skipped` (and ``skipped_folders`` of the
+datasets of :mod:`cxrexplain.data.datasets`), logged at INFO level on the ``cxrexplain.data``
+logger, and named in the error when no class is found. ``classes=`` takes any folders
+named, whatever they hold directly.
 
 Example:
     >>> from cxrexplain.data import list_images
-    >>> files = list_images("../shared/data/cxr")  # doctest: +SKIP
-    >>> files.class_names, files.counts()  # doctest: +SKIP
-    (('COVID', 'NORMAL', 'PNEUMONIA'), {'COVID': 99, 'NORMAL': 399, 'PNEUMONIA': 388})
+    >>> files = list_images("cxr")
+    >>> files.class_names, files.counts()
+    (('COVID', 'NORMAL', 'PNEUMONIA'), {'COVID': 5, 'NORMAL': 5, 'PNEUMONIA': 5})
+    >>> files.paths[0], files.labels[:6]
+    ('cxr/COVID/00.png', (0, 0, 0, 0, 0, 1))
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.io import IMAGE_SUFFIXES
+from cxrexplain.io import IMAGE_SUFFIXES, _is_hidden, _walk_images
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -44,6 +56,8 @@ __all__ = [
     "scan_classes",
 ]
 
+
+_LOG = logging.getLogger("cxrexplain.data")
 
 KAGGLE_PARTS = ("train", "val", "test")
 """The part folders of the Kaggle ``chest_xray`` layout."""
@@ -59,6 +73,9 @@ class LabeledFiles:
         paths: The image files, in a stable order.
         labels: One class index per path.
         class_names: The class names; label ``i`` is ``class_names[i]``.
+        skipped: The sub-folders of the root not taken as classes when the classes were
+            found automatically, as ``(folder name, reason)`` pairs (see the module docs);
+            empty otherwise. Kept by :meth:`subset` and ``+``; not compared.
 
     Example:
         >>> files = LabeledFiles(("a.png", "b.png"), (0, 1), ("NORMAL", "PNEUMONIA"))
@@ -69,6 +86,7 @@ class LabeledFiles:
     paths: tuple[str, ...]
     labels: tuple[int, ...]
     class_names: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if len(self.paths) != len(self.labels):
@@ -111,6 +129,7 @@ class LabeledFiles:
             tuple(self.paths[i] for i in picked),
             tuple(self.labels[i] for i in picked),
             self.class_names,
+            self.skipped,
         )
 
     def __add__(self, other: LabeledFiles) -> LabeledFiles:
@@ -120,7 +139,7 @@ class LabeledFiles:
                 f"{list(other.class_names)}"
             )
         return LabeledFiles(self.paths + other.paths, self.labels + other.labels,
-                            self.class_names)
+                            self.class_names, self.skipped or other.skipped)
 
 
 def detect_layout(root: str | os.PathLike[str]) -> Layout:
@@ -130,12 +149,12 @@ def detect_layout(root: str | os.PathLike[str]) -> Layout:
         InvalidInputError: ``root`` is not a folder.
 
     Example:
-        >>> detect_layout("chest_xray")  # doctest: +SKIP
-        'kaggle'
+        >>> detect_layout("chest_xray"), detect_layout("cxr")
+        ('kaggle', 'classes')
     """
     folder = _check_root(root)
     train = folder / "train"
-    if train.is_dir() and any(_has_images(sub) for sub in _subfolders(train)):
+    if train.is_dir() and _class_folders(train)[0]:
         return "kaggle"
     return "classes"
 
@@ -148,23 +167,32 @@ def list_images(
     Args:
         root: A folder with one sub-folder per class (``root/NORMAL/x.png``...). For a Kaggle
             root pass one part (``root / "train"``).
-        classes: Class folder names to use, in label order. Default: every sub-folder that
-            holds images, sorted by name.
+        classes: Class folder names to use, in label order (their images may sit at any
+            depth). Default: the sub-folders that hold images directly in them, except mask
+            folders (see the module docs), sorted by name; the others are listed in the
+            result's ``skipped``.
 
     Returns:
         The files, sorted by class then path.
 
     Raises:
         InvalidInputError: ``root`` is missing or empty, holds images but no class folders,
-            holds fewer than two classes, or a class in ``classes`` has no folder or no images.
+            holds fewer than two classes, or a class in ``classes`` has no folder or no
+            images. When the classes were looked for, the message names the folders left
+            out and why.
 
     Example:
-        >>> list_images("chest_xray/train").class_names  # doctest: +SKIP
+        >>> list_images("chest_xray/train").class_names
         ('NORMAL', 'PNEUMONIA')
     """
     folder = _check_root(root)
-    names = _class_names(folder, classes)
-    return scan_classes(folder, names, require_all=True)
+    if classes is not None:
+        return scan_classes(folder, _check_classes(classes), require_all=True)
+    names, skipped = _found_classes(folder)
+    files = replace(scan_classes(folder, names, require_all=True), skipped=skipped)
+    counts = ", ".join(f"{name} ({n})" for name, n in files.counts().items())
+    _LOG.info("classes in '%s': %s%s", folder, counts, _skipped_text(skipped))
+    return files
 
 
 def scan_classes(
@@ -182,13 +210,14 @@ def scan_classes(
         InvalidInputError: A class folder is missing or empty while ``require_all``.
 
     Example:
-        >>> scan_classes(Path("chest_xray/test"), ["NORMAL", "PNEUMONIA"], require_all=False)
-        ... # doctest: +SKIP
+        >>> scan_classes(Path("chest_xray/test"), ["NORMAL", "PNEUMONIA", "COVID"],
+        ...              require_all=False).counts()
+        {'NORMAL': 2, 'PNEUMONIA': 2, 'COVID': 0}
     """
     paths: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(class_names):
-        images = _images_in(folder / name)
+        images = _walk_images(folder / name)
         if require_all and not images:
             raise InvalidInputError(
                 f"classes: class '{name}' has no images: the folder '{folder / name}' is missing "
@@ -210,63 +239,82 @@ def _check_root(root: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def _class_names(folder: Path, classes: Sequence[str] | None) -> tuple[str, ...]:
-    if classes is not None:
-        if isinstance(classes, str) or not all(isinstance(c, str) and c for c in classes):
-            raise InvalidInputError(f"classes: expected a list of folder names, got {classes!r}")
-        if len(set(classes)) != len(classes):
-            raise InvalidInputError(f"classes: names must be unique, got {list(classes)}")
-        if len(classes) < 2:
-            raise InvalidInputError(
-                f"classes: a classifier needs at least two classes, got {list(classes)}"
-            )
-        return tuple(classes)
-    found = [sub.name for sub in _subfolders(folder) if _has_images(sub)]
-    if not found:
-        loose = _images_in(folder, recursive=False)
-        if loose:
-            raise InvalidInputError(
-                f"root: '{folder}' holds {len(loose)} images but no class folders; expected "
-                f"'{folder}/<class>/<image>' (one folder per class)"
-            )
+def _check_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(classes, str) or not isinstance(classes, Sequence) or not all(
+        isinstance(c, str) and c for c in classes
+    ):
+        raise InvalidInputError(f"classes: expected a list of folder names, got {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise InvalidInputError(f"classes: names must be unique, got {list(classes)}")
+    if len(classes) < 2:
         raise InvalidInputError(
-            f"root: '{folder}' has no images; expected one folder per class, each with images "
-            f"({', '.join(sorted(IMAGE_SUFFIXES))})"
+            f"classes: a classifier needs at least two classes, got {list(classes)}"
         )
-    if len(found) < 2:
-        raise InvalidInputError(
-            f"root: '{folder}' has one class folder with images ('{found[0]}'); a classifier "
-            "needs at least two classes"
-        )
-    return tuple(sorted(found))
+    return tuple(classes)
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(
-        (p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name)),
-        key=lambda p: p.name,
+def _found_classes(folder: Path) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The class folders of a root by the module's rule, sorted, and the folders left out."""
+    taken, skipped = _class_folders(folder)
+    if len(taken) >= 2:
+        return tuple(taken), tuple(skipped)
+    left_out = _skipped_text(skipped)
+    hint = (
+        "; name the classes with classes=[...] to use folders whose images are deeper"
+        if any(reason == _DEEPER for _, reason in skipped) else ""
+    )
+    if taken:
+        raise InvalidInputError(
+            f"root: '{folder}' has one class folder with images ('{taken[0]}'); a classifier "
+            f"needs at least two classes{left_out}{hint}"
+        )
+    loose = _walk_images(folder, recursive=False)
+    if loose:
+        raise InvalidInputError(
+            f"root: '{folder}' holds {len(loose)} images but no class folders; expected "
+            f"'{folder}/<class>/<image>' (one folder per class){left_out}{hint}"
+        )
+    found = "has no class folders" if _walk_images(folder, limit=1) else "has no images"
+    raise InvalidInputError(
+        f"root: '{folder}' {found}; expected one folder per class, each with images "
+        f"directly in it ({', '.join(sorted(IMAGE_SUFFIXES))}){left_out}{hint}"
     )
 
 
-def _hidden(name: str) -> bool:
-    return name.startswith((".", "__"))
+_MASKS = "a mask folder: its name contains 'mask'"
+_DEEPER = "no images directly in it, only in its sub-folders"
+_EMPTY = "no images"
 
 
-def _has_images(folder: Path) -> bool:
-    return bool(_images_in(folder, limit=1))
+def _class_folders(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
+    """Names of the sub-folders that are classes, and ``(name, reason)`` of the others."""
+    taken: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for sub in _subfolders(folder):
+        if "mask" in sub.name.lower():
+            skipped.append((sub.name, _MASKS))
+        elif _walk_images(sub, recursive=False, limit=1):
+            taken.append(sub.name)
+        elif _walk_images(sub, limit=1):
+            skipped.append((sub.name, _DEEPER))
+        else:
+            skipped.append((sub.name, _EMPTY))
+    return taken, skipped
 
 
-def _images_in(folder: Path, *, recursive: bool = True, limit: int | None = None) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    found: list[Path] = []
-    for directory, subdirs, names in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs if not _hidden(d))
-        for name in sorted(names):
-            if not _hidden(name) and Path(name).suffix.lower() in IMAGE_SUFFIXES:
-                found.append(Path(directory) / name)
-                if limit is not None and len(found) >= limit:
-                    return found
-        if not recursive:
-            break
-    return sorted(found)
+def _skipped_text(skipped: Iterable[tuple[str, str]]) -> str:
+    listed = ", ".join(f"'{name}' ({reason})" for name, reason in skipped)
+    return f"; not classes: {listed}" if listed else ""
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        entries = list(folder.iterdir())
+    except OSError as err:
+        raise InvalidInputError(
+            f"root: cannot list '{folder}' ({err.strerror or err})"
+        ) from err
+    return sorted(
+        (p for p in entries if not _is_hidden(p.name) and p.is_dir()),
+        key=lambda p: p.name,
+    )

@@ -17,8 +17,11 @@ The base applies ReLU, bilinear upsampling to the input size and per-image norma
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.GradCAM(clf).explain(batch)  # doctest: +SKIP
-    >>> exp.heatmaps.shape, exp.targets, exp.scores  # doctest: +SKIP
+    >>> exp = cx.GradCAM(clf).explain(batch)  # four 32 x 32 images
+    >>> exp.heatmaps.shape, exp.raw.shape, exp.layer
+    ((4, 32, 32), (4, 16, 16), 'block2_relu')
+    >>> exp.targets.shape, exp.probabilities.shape, exp.scores.shape
+    ((4,), (4, 2), (4,))
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ class Explanation:
         class_names: The classifier's class names.
 
     Example:
-        >>> exp.target_names  # doctest: +SKIP
-        ['PNEUMONIA', 'NORMAL']
+        >>> exp = cx.GradCAM(clf).explain(batch[:2], targets=["PNEUMONIA", "NORMAL"])
+        >>> exp.target_names, exp.targets.tolist()
+        (['PNEUMONIA', 'NORMAL'], [1, 0])
     """
 
     heatmaps: np.ndarray
@@ -101,10 +105,9 @@ class Explainer:
 
     Example:
         >>> import cxrexplain as cx
-        >>> explainer = cx.GradCAM(clf, layer="block5_conv3")  # doctest: +SKIP
+        >>> explainer = cx.GradCAM(clf, layer="block1_relu")
         >>> explainer.explain(["a.png", "b.png"], targets="PNEUMONIA").heatmaps.shape
-        ... # doctest: +SKIP
-        (2, 224, 224)
+        (2, 32, 32)
     """
 
     name: ClassVar[str] = ""
@@ -150,7 +153,10 @@ class Explainer:
             The new explainer.
 
         Example:
-            >>> twin = cx.GradCAM(clf, layer="last_conv").for_model(copy)  # doctest: +SKIP
+            >>> copy = keras.models.clone_model(clf.model)  # same layers, new weights
+            >>> twin = cx.GradCAM(clf, layer="block1_relu").for_model(copy)
+            >>> twin.layer, twin.classifier.model is copy
+            ('block1_relu', True)
         """
         if not isinstance(model, Classifier):
             model = self.classifier.with_model(model)
@@ -188,7 +194,9 @@ class Explainer:
                 or images the model cannot take.
 
         Example:
-            >>> exp = cx.CAM(clf).explain(batch, targets=None)  # doctest: +SKIP
+            >>> exp = cx.CAM(clf).explain(batch, targets=None)  # the predicted classes
+            >>> exp.targets.tolist() == clf.predict_proba(batch).argmax(axis=1).tolist()
+            True
         """
         check_int(batch_size, "batch_size")
         chunks = list(_chunks(images, batch_size))

@@ -5,7 +5,9 @@ score before softmax/sigmoid and A the target layer's activations.
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.GradCAM(clf).explain("xray.png")  # doctest: +SKIP
+    >>> exp = cx.GradCAM(clf).explain("xray.png")
+    >>> exp.method, exp.heatmaps.shape
+    ('gradcam', (1, 32, 32))
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class GradCAM(Explainer):
             the global pooling.
 
     Example:
-        >>> exp = GradCAM(clf, layer="block5_conv3").explain(batch)  # doctest: +SKIP
+        >>> exp = GradCAM(clf, layer="block1_relu").explain(batch)
+        >>> exp.layer, exp.raw.shape, exp.heatmaps.shape
+        ('block1_relu', (4, 32, 32), (4, 32, 32))
     """
 
     name: ClassVar[str] = "gradcam"

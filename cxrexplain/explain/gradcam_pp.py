@@ -8,7 +8,9 @@ score so that higher derivatives reduce to powers of g):
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.GradCAMPlusPlus(clf).explain(batch)  # doctest: +SKIP
+    >>> exp = cx.GradCAMPlusPlus(clf).explain(batch)
+    >>> exp.method, exp.heatmaps.shape
+    ('gradcampp', (4, 32, 32))
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ class GradCAMPlusPlus(Explainer):
         layer: Target layer; default the last 4-D layer before the global pooling.
 
     Example:
-        >>> exp = GradCAMPlusPlus(clf).explain(batch)  # doctest: +SKIP
+        >>> exp = GradCAMPlusPlus(clf).explain(batch, targets="PNEUMONIA")
+        >>> exp.target_names
+        ['PNEUMONIA', 'PNEUMONIA', 'PNEUMONIA', 'PNEUMONIA']
     """
 
     name: ClassVar[str] = "gradcampp"

@@ -6,7 +6,9 @@ to the model where Grad-CAM's spatial averaging is not.
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.HiResCAM(clf).explain(batch)  # doctest: +SKIP
+    >>> exp = cx.HiResCAM(clf).explain(batch)
+    >>> exp.method, exp.heatmaps.shape
+    ('hirescam', (4, 32, 32))
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class HiResCAM(Explainer):
         layer: Target layer; default the last 4-D layer before the global pooling.
 
     Example:
-        >>> exp = HiResCAM(clf).explain(batch)  # doctest: +SKIP
+        >>> exp = HiResCAM(clf).explain(batch)
+        >>> float(exp.heatmaps.min()) >= 0.0, float(exp.heatmaps.max()) <= 1.0
+        (True, True)
     """
 
     name: ClassVar[str] = "hirescam"

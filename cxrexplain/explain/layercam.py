@@ -5,7 +5,9 @@ which keeps fine detail and works on shallow layers too.
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.LayerCAM(clf).explain(batch)  # doctest: +SKIP
+    >>> exp = cx.LayerCAM(clf).explain(batch)
+    >>> exp.method, exp.heatmaps.shape
+    ('layercam', (4, 32, 32))
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class LayerCAM(Explainer):
         layer: Target layer; default the last 4-D layer before the global pooling.
 
     Example:
-        >>> exp = LayerCAM(clf, layer="block3_conv3").explain(batch)  # doctest: +SKIP
+        >>> exp = LayerCAM(clf, layer="block1_relu").explain(batch)  # an early layer
+        >>> exp.layer, exp.raw.shape
+        ('block1_relu', (4, 32, 32))
     """
 
     name: ClassVar[str] = "layercam"

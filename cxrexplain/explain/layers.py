@@ -184,7 +184,9 @@ def layer_activations(
             without a 4-D output.
 
     Example:
-        >>> path, maps = layer_activations(model, batch, "block5_conv3")  # doctest: +SKIP
+        >>> path, maps = layer_activations(model, batch, "block1_relu")
+        >>> path, maps.shape
+        ('block1_relu', (4, 32, 32, 4))
     """
     call = find_layers(model, tuple(batch.shape[1:])).resolve(layer)
     captured: list[Any] = []

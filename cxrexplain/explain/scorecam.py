@@ -7,7 +7,9 @@ is constant get weight 0. No gradients; one masked forward pass per channel, bat
 
 Example:
     >>> import cxrexplain as cx
-    >>> exp = cx.ScoreCAM(clf, max_channels=64).explain(batch)  # doctest: +SKIP
+    >>> exp = cx.ScoreCAM(clf, max_channels=64).explain(batch)
+    >>> exp.method, exp.heatmaps.shape
+    ('scorecam', (4, 32, 32))
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ class ScoreCAM(Explainer):
         mask_batch_size: Masked images per forward pass.
 
     Example:
-        >>> exp = ScoreCAM(clf, max_channels=32).explain(batch)  # doctest: +SKIP
+        >>> exp = ScoreCAM(clf, max_channels=4).explain(batch)  # 4 of the layer's 8 maps
+        >>> exp.heatmaps.shape, exp.raw.shape
+        ((4, 32, 32), (4, 16, 16))
     """
 
     name: ClassVar[str] = "scorecam"

@@ -9,14 +9,13 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
-from cxrexplain._checks import first_line
+from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain.layers import layer_activations
 from cxrexplain.io import ImageSource
 from cxrexplain.overlay._common import (
     ColormapLike,
-    _check_positive_int,
     _resolve_colormap,
 )
 
@@ -55,10 +54,11 @@ def plot_feature_maps(
         InvalidInputError: A bad image, ``max_maps`` or colormap.
 
     Example:
-        >>> fig = plot_feature_maps(  # doctest: +SKIP
-        ...     model, "xray.png", "block5_conv3", max_maps=16)
+        >>> fig = plot_feature_maps(model, "xray.png", "block2_conv", max_maps=16)
+        >>> len(fig.axes)  # the layer has 8 channels
+        8
     """
-    limit = _check_positive_int(max_maps, "max_maps")
+    limit = check_int(max_maps, "max_maps")
     cmap = _resolve_colormap(colormap)
     classifier = model if isinstance(model, Classifier) else Classifier(model)
     batch = classifier.prepare(image)

@@ -13,6 +13,8 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from cxrexplain._checks import as_numbers, check_fraction, check_number, describe
+from cxrexplain._files import atomic_path
 from cxrexplain.errors import (
     InvalidInputError,
 )
@@ -22,10 +24,8 @@ from cxrexplain.overlay._common import (
     RGBImage,
     _as_rgb,
     _check_boxes,
-    _check_fraction,
     _check_mask,
     _ExplanationLike,
-    _numeric,
     _resolve_colormap,
 )
 from cxrexplain.overlay.pixels import draw_box, draw_mask, overlay
@@ -90,19 +90,27 @@ def plot_explanations(
 
     Raises:
         InvalidInputError: Heatmaps with NaN/inf or the wrong rank, a number of heatmaps,
-            boxes, masks, probabilities or titles that does not match the images, an unknown
-            colormap, or ``alpha`` outside [0, 1].
+            boxes, masks, probabilities or titles that does not match the images, targets
+            that are not class indices, class names that are not a list of strings, an
+            unknown colormap, or ``alpha`` outside [0, 1].
 
     Example:
         >>> import cxrexplain as cx
-        >>> fig = cx.plot_explanations(batch, [gradcam_exp, cam_exp],  # doctest: +SKIP
+        >>> xrays = batch[:2]
+        >>> gradcam_exp, cam_exp = cx.GradCAM(clf).explain(xrays), cx.CAM(clf).explain(xrays)
+        >>> fig = cx.plot_explanations(xrays, [gradcam_exp, cam_exp],
         ...                            class_names=clf.class_names)
-        >>> cx.save_figure(fig, "explanations.png")  # doctest: +SKIP
+        >>> len(fig.axes)  # 2 rows of X-ray, Grad-CAM and CAM panels, and the colour bar
+        7
+        >>> [ax.get_title() for ax in fig.axes[:3]]  # "<class explained> (p=<its probability>)"
+        ['... (p=0...)', 'gradcam', 'cam']
+        >>> cx.save_figure(fig, "explanations.png")
+        PosixPath('explanations.png')
     """
     pictures = _image_list(images)
     count = len(pictures)
     entries = _explanation_list(explanations)
-    _check_fraction(alpha, "alpha")
+    check_fraction(alpha, "alpha")
     cmap = _resolve_colormap(colormap)
     maps = [_explanation_heatmaps(e, j, count) for j, e in enumerate(entries)]
     names = _column_titles(entries, titles)
@@ -161,23 +169,25 @@ def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 150)
         The path written.
 
     Raises:
-        InvalidInputError: ``figure`` is not a figure, ``dpi`` is not positive, or the
-            format is unknown.
+        InvalidInputError: ``figure`` is not a figure, ``path`` is not a path, ``dpi`` is
+            not positive, or the format is unknown.
 
     Example:
-        >>> save_figure(fig, "figures/gradcam_grid.png", dpi=100)  # doctest: +SKIP
+        >>> fig = plot_explanations(batch[:1], exp.heatmaps[:1])
+        >>> save_figure(fig, "figures/gradcam_grid.png", dpi=100)
         PosixPath('figures/gradcam_grid.png')
     """
     if not isinstance(figure, Figure):
         raise InvalidInputError(
             f"figure: expected a matplotlib Figure, got {type(figure).__name__}"
         )
-    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
-        raise InvalidInputError(f"dpi: expected a positive number, got {dpi!r}")
+    check_number(dpi, "dpi", low=0.0, low_open=True)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"path: expected a file path, got {describe(path)}")
     target = Path(os.fspath(path))
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        figure.savefig(target, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
+        with atomic_path(target) as partial:
+            figure.savefig(partial, dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     except ValueError as err:
         raise InvalidInputError(f"path: cannot save '{target}' ({err})") from err
     return target
@@ -228,7 +238,7 @@ def _explanation_list(explanations: Any) -> list[Any]:
 def _explanation_heatmaps(entry: Any, index: int, count: int) -> npt.NDArray[np.float32]:
     name = f"explanations[{index}]"
     source = entry.heatmaps if hasattr(entry, "heatmaps") else entry
-    values = _numeric(source, f"{name}.heatmaps" if hasattr(entry, "heatmaps") else name)
+    values = as_numbers(source, f"{name}.heatmaps" if hasattr(entry, "heatmaps") else name)
     if values.ndim == 2 and count == 1:
         values = values[None]
     if values.ndim == 4 and values.shape[3] == 1:
@@ -241,7 +251,8 @@ def _explanation_heatmaps(entry: Any, index: int, count: int) -> npt.NDArray[np.
         raise InvalidInputError(
             f"{name}: {values.shape[0]} heatmaps for {count} images; give one per image"
         )
-    return np.clip(values.astype(np.float32), 0.0, 1.0)
+    clipped: npt.NDArray[np.float32] = np.clip(values, 0.0, 1.0).astype(np.float32)
+    return clipped  # clipped before the cast: a float64 beyond float32's range overflows
 
 
 def _column_titles(entries: list[Any], titles: Sequence[str] | None) -> list[str]:
@@ -267,16 +278,22 @@ def _row_titles(
     first = next((e for e in entries if hasattr(e, "heatmaps")), None)
     probs = None
     if probabilities is not None:
-        probs = _numeric(probabilities, "probabilities").astype(np.float64)
+        probs = as_numbers(probabilities, "probabilities").astype(np.float64)
     elif first is not None and getattr(first, "probabilities", None) is not None:
-        probs = _numeric(first.probabilities, "explanations[0].probabilities").astype(np.float64)
+        probs = as_numbers(first.probabilities, "explanations[0].probabilities").astype(np.float64)
     if probs is not None and (probs.ndim != 2 or probs.shape[0] != count):
         raise InvalidInputError(
             f"probabilities: expected shape (N={count}, K), got {probs.shape}"
         )
     targets = None
     if first is not None and getattr(first, "targets", None) is not None:
-        targets = np.asarray(first.targets).astype(np.int64).reshape(-1)
+        values = as_numbers(first.targets, "explanations[0].targets").reshape(-1)
+        if not np.all(np.mod(values, 1) == 0):
+            raise InvalidInputError(
+                f"explanations[0].targets: expected class indices (whole numbers), got "
+                f"{describe(first.targets)}"
+            )
+        targets = values.astype(np.int64)
         if targets.shape[0] != count:
             raise InvalidInputError(
                 f"explanations[0].targets: {targets.shape[0]} targets for {count} images"
@@ -284,7 +301,9 @@ def _row_titles(
     elif probs is not None:
         targets = probs.argmax(axis=1)
     if class_names is not None:
-        if isinstance(class_names, str) or not all(isinstance(n, str) for n in class_names):
+        if isinstance(class_names, str) or not isinstance(class_names, Sequence) or not all(
+            isinstance(n, str) for n in class_names
+        ):
             raise InvalidInputError(f"class_names: expected a list of strings, got {class_names!r}")
         if probs is not None and len(class_names) != probs.shape[1]:
             raise InvalidInputError(
@@ -320,6 +339,8 @@ def _per_image(values: Any, count: int, name: str) -> list[Any]:
     if values is None:
         return [None] * count
     if isinstance(values, np.ndarray):
+        if values.ndim == 0:
+            raise InvalidInputError(f"{name}: expected one entry per image, got {describe(values)}")
         if values.shape[0] != count:
             raise InvalidInputError(
                 f"{name}: {values.shape[0]} entries for {count} images; give one per image"

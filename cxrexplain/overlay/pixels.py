@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from cxrexplain._checks import check_fraction, check_int, describe
+from cxrexplain._files import atomic_write_bytes
 from cxrexplain.errors import (
     InvalidInputError,
 )
@@ -23,17 +26,18 @@ from cxrexplain.overlay._common import (
     _box_border,
     _check_boxes,
     _check_color,
-    _check_fraction,
     _check_heatmap,
     _check_levels,
     _check_mask,
-    _check_positive_int,
     _fit_heatmap,
     _lookup_table,
     _resolve_colormap,
 )
 
 __all__ = ["colorize", "draw_box", "draw_mask", "overlay", "save_overlay"]
+
+_MAX_THICKNESS = 32767
+"""OpenCV's widest line (``cv2.drawContours`` refuses more)."""
 
 # ============================================================================================
 # pixels
@@ -98,7 +102,8 @@ def overlay(
         contours: Level(s) in (0, 1): the outline of ``heatmap >= level`` is drawn for each
             (``cv2.findContours``), after blending.
         contour_color: RGB colour of the contour lines.
-        contour_thickness: Width of the contour lines in pixels.
+        contour_thickness: Width of the contour lines in pixels (>= 1; a width beyond
+            twice the image's height + width draws the same pixels and is capped there).
 
     Returns:
         An ``(H, W, 3)`` ``uint8`` RGB image.
@@ -117,12 +122,12 @@ def overlay(
     """
     base = _as_rgb(image, "image")
     heat = _check_heatmap(heatmap, "heatmap")
-    _check_fraction(alpha, "alpha")
+    check_fraction(alpha, "alpha")
     if threshold is not None:
-        _check_fraction(threshold, "threshold")
+        check_fraction(threshold, "threshold")
     levels = _check_levels(contours)
     line_color = _check_color(contour_color, "contour_color")
-    line_width = _check_positive_int(contour_thickness, "contour_thickness")
+    line_width = check_int(contour_thickness, "contour_thickness")
     heat = _fit_heatmap(heat, base.shape[:2])
     colour = colorize(heat, colormap)
     blended = np.rint(
@@ -132,6 +137,9 @@ def overlay(
     if threshold is not None:
         out = np.where((heat >= float(threshold))[:, :, None], out, base)
     out = np.ascontiguousarray(out)
+    # a line wider than twice the image's height + width draws the same pixels; capping it
+    # keeps it within what OpenCV accepts (at most 32767)
+    line_width = min(line_width, 2 * (out.shape[0] + out.shape[1]) + 1, _MAX_THICKNESS)
     for level in levels:
         region = (heat >= level).astype(np.uint8)
         found, _ = cv2.findContours(region, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
@@ -179,7 +187,7 @@ def draw_box(
     out: RGBImage = np.array(_as_rgb(image, "image"), dtype=np.uint8, copy=True)
     boxes = _check_boxes(box, "box")
     rgb = _check_color(color, "color")
-    width = _check_positive_int(thickness, "thickness")
+    width = check_int(thickness, "thickness")
     border = np.zeros(out.shape[:2], np.uint8)
     for row in boxes:
         _box_border(border, row, width)
@@ -225,7 +233,7 @@ def draw_mask(
     out: RGBImage = np.array(_as_rgb(image, "image"), dtype=np.uint8, copy=True)
     region = _check_mask(mask, "mask", out.shape[:2])
     rgb = _check_color(color, "color")
-    _check_fraction(alpha, "alpha")
+    check_fraction(alpha, "alpha")
     if float(alpha) > 0.0:
         tint = (1.0 - float(alpha)) * out[region].astype(np.float64) + float(alpha) * np.array(
             rgb, np.float64
@@ -237,6 +245,10 @@ def draw_mask(
         )
         cv2.drawContours(out, found, -1, rgb, 1)
     return out
+
+
+_OVERLAY_OPTIONS = frozenset(inspect.signature(overlay).parameters) - {"image", "heatmap"}
+"""The keyword options :func:`save_overlay` passes on to :func:`overlay`."""
 
 
 def save_overlay(
@@ -256,13 +268,24 @@ def save_overlay(
         The path written.
 
     Raises:
-        InvalidInputError: Bad overlay arguments, or a suffix OpenCV cannot encode.
+        InvalidInputError: ``path`` is not a path, an option :func:`overlay` does not take,
+            bad overlay arguments, or a suffix OpenCV cannot encode.
         OSError: The file cannot be written.
 
     Example:
-        >>> save_overlay("gradcam.png", "xray.png", exp.heatmaps[0], alpha=0.5)  # doctest: +SKIP
+        >>> save_overlay("gradcam.png", "xray.png", exp.heatmaps[0], alpha=0.5)
         PosixPath('gradcam.png')
+        >>> cx.load_image("gradcam.png", channels=3).shape  # at the X-ray's own 64 x 64
+        (64, 64, 3)
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidInputError(f"path: expected a file path, got {describe(path)}")
+    unknown = sorted(set(overlay_kwargs) - _OVERLAY_OPTIONS)
+    if unknown:
+        raise InvalidInputError(
+            f"overlay_kwargs: unknown option(s) {', '.join(unknown)}; overlay() takes "
+            f"{', '.join(sorted(_OVERLAY_OPTIONS))}"
+        )
     target = Path(os.fspath(path))
     suffix = target.suffix.lower() or ".png"
     if not target.suffix:
@@ -276,8 +299,6 @@ def save_overlay(
         ) from err
     if not ok:
         raise InvalidInputError(f"path: OpenCV failed to encode '{target}' as '{suffix}'")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encoded.tobytes())
-    return target
+    return atomic_write_bytes(target, encoded.tobytes())
 
 

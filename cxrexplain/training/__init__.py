@@ -2,10 +2,15 @@
 
 Example:
     >>> import cxrexplain as cx
-    >>> history = cx.training.fit(model, train, val, epochs=20)  # doctest: +SKIP
-    >>> report = cx.training.evaluate(clf, test)  # doctest: +SKIP
-    >>> cx.training.threshold_for_recall(clf, val, positive="PNEUMONIA", recall=0.99)
-    ... # doctest: +SKIP
+    >>> model = cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=2, filters=(4, 8))
+    >>> history = cx.training.fit(model, train, val, epochs=2, verbose=0)
+    >>> clf = cx.Classifier(model, class_names=["NORMAL", "PNEUMONIA"])
+    >>> report = cx.training.evaluate(clf, test)
+    >>> len(history.history["loss"]), report.n
+    (2, 4)
+    >>> t = cx.training.threshold_for_recall(clf, val, positive="PNEUMONIA", recall=0.99)
+    >>> clf.threshold == t
+    True
 """
 
 from __future__ import annotations

@@ -16,9 +16,11 @@ the last epoch, ``final.weights.h5`` holds the returned weights (best epoch rest
 state is marked finished. Older snapshots are removed once the new state is written.
 
 Example:
-    >>> state = load_state("runs/cam_cnn")  # doctest: +SKIP
-    >>> state.epoch, state.finished  # doctest: +SKIP
-    (12, False)
+    >>> state = load_state("runs/cam_cnn")  # a finished run of two epochs
+    >>> state.epoch, state.snapshot, state.finished
+    (2, 'epoch_0002', True)
+    >>> sorted(p.name for p in Path("runs/cam_cnn").iterdir())
+    ['best_...npz', 'epoch_0002', 'final.weights.h5', 'log.csv', 'state.json']
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ def clear_checkpoint(directory: str | os.PathLike[str]) -> None:
     """Remove cxrexplain's checkpoint files from ``directory`` (nothing else).
 
     Example:
-        >>> clear_checkpoint("runs/cam_cnn")  # doctest: +SKIP
+        >>> clear_checkpoint("runs/cam_cnn")
+        >>> sorted(p.name for p in Path("runs/cam_cnn").iterdir()), load_state("runs/cam_cnn")
+        (['log.csv'], None)
     """
     folder = Path(os.fspath(directory))
     if not folder.is_dir():
@@ -127,7 +131,12 @@ def optimizer_values(optimizer: Any) -> list[np.ndarray]:
     """The optimizer's variables as arrays, in its own order.
 
     Example:
-        >>> len(optimizer_values(model.optimizer))  # doctest: +SKIP
+        >>> from cxrexplain.training.preparation import compile_default
+        >>> model = compile_default(cx.models.build("cam_cnn", input_shape=(32, 32, 1),
+        ...                                         num_classes=2, filters=(4, 8)))
+        >>> model.optimizer.build(model.trainable_variables)
+        >>> len(optimizer_values(model.optimizer))  # Adam: 2 + 2 per trainable weight (8)
+        18
     """
     return [np.asarray(keras.ops.convert_to_numpy(v)) for v in optimizer.variables]
 
@@ -139,7 +148,12 @@ def restore_optimizer(model: keras.Model, path: Path) -> None:
         InvalidInputError: The saved state belongs to another model or optimizer.
 
     Example:
-        >>> restore_optimizer(model, Path("run/epoch_0003/optimizer.npz"))  # doctest: +SKIP
+        >>> from cxrexplain.training.preparation import compile_default
+        >>> model = compile_default(cx.models.build("cam_cnn", input_shape=(32, 32, 1),
+        ...                                         num_classes=2, filters=(4, 8)))
+        >>> restore_optimizer(model, Path("runs/cam_cnn/epoch_0002/optimizer.npz"))
+        >>> int(model.optimizer.iterations)  # two epochs of one batch
+        2
     """
     optimizer = model.optimizer
     if not optimizer.built:
@@ -172,7 +186,15 @@ class ResumableCheckpoint(keras.callbacks.Callback):  # type: ignore[misc]
         reduce_lr: The run's learning-rate reduction callback, if any.
 
     Example:
-        >>> callback = ResumableCheckpoint("runs/x", state=None)  # doctest: +SKIP
+        >>> from cxrexplain.training.preparation import compile_default
+        >>> model = compile_default(cx.models.build("cam_cnn", input_shape=(32, 32, 1),
+        ...                                         num_classes=2, filters=(4, 8)))
+        >>> callback = ResumableCheckpoint("runs/x", state=None)
+        >>> images, labels = train
+        >>> model.fit(images, labels, epochs=1, verbose=0, callbacks=[callback]).epoch
+        [0]
+        >>> load_state("runs/x").epoch, load_state("runs/x").finished
+        (1, True)
     """
 
     def __init__(

@@ -112,9 +112,17 @@ def cross_validate(
         InvalidInputError: A bad argument, or ``results_dir`` holds results of another set-up.
 
     Example:
-        >>> result = cross_validate(build, "../shared/data/cxr", k=5, image_size=128)
-        ... # doctest: +SKIP
-        >>> result.summary()["accuracy"]  # doctest: +SKIP
+        >>> import cxrexplain as cx
+        >>> def build(setup):
+        ...     return cx.models.build("cam_cnn", input_shape=setup.input_shape,
+        ...                            num_classes=setup.num_classes, filters=(4, 8))
+        >>> result = cross_validate(build, "cxr", k=3, image_size=32, epochs=1,
+        ...                         folds=[0], validation_fraction=None)  # a smoke test
+        >>> result.k, len(result.folds), result.folds[0].report.n
+        (3, 1, 5)
+        >>> mean, sd = result.summary()["accuracy"]
+        >>> 0.0 <= mean <= 1.0, sd  # one fold: no spread
+        (True, nan)
     """
     files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
     splits = k_folds(files, k, seed)

@@ -6,8 +6,10 @@
   deviation, the pooled report, and text / Markdown / JSON renderings.
 
 Example:
-    >>> result.summary()["accuracy"]  # doctest: +SKIP
-    (0.951, 0.012)
+    >>> result.k, len(result.folds), result.class_names  # a two-fold result
+    (2, 2, ('COVID', 'NORMAL', 'PNEUMONIA'))
+    >>> result.summary()["accuracy"]  # mean and sample standard deviation
+    (0.75, 0.0707...)
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ class FoldSetup:
     Example:
         >>> def build(setup: FoldSetup):
         ...     return cx.models.build("cam_cnn", input_shape=setup.input_shape,
-        ...                            num_classes=setup.num_classes)  # doctest: +SKIP
+        ...                            num_classes=setup.num_classes)
+        >>> setup = FoldSetup(fold=0, k=5, input_shape=(64, 64, 1), num_classes=3,
+        ...                   class_names=("COVID", "NORMAL", "PNEUMONIA"), train_size=80,
+        ...                   steps_per_epoch=3, epochs=30)
+        >>> build(setup).output_shape
+        (None, 3)
     """
 
     fold: int
@@ -70,7 +77,9 @@ class FoldResult:
             passes and callbacks included); NaN when nothing was trained in the session.
 
     Example:
-        >>> result.folds[0].report.accuracy  # doctest: +SKIP
+        >>> fold = result.folds[0]
+        >>> fold.fold, fold.epochs, fold.report.accuracy
+        (0, 3, 0.7)
     """
 
     fold: int
@@ -84,8 +93,10 @@ class FoldResult:
         """JSON-ready dict (the report keeps its labels and probabilities).
 
         Example:
-            >>> FoldResult.from_dict(fold.to_dict()).epochs == fold.epochs  # doctest: +SKIP
+            >>> FoldResult.from_dict(fold.to_dict()).epochs == fold.epochs
             True
+            >>> sorted(fold.to_dict())
+            ['epochs', 'fit_seconds', 'fold', 'images_per_second', 'report', 'train_images']
         """
         return {
             "fold": self.fold,
@@ -101,7 +112,9 @@ class FoldResult:
         """Rebuild from :meth:`to_dict` output.
 
         Example:
-            >>> FoldResult.from_dict(json.loads(text)["result"])  # doctest: +SKIP
+            >>> text = json.dumps(fold.to_dict())
+            >>> FoldResult.from_dict(json.loads(text)).report.accuracy == fold.report.accuracy
+            True
         """
         speed = data.get("images_per_second")
         return cls(int(data["fold"]), EvaluationReport.from_dict(data["report"]),
@@ -120,8 +133,8 @@ class CrossValidationResult:
             folds were asked for).
 
     Example:
-        >>> result.summary()["accuracy"]  # doctest: +SKIP
-        (0.951, 0.012)
+        >>> result.summary()["accuracy"]
+        (0.75, 0.0707...)
     """
 
     folds: tuple[FoldResult, ...]
@@ -132,8 +145,8 @@ class CrossValidationResult:
         """One value of ``metric`` (a key of :meth:`EvaluationReport.metrics`) per fold.
 
         Example:
-            >>> result.values("sensitivity/COVID")  # doctest: +SKIP
-            array([0.95, 1.  , 0.9 , 1.  , 0.95])
+            >>> result.values("accuracy"), result.values("sensitivity/COVID")
+            (array([0.7, 0.8]), array([0.5, 0.5]))
         """
         try:
             return np.array([f.report.metrics()[metric] for f in self.folds], dtype=np.float64)
@@ -145,7 +158,9 @@ class CrossValidationResult:
         """Every metric's mean and sample standard deviation (n - 1; NaN for one fold).
 
         Example:
-            >>> mean, sd = result.summary()["auc/COVID"]  # doctest: +SKIP
+            >>> mean, sd = result.summary()["auc/COVID"]
+            >>> round(mean, 4), sd
+            (0.9688, 0.0)
         """
         if not self.folds:
             return {}
@@ -162,8 +177,8 @@ class CrossValidationResult:
         """One report over every held-out image of every fold (confusion matrices summed).
 
         Example:
-            >>> result.pooled().n  # doctest: +SKIP
-            886
+            >>> result.pooled().n, result.pooled().accuracy  # the 10 + 10 held-out images
+            (20, 0.75)
         """
         if not self.folds:
             raise InvalidInputError("result: no folds")
@@ -183,8 +198,8 @@ class CrossValidationResult:
         """JSON-ready: the summary and the folds.
 
         Example:
-            >>> result.to_dict()["summary"]["accuracy"]  # doctest: +SKIP
-            [0.951, 0.012]
+            >>> result.to_dict()["summary"]["accuracy"]
+            [0.75, 0.0707...]
         """
         return {
             "k": self.k,
@@ -198,7 +213,10 @@ class CrossValidationResult:
         """:meth:`to_dict` as JSON.
 
         Example:
-            >>> Path("cv.json").write_text(result.to_json())  # doctest: +SKIP
+            >>> from pathlib import Path
+            >>> _ = Path("cv.json").write_text(result.to_json())
+            >>> json.loads(Path("cv.json").read_text())["k"]
+            2
         """
         return json.dumps(self.to_dict(), indent=indent)
 
@@ -218,7 +236,12 @@ class CrossValidationResult:
         """Mean ± sd of every metric with the per-fold values.
 
         Example:
-            >>> print(result.to_text())  # doctest: +SKIP
+            >>> print(result.to_text())
+            2 of 2 folds; classes COVID, NORMAL, PNEUMONIA
+            accuracy               0.7500 ± 0.0707    [0.7000, 0.8000]
+            balanced_accuracy      0.7083 ± 0.0589    [0.6667, 0.7500]
+            ...
+            auc/PNEUMONIA          0.8646 ± 0.0737    [0.8125, 0.9167]
         """
         rows = self._lines(self._metric_names())
         width = max(len(r[0]) for r in rows) if rows else 6
@@ -229,7 +252,11 @@ class CrossValidationResult:
         """A Markdown table: metric, mean ± sd, per-fold values.
 
         Example:
-            >>> print(result.to_markdown())  # doctest: +SKIP
+            >>> print(result.to_markdown())
+            | metric | mean ± sd | per fold |
+            |---|---:|---|
+            | accuracy | 0.7500 ± 0.0707 | 0.7000, 0.8000 |
+            ...
         """
         rows = [list(row) for row in self._lines(self._metric_names())]
         return markdown_table(["metric", "mean ± sd", "per fold"], rows,

@@ -29,9 +29,13 @@ fits its head, and accuracy.
 
 Example:
     >>> import cxrexplain as cx
-    >>> model = cx.models.build("cam_cnn", input_shape=(224, 224, 1), num_classes=2)
-    >>> history = cx.training.fit(model, train, val, epochs=20,
-    ...                           checkpoint_dir="runs/cam_cnn", resume=True)  # doctest: +SKIP
+    >>> model = cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=2, filters=(4, 8))
+    >>> history = cx.training.fit(model, train, val, epochs=2, verbose=0,
+    ...                           checkpoint_dir="runs/cam_cnn", resume=True)
+    >>> history = cx.training.fit(model, train, val, epochs=3, verbose=0,  # one epoch more
+    ...                           checkpoint_dir="runs/cam_cnn", resume=True)
+    >>> history.epoch, len(history.history["val_loss"])
+    ([0, 1, 2], 3)
 """
 
 from __future__ import annotations
@@ -47,7 +51,8 @@ import keras
 import tensorflow as tf
 
 from cxrexplain._checks import check_int, check_number
-from cxrexplain.errors import InvalidInputError
+from cxrexplain.errors import InvalidInputError, ModelStructureError
+from cxrexplain.models.losses import head_of
 from cxrexplain.training.checkpoint import (
     FINAL_WEIGHTS,
     ResumableCheckpoint,
@@ -56,6 +61,7 @@ from cxrexplain.training.checkpoint import (
     load_state,
     restore_optimizer,
 )
+from cxrexplain.training.predictions import check_class_count
 from cxrexplain.training.preparation import (
     as_dataset,
     has_gpu,
@@ -127,13 +133,20 @@ def fit(
         epoch since the start.
 
     Raises:
-        InvalidInputError: A bad argument, ``resume=True`` without ``checkpoint_dir``, or a
-            checkpoint that does not fit the model.
+        InvalidInputError: A bad argument, ``resume=True`` without ``checkpoint_dir``, a
+            checkpoint that does not fit the model, or ``train``/``val`` data whose number of
+            classes differs from the model's outputs (the message names both counts and the
+            data set's class names; a one-unit sigmoid model has two classes).
 
     Example:
-        >>> history = fit(model, train, val, epochs=2)  # doctest: +SKIP
-        >>> history.history["loss"]  # doctest: +SKIP
-        [0.69, 0.61]
+        >>> import cxrexplain as cx
+        >>> model = cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=2,
+        ...                         filters=(4, 8))
+        >>> history = fit(model, train, val, epochs=2, verbose=0)
+        >>> sorted(history.history), len(history.history["loss"])
+        (['accuracy', 'learning_rate', 'loss', 'val_accuracy', 'val_loss'], 2)
+        >>> type(model.optimizer).__name__  # an uncompiled model gets Adam
+        'Adam'
     """
     if not isinstance(model, keras.Model):
         raise InvalidInputError(f"model: expected a keras.Model, got {type(model).__name__}")
@@ -150,6 +163,7 @@ def fit(
         raise InvalidInputError(
             f"strategy: expected a tf.distribute.Strategy, got {type(strategy).__name__}"
         )
+    _check_classes(model, train, val)
     if seed is not None:
         check_int(seed, "seed", minimum=0)
         keras.utils.set_random_seed(seed)
@@ -221,6 +235,25 @@ def fit(
 
 
 # ------------------------------------------------------------------------------- helpers
+def _check_classes(model: keras.Model, train: Any, val: Any) -> None:
+    """Refuse data of another number of classes than the model's, before any training.
+
+    A model whose output cannot be read yet (a subclassed model not built) is not checked
+    here; Keras reports a mismatch on the first batch.
+    """
+    try:
+        units, activation = head_of(model)
+    except ModelStructureError:
+        return
+    classes = 2 if units == 1 else units
+    multilabel = activation == "sigmoid" and units > 1
+    outputs = f"one {activation} output" if units == 1 else f"{units} {activation} outputs"
+    described = f"the model '{model.name}' ({outputs})"
+    for name, data in (("train", train), ("val", val)):
+        if data is not None:
+            check_class_count(data, name, classes, model=described, multilabel=multilabel)
+
+
 def _flag(value: bool | str, name: str, gpu: bool) -> bool:
     if value == "auto":
         return gpu

@@ -7,7 +7,9 @@ a ``(images, labels)`` tuple, where ``images`` is anything
 class indices (``(N,)`` or ``(N, 1)``) or one-hot rows ``(N, K)``.
 
 Example:
-    >>> probabilities, labels = collect(clf, (images, labels))  # doctest: +SKIP
+    >>> probabilities, labels = collect(clf, (images, labels))  # (N, H, W, C) and (N,) arrays
+    >>> probabilities.shape, labels.tolist()
+    ((4, 2), [0, 1, 0, 1])
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tensorflow as tf
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
-__all__ = ["collect", "labels_of"]
+__all__ = ["check_class_count", "collect", "labels_of"]
 
 
 def collect(
@@ -40,7 +42,11 @@ def collect(
         ModelStructureError: A multi-label classifier (one sigmoid per finding).
 
     Example:
-        >>> probabilities, labels = collect(clf, val)  # doctest: +SKIP
+        >>> import cxrexplain as cx
+        >>> ds = cx.data.image_folder("chest_xray", image_size=32, subset="test")
+        >>> probabilities, labels = collect(clf, ds)
+        >>> probabilities.shape, probabilities.dtype, labels.tolist()
+        ((4, 2), dtype('float32'), [0, 0, 1, 1])
     """
     if not isinstance(classifier, Classifier):
         raise InvalidInputError(
@@ -52,6 +58,8 @@ def collect(
             "classifier: a multi-label model (one sigmoid per finding) has no single true "
             "class per image; evaluate each finding separately"
         )
+    check_class_count(data, "data", classifier.num_classes,
+                      model=f"the classifier ({_listed(classifier.class_names)})")
     _check_class_names(classifier, getattr(data, "class_names", None))
     chunks: list[np.ndarray] = []
     truth: list[np.ndarray] = []
@@ -70,8 +78,8 @@ def collect(
                                                    batch_size=batch_size))
     elif isinstance(data, (tuple, list)) and len(data) == 2:
         images, labels = data
+        truth.append(labels_of(labels, classifier.num_classes))  # before the forward pass
         chunks.append(classifier.predict_proba(images, batch_size=batch_size))
-        truth.append(labels_of(labels, classifier.num_classes))
     else:
         raise InvalidInputError(
             "data: expected a tf.data.Dataset of (images, labels) batches or an "
@@ -116,6 +124,94 @@ def labels_of(values: Any, num_classes: int) -> np.ndarray:
             f"{labels.min()}..{labels.max()}"
         )
     return labels
+
+
+def check_class_count(data: Any, name: str, num_classes: int, *, model: str,
+                      multilabel: bool = False) -> None:
+    """Refuse data whose classes do not fit a model with ``num_classes`` classes.
+
+    Read without decoding an image: the data set's ``class_names`` (what
+    :func:`cxrexplain.data.image_folder` attaches), else its ``labels`` attribute or the
+    labels of an ``(images, labels)`` tuple (a class index >= ``num_classes``, or one-hot rows
+    of another width), else the width of a dataset's one-hot labels (its ``element_spec``).
+    Data that tells none of these passes. A one-unit sigmoid model has two classes.
+
+    Args:
+        data: A ``tf.data.Dataset`` or an ``(images, labels)`` tuple (anything else passes;
+            the caller checks its form).
+        name: The argument's name, for the message (``"train"``, ``"data"``).
+        num_classes: The model's number of classes.
+        model: What has ``num_classes`` classes, for the message (``"the model (2 softmax
+            outputs)"``).
+        multilabel: A multi-label head (one sigmoid per finding): class indices are not
+            checked, only the number of class names and the width of the label rows.
+
+    Raises:
+        InvalidInputError: The counts differ; the message gives both and the class names.
+
+    Example:
+        >>> check_class_count((np.zeros((2, 8, 8, 1)), [0, 2]), "train", 2,
+        ...                   model="the model (2 softmax outputs)")
+        Traceback (most recent call last):
+        ...
+        cxrexplain.errors.InvalidInputError: train: its labels go up to class index 2 (at least 3 classes) but the model (2 softmax outputs) has 2 classes; build the model with num_classes=3, or give labels in 0..1
+    """  # noqa: E501
+    fix = f"build the model with num_classes={{count}}, or give data of {num_classes} classes"
+    names = getattr(data, "class_names", None)
+    if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
+        if len(names) != num_classes:
+            raise InvalidInputError(
+                f"{name}: the data set has {len(names)} classes ({_listed(names)}) but "
+                f"{model} has {num_classes} classes; " + fix.format(count=len(names))
+            )
+        return
+    labels: Any = getattr(data, "labels", None)
+    if labels is None and isinstance(data, (tuple, list)) and len(data) == 2:
+        labels = data[1]
+    if labels is not None and not isinstance(labels, tf.data.Dataset):
+        _check_label_values(labels, name, num_classes, model, multilabel=multilabel)
+        return
+    spec = getattr(data, "element_spec", None)
+    if isinstance(spec, (tuple, list)) and len(spec) >= 2:
+        shape = getattr(spec[1], "shape", None)
+        width = None if shape is None or shape.rank != 2 else shape[-1]
+        if width is not None and width > 1 and width != num_classes:
+            raise InvalidInputError(
+                f"{name}: its labels are one-hot rows of {width} classes but {model} has "
+                f"{num_classes} classes; " + fix.format(count=width)
+            )
+
+
+def _check_label_values(labels: Any, name: str, num_classes: int, model: str, *,
+                        multilabel: bool) -> None:
+    try:
+        values = np.asarray(labels)
+    except (ValueError, TypeError):
+        return  # ragged: the caller's own checks word it
+    if values.size == 0 or not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+        return
+    if values.ndim == 2 and values.shape[1] > 1:
+        if values.shape[1] != num_classes:
+            raise InvalidInputError(
+                f"{name}: its labels are rows of {values.shape[1]} classes (shape "
+                f"{values.shape}) but {model} has {num_classes} classes; build the model "
+                f"with num_classes={values.shape[1]}, or give data of {num_classes} classes"
+            )
+        return
+    if multilabel or not np.isfinite(values).all():
+        return
+    top = int(np.max(values))
+    if top >= num_classes:
+        raise InvalidInputError(
+            f"{name}: its labels go up to class index {top} (at least {top + 1} classes) but "
+            f"{model} has {num_classes} classes; build the model with num_classes={top + 1}, "
+            f"or give labels in 0..{num_classes - 1}"
+        )
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(str(n) for n in list(names)[:10])
+    return shown + (f", ... {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def _check_class_names(classifier: Classifier, names: Sequence[str] | None) -> None:

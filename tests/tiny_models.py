@@ -1,0 +1,148 @@
+"""The small Keras models (and random inputs for them) that the tests classify and explain.
+
+A plain module, imported as ``from tiny_models import ...`` (pytest puts ``tests/`` on
+``sys.path``, as for ``api_snapshot``). Every builder seeds Keras itself, so a model's weights
+depend only on its arguments; the numbers the tests assert were computed with these seeds.
+Models whose architecture is the point of one test (a Lambda layer, two outputs, no conv
+layer, ...) are written in that test instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from cxrexplain import models
+
+
+def random_images(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """``n`` float32 images of uniform noise in [0, 1), shape ``(n, size, size, channels)``."""
+    return np.random.default_rng(seed).random((n, size, size, channels)).astype(np.float32)
+
+
+def conv_gap_dense(
+    units: int = 2,
+    activation: str | None = "softmax",
+    *,
+    size: int = 24,
+    channels: int = 1,
+    filters: Sequence[int] = (4,),
+    padding: str = "valid",
+    pool: bool = False,
+    last_conv: str | None = None,
+    dropout: float = 0.0,
+    head_dtype: str | None = None,
+    seed: int = 0,
+) -> keras.Sequential:
+    """Input -> one ReLU ``Conv2D(f, 3)`` per entry of ``filters`` (``MaxPooling2D`` between
+    them if ``pool``; the last one named ``last_conv`` if given) -> GlobalAveragePooling2D
+    [-> Dropout] -> ``Dense(units, activation)``: the head CAM needs."""
+    keras.utils.set_random_seed(seed)
+    layers: list[Any] = [keras.Input((size, size, channels))]
+    for i, count in enumerate(filters):
+        if i and pool:
+            layers.append(keras.layers.MaxPooling2D())
+        name = last_conv if i == len(filters) - 1 else None
+        layers.append(keras.layers.Conv2D(count, 3, padding=padding, activation="relu",
+                                          name=name))
+    layers.append(keras.layers.GlobalAveragePooling2D())
+    if dropout:
+        layers.append(keras.layers.Dropout(dropout))
+    layers.append(keras.layers.Dense(units, activation=activation, dtype=head_dtype))
+    return keras.Sequential(layers)
+
+
+def cam_model(units: int = 3, activation: str | None = "softmax", *, size: int = 16,
+              channels: int = 1, head_dtype: str | None = None) -> keras.Sequential:
+    """Conv 6 -> MaxPool -> Conv 8 ``last_conv`` -> GAP -> Dropout 0.3 -> Dense (seed 4)."""
+    return conv_gap_dense(units, activation, size=size, channels=channels, filters=(6, 8),
+                          padding="same", pool=True, last_conv="last_conv", dropout=0.3,
+                          head_dtype=head_dtype, seed=4)
+
+
+def two_conv_model(units: int = 3, activation: str = "softmax", size: int = 16) -> keras.Model:
+    """Input -> conv ``target`` -> ``pool`` -> conv ``after`` -> ``gap`` -> Dense ``head``
+    (seed 3): the gradients at ``target`` vary over space."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((size, size, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="tanh", name="after")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(units, activation=activation, name="head")(x)
+    return keras.Model(inputs, outputs)
+
+
+def nested_vgg16() -> keras.Sequential:
+    """VGG16 (``weights=None``, 32x32x3) as one layer ``vgg16`` of a Sequential, GAP, Dense 2.
+
+    Not seeded: the caller seeds when the weights matter."""
+    backbone = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
+    return keras.Sequential([keras.Input((32, 32, 3)), backbone,
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(2, activation="softmax")])
+
+
+def functional_with_backbone() -> keras.Model:
+    """Gray 16x16 input tripled to RGB inside the model -> functional ``backbone``
+    (``b_conv1``, ``b_conv2``) -> GAP -> Dropout -> Dense 3. Not seeded."""
+    inner_in = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="b_conv2")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Concatenate()([inputs, inputs, inputs])  # gray -> RGB inside the model
+    x = backbone(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+
+
+class TinySubclassed(keras.Model):
+    """conv1 (4) -> conv2 (6) -> GAP -> Dense 3, as a subclassed model (no layer graph)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = keras.layers.Conv2D(4, 3, padding="same", activation="relu")
+        self.conv2 = keras.layers.Conv2D(6, 3, padding="same", activation="relu")
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.head = keras.layers.Dense(3, activation="softmax")
+
+    def call(self, x: Any) -> Any:
+        return self.head(self.pool(self.conv2(self.conv1(x))))
+
+
+def subclassed() -> TinySubclassed:
+    """A :class:`TinySubclassed` built on a 16x16x1 input. Not seeded."""
+    model = TinySubclassed()
+    model(np.zeros((1, 16, 16, 1), np.float32))
+    return model
+
+
+def adapted_backbone() -> keras.Sequential:
+    """16x16x1 -> 1x1 conv ``adapt`` (3 maps) -> functional ``backbone`` (``b_conv1`` 4 maps,
+    ``b_conv2`` 6, valid padding, no activation) -> ``gap`` -> Dense ``head`` 2. Not seeded."""
+    backbone_in = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, name="b_conv1")(backbone_in)
+    x = keras.layers.Conv2D(6, 3, name="b_conv2")(x)
+    backbone = keras.Model(backbone_in, x, name="backbone")
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 1)),
+            keras.layers.Conv2D(3, 1, name="adapt"),
+            backbone,
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(2, activation="softmax", name="head"),
+        ]
+    )
+
+
+def small_cam_cnn(num_classes: int = 2, *, size: int = 24, dropout: float = 0.0
+                  ) -> keras.Model:
+    """cxrexplain's own ``cam_cnn`` with filters (8, 16) on ``size`` x ``size`` x 1 (seed 1)."""
+    keras.utils.set_random_seed(1)
+    return models.build("cam_cnn", input_shape=(size, size, 1), num_classes=num_classes,
+                        filters=(8, 16), dropout=dropout)
