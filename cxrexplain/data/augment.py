@@ -22,6 +22,7 @@ from dataclasses import dataclass, fields
 
 import keras
 
+from cxrexplain._checks import check_number
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["Augmentation"]
@@ -61,11 +62,7 @@ class Augmentation:
                     raise InvalidInputError(f"flip: expected True or False, got {value!r}")
                 continue
             limit = limits[field.name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                    not 0.0 <= value <= limit:
-                raise InvalidInputError(
-                    f"{field.name}: expected a number in [0, {limit}], got {value!r}"
-                )
+            check_number(value, field.name, low=0.0, high=limit)
 
     def layers(self, seed: int | None = None) -> keras.Sequential:
         """The transform as a ``keras.Sequential`` of random preprocessing layers.

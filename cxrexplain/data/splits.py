@@ -120,8 +120,7 @@ def k_folds(
         >>> [len(f.test) for f in folds]
         [4, 4, 4, 3]
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise InvalidInputError(f"k: expected a whole number of folds >= 2, got {k!r}")
+    check_int(k, "k", minimum=2)
     files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
     counts = files.counts()
     small = {name: n for name, n in counts.items() if n < k}
