@@ -12,8 +12,9 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain import data, metrics, models, synthetic, training
+from cxrexplain import data, lungs, metrics, models, synthetic, training
 from cxrexplain._version import __version__
+from cxrexplain.audit import AuditReport, AuditRule, audit
 from cxrexplain.classifier import Classifier, Prediction
 from cxrexplain.errors import (
     CxrExplainError,
@@ -49,6 +50,8 @@ from cxrexplain.overlay import (
 )
 
 __all__ = [
+    "AuditReport",
+    "AuditRule",
     "CAM",
     "Classifier",
     "CxrExplainError",
@@ -67,6 +70,7 @@ __all__ = [
     "Prediction",
     "ScoreCAM",
     "__version__",
+    "audit",
     "colorize",
     "data",
     "draw_box",
@@ -76,6 +80,7 @@ __all__ = [
     "get_explainer",
     "load_image",
     "load_images",
+    "lungs",
     "metrics",
     "models",
     "overlay",

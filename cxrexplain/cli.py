@@ -1,7 +1,8 @@
-"""The ``cxrexplain`` command: ``demo``, ``train``, ``predict``, ``explain``, ``evaluate``.
+"""The ``cxrexplain`` command: ``demo``, ``train``, ``predict``, ``explain``, ``evaluate``,
+``audit``, ``lungs train``.
 
 Exit codes: 0 success, 2 usage error, 1 a :class:`~cxrexplain.CxrExplainError` (its one-line
-message, no traceback unless ``--debug``).
+message, no traceback unless ``--debug``), 3 ``audit`` flagged the model.
 
 Example:
     >>> from cxrexplain.cli import main
@@ -103,6 +104,47 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
     evaluate.add_argument("--format", choices=["markdown", "json"], default="markdown")
     evaluate.set_defaults(run=_evaluate)
+
+    audit = commands.add_parser(
+        "audit", help="where the model looks across a data set, against the lungs; exit "
+        "code 3 when flagged")
+    audit.add_argument("model", type=Path, help="a .keras classifier saved by cxrexplain")
+    audit.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    audit.add_argument("--lungs", type=Path, required=True,
+                       help="a lungs .keras file (cxrexplain lungs train) or a folder of masks "
+                       "named like the images")
+    audit.add_argument("--out", type=Path, required=True,
+                       help="output folder: index.html, audit.csv, audit.json")
+    audit.add_argument("--groups", choices=["folder"],
+                       help="also summarise per parent folder (one per hospital or source)")
+    audit.add_argument("--method", default="gradcam", help="explainer name (default: gradcam)")
+    audit.add_argument("--target", help="class name or index to explain (default: predicted)")
+    audit.add_argument("--batch-size", type=int, default=32)
+    audit.add_argument("--resume", action="store_true",
+                       help="keep the films already in OUT/audit.csv and audit the rest")
+    audit.add_argument("--no-progress", action="store_true")
+    audit.set_defaults(run=_audit)
+
+    lungs = commands.add_parser("lungs", help="lung segmentation: lungs train")
+    lung_commands = lungs.add_subparsers(dest="lungs_command", metavar="COMMAND",
+                                         required=True)
+    lungs_train = lung_commands.add_parser(
+        "train", help="train a lung U-Net on films and their lung masks")
+    lungs_train.add_argument("--images", type=Path, required=True, help="folder of films")
+    lungs_train.add_argument("--masks", type=Path, required=True,
+                             help="folder of binary masks (255 or 1 = lung), matched to the "
+                             "films by relative path or file name")
+    lungs_train.add_argument("--out", type=Path, required=True,
+                             help="where to save the segmenter (.keras)")
+    lungs_train.add_argument("--image-size", type=int, default=256)
+    lungs_train.add_argument("--epochs", type=int, help="default: about 3,200 films shown")
+    lungs_train.add_argument("--validation-split", type=float, default=0.2)
+    lungs_train.add_argument("--seed", type=int, default=0)
+    lungs_train.add_argument("--checkpoint-dir", type=Path,
+                             help="checkpoint folder (default: OUT without .keras + '-ckpt')")
+    lungs_train.add_argument("--resume", action="store_true",
+                             help="continue an interrupted run from its checkpoint")
+    lungs_train.set_defaults(run=_lungs_train)
     return parser
 
 
@@ -233,6 +275,43 @@ def _evaluate(args: argparse.Namespace) -> int:
                                 boxes=scaled_boxes, masks=masks, steps=args.steps,
                                 progress=args.format == "markdown")
     print(table.to_json() if args.format == "json" else table.to_markdown())
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from cxrexplain.audit_command import FLAGGED_EXIT_CODE, audit_to_folder
+    from cxrexplain.io import find_images
+
+    classifier = _load(args.model)
+    if not args.lungs.exists():
+        raise InvalidInputError(f"--lungs: no such file or folder '{args.lungs}'")
+    report = audit_to_folder(
+        classifier, find_images(args.images), args.lungs, args.out, method=args.method,
+        target=_target(args.target), groups=args.groups, batch_size=args.batch_size,
+        resume=args.resume, progress=not args.no_progress,
+    )
+    verdict = "FLAGGED" if report.flagged else "not flagged"
+    print(f"{verdict}: {report.reason}")
+    print(f"wrote {args.out / 'index.html'}, {args.out / 'audit.csv'}, "
+          f"{args.out / 'audit.json'}")
+    return FLAGGED_EXIT_CODE if report.flagged else 0
+
+
+def _lungs_train(args: argparse.Namespace) -> int:
+    from cxrexplain.io import find_images
+    from cxrexplain.lungs import match_masks, train
+
+    if args.out.suffix != ".keras":
+        raise InvalidInputError(f"--out: expected a file name ending in .keras, got '{args.out}'")
+    images = find_images(args.images)
+    masks = match_masks(images, args.masks, image_root=args.images)
+    checkpoint = args.checkpoint_dir or args.out.with_name(args.out.stem + "-ckpt")
+    segmenter = train(images, masks, image_size=args.image_size, epochs=args.epochs,
+                      validation_split=args.validation_split, seed=args.seed,
+                      checkpoint_dir=checkpoint, resume=args.resume, verbose=2)
+    path = segmenter.save(args.out)
+    print(f"wrote {path} (input {segmenter.input_size[0]}x{segmenter.input_size[1]}, "
+          f"{len(images)} films)")
     return 0
 
 

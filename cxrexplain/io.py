@@ -809,3 +809,30 @@ def _load_array_batch(
             return batch.astype(np.float32, copy=False)
     return load_images(list(batch), size=target, channels=channels)
 
+
+def count_chunk(chunk: Any) -> int:
+    """The number of images in a chunk from :func:`iter_chunks`."""
+    return len(chunk)
+
+
+def iter_chunks(images: ImageSource | Iterable[ImageSource], size: int) -> Iterator[Any]:
+    """Split the input into chunks of at most ``size`` images without loading them all."""
+    if isinstance(images, np.ndarray):
+        if images.ndim == 4:
+            if images.shape[0] == 0:
+                raise InvalidInputError("images: the batch is empty; give at least one image")
+            for start in range(0, images.shape[0], size):
+                yield images[start : start + size]
+            return
+        yield [images]
+        return
+    if isinstance(images, (str, bytes, bytearray, memoryview)) or not isinstance(
+        images, Iterable
+    ):
+        yield [images]
+        return
+    items = list(images)
+    if not items:
+        raise InvalidInputError("images: the batch is empty; give at least one image")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -41,7 +41,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers, intercept
 from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
-from cxrexplain.io import ImageSource
+from cxrexplain.io import ImageSource, count_chunk, iter_chunks
 
 __all__ = ["Explainer", "Explanation", "Targets"]
 
@@ -199,8 +199,8 @@ class Explainer:
             True
         """
         check_int(batch_size, "batch_size")
-        chunks = list(_chunks(images, batch_size))
-        total = sum(_count(chunk) for chunk in chunks)
+        chunks = list(iter_chunks(images, batch_size))
+        total = sum(count_chunk(chunk) for chunk in chunks)
         wanted = self._resolve_targets(targets, total)
         bar = keras.utils.Progbar(total, unit_name="image") if progress else None
         # the outputs are allocated once, after the first batch, and each batch is written into
@@ -422,30 +422,3 @@ def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
 def _finish_maps(maps: tf.Tensor, size: Any) -> dict[str, tf.Tensor]:
     raw = tf.nn.relu(maps)
     return {"heatmaps": upsample_and_normalise(raw, size), "raw": raw}
-
-
-def _count(chunk: Any) -> int:
-    return len(chunk)
-
-
-def _chunks(images: ImageSource | Iterable[ImageSource], size: int) -> Iterator[Any]:
-    """Split the input into chunks of at most ``size`` images without loading them all."""
-    if isinstance(images, np.ndarray):
-        if images.ndim == 4:
-            if images.shape[0] == 0:
-                raise InvalidInputError("images: the batch is empty; give at least one image")
-            for start in range(0, images.shape[0], size):
-                yield images[start : start + size]
-            return
-        yield [images]
-        return
-    if isinstance(images, (str, bytes, bytearray, memoryview)) or not isinstance(
-        images, Iterable
-    ):
-        yield [images]
-        return
-    items = list(images)
-    if not items:
-        raise InvalidInputError("images: the batch is empty; give at least one image")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -17,6 +17,7 @@ name                   architecture                                             
 ``mobilenet_v2``       seed 4: backbone -> GAP -> Dropout -> Dense                  2 softmax
 ``densenet121``        CheXNet: backbone -> GAP -> Dropout -> Dense                 1 sigmoid
 ``vgg19_finetune``     seed 5: VGG19 with block5 trainable -> GAP -> Dense          1 sigmoid
+``lung_unet``          U-Net, 4 down / 4 up, sigmoid lung mask (no classes)        mask
 =====================  ==========================================================  =========
 
 Example:
@@ -29,6 +30,7 @@ Example:
 from __future__ import annotations
 
 from cxrexplain.models import cam_cnn as _cam_cnn
+from cxrexplain.models import lung_unet as _lung_unet
 from cxrexplain.models import seed_cnns as _seed_cnns
 from cxrexplain.models import seed_dense as _seed_dense
 from cxrexplain.models import transfer as _transfer
@@ -45,7 +47,7 @@ from cxrexplain.models.losses import SmoothedSparseCategoricalCrossentropy, loss
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 from cxrexplain.models.registry import ModelInfo, available, build, dtype_policy_scope
 
-del _cam_cnn, _seed_cnns, _seed_dense, _transfer  # imported to register their builders
+del _cam_cnn, _lung_unet, _seed_cnns, _seed_dense, _transfer  # imported to register their builders
 
 __all__ = [
     "DilatedMaxPooling2D",

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from cxrexplain._checks import first_line
+from cxrexplain._checks import check_int, first_line
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
 from cxrexplain.models._common import check_input_shape, check_num_classes
 
@@ -50,7 +50,8 @@ class ModelInfo:
         description: One line on the architecture.
         source: The seed project (or paper) the builder follows (its provenance; not a
             random seed). ``seed`` is a deprecated alias.
-        head: ``"sigmoid"`` when ``num_classes=2`` gives one sigmoid unit, else ``"softmax"``.
+        head: ``"sigmoid"`` when ``num_classes=2`` gives one sigmoid unit, ``"softmax"`` when
+            it gives two softmax units, ``"mask"`` for a segmenter (a sigmoid per pixel).
         min_size: The smallest height/width the builder takes with its default options.
         transfer: Whether it wraps a Keras Applications backbone (``weights="imagenet"``,
             ``freeze=`` and ``trainable_from=`` apply).
@@ -100,7 +101,7 @@ def register(
         name: Registry name.
         description: One line on the architecture.
         source: The seed project (or paper) it follows.
-        head: ``"sigmoid"`` or ``"softmax"`` (what ``num_classes=2`` gives).
+        head: ``"sigmoid"`` or ``"softmax"`` (what ``num_classes=2`` gives), or ``"mask"``.
         min_size: Smallest height/width with default options.
         transfer: Whether the builder takes ``weights="imagenet"`` itself.
         seed: Deprecated alias of ``source``.
@@ -207,7 +208,7 @@ def build(
     name: str,
     *,
     input_shape: Sequence[int],
-    num_classes: int,
+    num_classes: int | None = None,
     weights: str | os.PathLike[str] | None = None,
     mixed_precision: bool = False,
     **options: Any,
@@ -219,8 +220,10 @@ def build(
         input_shape: ``(height, width, channels)``, 1 (gray) or 3 channels. Images are
             float32 in [0, 1]; transfer builders adapt gray input and do their backbone's
             preprocessing inside the model.
-        num_classes: Number of classes, >= 2. Whether two classes give one sigmoid unit or
-            two softmax units depends on the builder (see :func:`available`, ``head``).
+        num_classes: Number of classes, >= 2; required for classifiers. Whether two classes
+            give one sigmoid unit or two softmax units depends on the builder (see
+            :func:`available`, ``head``). Mask builders (``head="mask"``, such as
+            ``lung_unet``) take the number of mask channels instead, 1 by default.
         weights: ``None`` (random initialisation, the default: nothing is downloaded),
             ``"imagenet"`` (transfer builders only; Keras downloads the backbone weights), or
             the path of a local weights file: a whole-model weights file
@@ -257,7 +260,14 @@ def build(
             f"{listed}"
         )
     shape = check_input_shape(name, input_shape, min_size=info.min_size)
-    classes = check_num_classes(num_classes)
+    if info.head == "mask":
+        classes = 1 if num_classes is None else check_int(num_classes, "num_classes")
+    elif num_classes is None:
+        raise InvalidInputError(
+            f"num_classes: {name} is a classifier; pass num_classes= (2 or more)"
+        )
+    else:
+        classes = check_num_classes(num_classes)
     weights_file = _check_weights(name, weights, transfer=info.transfer)
     builder_weights: Any = None
     if info.transfer:

@@ -1,0 +1,32 @@
+"""The data-set audit: where a classifier's evidence lies, against the lungs, film by film.
+
+``cx.audit(classifier, images, lungs=...)`` explains every film (one compiled pass per
+batch), measures each map's share inside the lungs and in the border band, summarises them
+per class and per group, and flags a model whose evidence for a finding lies mostly outside
+the lungs: the shortcut (burnt-in markers, borders, tubes) that DeGrave et al. (Nature Machine
+Intelligence 2021) found in COVID-19 classifiers.
+
+Example:
+    >>> import cxrexplain as cx
+    >>> rep = cx.audit(clf, data.images, lungs=data.lung_masks)
+    >>> [row["name"] for row in rep.summary]
+    ['NORMAL', 'PNEUMONIA']
+"""
+
+from __future__ import annotations
+
+from cxrexplain.audit.measure import BORDER_FRACTION, DEFAULT_MARGIN, Measures, border_band
+from cxrexplain.audit.report import NEGATIVE_NAMES, AuditReport, AuditRule, GalleryItem
+from cxrexplain.audit.run import audit
+
+__all__ = [
+    "BORDER_FRACTION",
+    "DEFAULT_MARGIN",
+    "NEGATIVE_NAMES",
+    "AuditReport",
+    "AuditRule",
+    "GalleryItem",
+    "Measures",
+    "audit",
+    "border_band",
+]

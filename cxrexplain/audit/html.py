@@ -1,0 +1,221 @@
+"""The audit's page: one self-contained ``index.html`` (verdict, table, histograms, worst films).
+
+Everything is inline (CSS, and the images as base64 PNG ``data:`` URIs), so the page opens
+offline and can be mailed or archived as one file. From top to bottom: the verdict, the
+per-class and per-group table of :attr:`AuditReport.summary`, histograms of the lung and
+border shares, and a gallery of the films with the lowest lung share (the map over the film,
+the lung outline in white and the map's peak as a magenta cross).
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from cxrexplain.audit.html import write_html
+    >>> from cxrexplain.audit.report import AuditReport, AuditRule, GalleryItem
+    >>> lungs = np.zeros((32, 32), bool); lungs[8:28, 4:14] = lungs[8:28, 18:28] = True
+    >>> heat = np.zeros((32, 32), np.float32); heat[1:4, 1:4] = 1.0  # a corner marker
+    >>> rep = AuditReport.from_measures(
+    ...     lung_share=np.array([0.1, 0.2, 0.9]), border_share=np.array([0.8, 0.7, 0.0]),
+    ...     peak_in_lungs=np.array([False, False, True]), peak=np.full((3, 2), 0.5),
+    ...     targets=np.array([1, 1, 0]), probabilities=np.array([[.2, .8], [.1, .9], [.7, .3]]),
+    ...     class_names=("NORMAL", "PNEUMONIA"), rule=AuditRule(min_images=2),
+    ...     gallery=[GalleryItem(0, np.full((32, 32), 0.5, np.float32), heat, lungs)])
+    >>> page = write_html(rep, Path(tempfile.mkdtemp()) / "audit", k=12)
+    >>> page.name, "FLAGGED" in page.read_text()
+    ('index.html', True)
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from matplotlib.figure import Figure
+
+from cxrexplain._files import atomic_write_text
+from cxrexplain._tables import format_number, html_table_rows
+from cxrexplain._version import __version__
+from cxrexplain.audit.measure import BORDER_FRACTION
+from cxrexplain.audit.report import AuditReport, GalleryItem
+from cxrexplain.overlay.pixels import draw_mask, overlay
+
+__all__ = ["write_html"]
+
+TILE_WIDTH = 256
+"""Width in pixels of each gallery film (resized from the map's size)."""
+
+_LUNG_COLOR = (255, 255, 255)
+_PEAK_COLOR = (255, 0, 255)
+_MARK = 7
+"""Half the peak cross's size, in pixels."""
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
+       max-width: 1100px; margin: 1.5em auto; padding: 0 1em; line-height: 1.45; }
+h1 { font-size: 1.5em; margin-bottom: 0.3em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+.verdict { padding: 0.8em 1.1em; border-radius: 6px; color: #fff; }
+.verdict strong { font-size: 1.6em; display: block; }
+.flagged { background: #c62828; } .passed { background: #2e7d32; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 0.15em 1em; }
+dt { color: #555; } dd { margin: 0; }
+table { border-collapse: collapse; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:nth-child(-n+2), th:nth-child(-n+2) { text-align: left; }
+img { max-width: 100%; }
+.gallery { display: flex; flex-wrap: wrap; gap: 12px; }
+figure { margin: 0; width: 256px; font-size: 0.85em; }
+figcaption { word-break: break-all; } .note { color: #555; font-size: 0.92em; }
+"""
+
+
+def write_html(report: AuditReport, folder: Path, *, k: int) -> Path:
+    """Write the report's page, ``folder/index.html`` (atomically; the folder is created).
+
+    Args:
+        report: The audit.
+        folder: The output folder.
+        k: Films in the gallery (the first ``k`` of ``report.gallery``, lowest lung share
+            first).
+
+    Returns:
+        The path of ``index.html``.
+
+    Example:
+        >>> write_html(rep, Path("audit-report"), k=4)  # doctest: +SKIP
+        PosixPath('audit-report/index.html')
+    """
+    title = f"cxrexplain audit: {'FLAGGED' if report.flagged else 'Not flagged'}"
+    page = "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        "<h1>Where the evidence lies: audit against the lungs</h1>",
+        _verdict(report), _table(report), _histograms(report), _gallery(report, k),
+        f'<p class="note">Made by cxrexplain {html.escape(__version__)}.</p>',
+        "</body></html>", ""])
+    folder.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(folder / "index.html", page)
+
+
+# ------------------------------------------------------------------------------- sections
+def _verdict(report: AuditReport) -> str:
+    state, css = ("FLAGGED", "flagged") if report.flagged else ("Not flagged", "passed")
+    rule = ", ".join(f"{key} = {value}" for key, value in report.rule.as_dict().items())
+    judged = ", ".join(report.rule.judged(report.class_names)) or "none"
+    details = [("Explainer", f"{report.method} (layer {report.layer or 'n/a'})"),
+               ("Films", str(len(report))), ("Rule", rule), ("Judged classes", judged),
+               ("Lung margin", f"{report.lung_margin:.1%} of the image side"),
+               ("Border band", f"1/{round(1 / BORDER_FRACTION)} of each side")]
+    rows = "\n".join(f"<dt>{html.escape(key)}</dt><dd>{html.escape(value)}</dd>"
+                     for key, value in details)
+    return (f'<div class="verdict {css}"><strong>{state}</strong>{html.escape(report.reason)}'
+            f"</div>\n<dl>{rows}</dl>\n<p>The <b>lung share</b> is the share of the "
+            "explanation's mass inside the lung mask dilated by the margin; the <b>border "
+            f"share</b> is its mass within 1/{round(1 / BORDER_FRACTION)} of each edge, where "
+            "markers and text lie. A model that looks at the lungs has a high lung share and a "
+            "low border share.</p>")
+
+
+def _table(report: AuditReport) -> str:
+    header = ["by", "name", "count", "lung share mean", "lung share q1 / median / q3",
+              "border share mean", "border share q1 / median / q3", "peaks outside lungs",
+              "mean probability"]
+    rows = []
+    for row in report.summary:
+        cells = [str(row["by"]), str(row["name"]), str(row["count"])]
+        for label in ("lung_share", "border_share"):
+            cells.append(format_number(row[f"{label}_mean"], 2))
+            cells.append(" / ".join(format_number(row[f"{label}_{s}"], 2)
+                                    for s in ("q1", "median", "q3")))
+        outside = row["peaks_outside_lungs"]
+        cells.append("n/a" if np.isnan(outside) else f"{outside:.0%}")
+        cells.append(format_number(row["probability_mean"], 2))
+        rows.append(cells)
+    head, body = html_table_rows(header, rows)
+    return f"<h2>By class and group</h2>\n<table>\n{head}\n{body}\n</table>"
+
+
+def _histograms(report: AuditReport) -> str:
+    figure = Figure(figsize=(10, 3.2), layout="constrained")
+    bins = np.linspace(0.0, 1.0, 21)
+    drawn = False
+    for axes, values, name in zip(figure.subplots(1, 2),
+                                  (report.lung_share, report.border_share),
+                                  ("Lung share", "Border share"), strict=True):
+        for c, class_name in enumerate(report.class_names):
+            chosen = values[(report.targets == c) & ~np.isnan(values)]
+            if len(chosen):
+                axes.hist(chosen, bins=bins, alpha=0.5, label=f"{class_name} ({len(chosen)})")
+                drawn = True
+        if name == "Lung share":
+            axes.axvline(report.rule.min_lung_share, color="k", linestyle="--", linewidth=1,
+                         label="rule")
+        axes.set(title=name, xlabel="share of the map's mass", ylabel="films", xlim=(0, 1))
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize="small")
+    if not drawn:
+        return "<h2>Distributions</h2>\n<p>No map has any mass: nothing to plot.</p>"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return (f"<h2>Distributions</h2>\n<img alt=\"histograms of the lung and border shares\" "
+            f'src="{_data_uri(buffer.getvalue())}">')
+
+
+def _gallery(report: AuditReport, k: int) -> str:
+    items = report.gallery[:k]
+    if not items:
+        return "<h2>Lowest lung share</h2>\n<p>The gallery is empty: no film was kept.</p>"
+    tiles = "\n".join(_tile(report, item) for item in items)
+    return (f"<h2>Lowest lung share ({len(items)} films)</h2>\n<p class=\"note\">The map over "
+            "the film; the lung outline in white; the map's peak as a magenta cross.</p>\n"
+            f'<div class="gallery">\n{tiles}\n</div>')
+
+
+def _tile(report: AuditReport, item: GalleryItem) -> str:
+    i = item.index
+    path = report.paths[i] if report.paths is not None else f"#{i}"
+    target = int(report.targets[i])
+    lines = [f"<b>{html.escape(Path(path).name or path)}</b>",
+             f"{html.escape(report.class_names[target])}, p = "
+             f"{format_number(report.probabilities[i, target], 2)}",
+             f"lung share {format_number(report.lung_share[i], 2)}, border share "
+             f"{format_number(report.border_share[i], 2)}"]
+    if report.groups is not None:
+        lines.append(f"group {html.escape(report.groups[i])}")
+    return (f'<figure title="{html.escape(path)}"><img alt="{html.escape(path)}" '
+            f'src="{_data_uri(_png(_picture(item)))}"><figcaption>{"<br>".join(lines)}'
+            "</figcaption></figure>")
+
+
+# ------------------------------------------------------------------------------- pixels
+def _picture(item: GalleryItem) -> npt.NDArray[np.uint8]:
+    """The map over the film at :data:`TILE_WIDTH`, with the lung outline and the peak."""
+    height, width = item.heatmap.shape
+    size = (TILE_WIDTH, max(1, round(height * TILE_WIDTH / width)))
+    shaded = overlay(np.clip(item.image, 0.0, 1.0), item.heatmap, alpha=0.4)
+    shrink = width > TILE_WIDTH
+    rgb = cv2.resize(shaded, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    lungs = cv2.resize(item.lungs.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    out = draw_mask(rgb, lungs.astype(bool), color=_LUNG_COLOR, alpha=0.0)
+    row, col = np.unravel_index(int(np.argmax(item.heatmap)), item.heatmap.shape)
+    # a peak at the very edge (a marker's corner) keeps its cross whole, just inside
+    x = min(max(int((col + 0.5) * size[0] / width), _MARK), size[0] - 1 - _MARK)
+    y = min(max(int((row + 0.5) * size[1] / height), _MARK), size[1] - 1 - _MARK)
+    cv2.drawMarker(out, (x, y), _PEAK_COLOR, cv2.MARKER_CROSS, 2 * _MARK, 2)
+    return out
+
+
+def _png(rgb: npt.NDArray[np.uint8]) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image as PNG
+        raise RuntimeError("OpenCV failed to encode a PNG")
+    return bytes(encoded.tobytes())
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

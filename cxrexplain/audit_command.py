@@ -1,0 +1,194 @@
+"""``cxrexplain audit``: audit a saved classifier on folders of films and write the report.
+
+Writes ``audit.csv`` (one row per film, appended as batches finish, so ``--resume`` after a
+crash loses and repeats nothing), then ``audit.json`` and a self-contained ``index.html``.
+The exit code says the verdict: 0 not flagged, 3 flagged (1 for an error, 2 for a usage
+error), so a script or CI pipeline can gate a model on it.
+
+Example:
+    >>> from cxrexplain.audit_command import audit_to_folder
+    >>> rep = audit_to_folder(clf, paths, "lungs.keras", "audit-out")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from cxrexplain._files import atomic_write_text
+from cxrexplain.audit.measure import DEFAULT_MARGIN
+from cxrexplain.audit.report import AuditReport, AuditRule, GalleryItem, film_rows
+from cxrexplain.audit.run import GALLERY, _groups, audit_batches, lung_source, merge_gallery
+from cxrexplain.classifier import Classifier
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.explain import get_explainer
+
+__all__ = ["FLAGGED_EXIT_CODE", "audit_to_folder"]
+
+FLAGGED_EXIT_CODE = 3
+"""The exit code of ``cxrexplain audit`` for a flagged model."""
+
+
+def audit_to_folder(
+    classifier: Classifier,
+    paths: Sequence[Path],
+    lungs: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    method: str = "gradcam",
+    target: str | int | None = None,
+    groups: str | None = None,
+    batch_size: int = 32,
+    resume: bool = False,
+    lung_margin: float = DEFAULT_MARGIN,
+    rule: AuditRule | None = None,
+    gallery: int = 12,
+    progress: bool = True,
+) -> AuditReport:
+    """Audit ``paths`` batch by batch, writing ``audit.csv`` as it goes, then the report.
+
+    Args:
+        classifier: The classifier.
+        paths: The film files.
+        lungs: A lungs ``.keras`` file or :class:`~cxrexplain.lungs.LungSegmenter`, or a
+            folder of masks matched to the films by name.
+        out_dir: Output folder (created).
+        method: Explainer name.
+        target: Class to explain (None: each film's predicted class).
+        groups: None or ``"folder"``.
+        batch_size: Films per batch.
+        resume: Keep the films already in ``out_dir/audit.csv`` and audit the rest.
+        lung_margin: The lungs' dilation.
+        rule: The verdict's rule.
+        gallery: Films in the report's gallery.
+        progress: Show a progress bar.
+
+    Returns:
+        The :class:`~cxrexplain.audit.AuditReport` of all the films.
+    """
+    if not paths:
+        raise InvalidInputError("images: no films to audit")
+    out = Path(os.fspath(out_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "audit.csv"
+    names = [str(p) for p in paths]
+    labels = _groups(groups, list(paths), len(paths))
+    root = Path(os.path.commonpath([str(p.parent.absolute()) for p in paths]))
+    columns = list(film_rows(["x"], None, *_empty_row(classifier.num_classes),
+                             class_names=classifier.class_names)[0])
+    done = _finished(table, columns, set(names)) if resume else {}
+    todo = [p for p in paths if str(p) not in done]
+    wanted = None if target is None else classifier.target_indices(target, len(todo))
+    explainer = get_explainer(method)(classifier)
+    source = _source(lungs, todo, root)
+    bar = keras.utils.Progbar(len(paths), unit_name="film") if progress else None
+    finished = len(paths) - len(todo)
+    if bar is not None:
+        bar.update(finished)
+    _rewrite(table, columns, [done[n] for n in names if n in done])
+    layer = ""
+    position = {name: i for i, name in enumerate(names)}
+    with table.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        for part in audit_batches(classifier, list(todo), lungs=source, explainer=explainer,
+                                  targets=wanted, batch_size=batch_size,
+                                  lung_margin=lung_margin, gallery=0):
+            chunk = todo[part.start : part.start + len(part.targets)]
+            m = part.measures
+            rows = film_rows([str(p) for p in chunk],
+                             None if labels is None else [labels[position[str(p)]]
+                                                          for p in chunk],
+                             m.lung_share, m.border_share, m.peak_in_lungs, m.peak,
+                             part.targets, part.probabilities, classifier.class_names)
+            for row in rows:
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+                done[row["image"]] = {k: "" if v is None else str(v) for k, v in row.items()}
+            handle.flush()
+            layer = part.layer
+            finished += len(chunk)
+            if bar is not None:
+                bar.update(finished)
+    report = AuditReport.from_rows([done[n] for n in names], class_names=classifier.class_names,
+                                   method=explainer.name, layer=layer or _layer(explainer),
+                                   lung_margin=float(lung_margin), rule=rule or AuditRule())
+    report = _with_gallery(report, classifier, paths, lungs, root, explainer, gallery,
+                           lung_margin)
+    report.to_csv(table)
+    atomic_write_text(out / "audit.json", report.to_json())
+    report.to_html(out, k=gallery)
+    return report
+
+
+def _empty_row(classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray, np.ndarray]:
+    nan = np.full(1, np.nan)
+    return (nan, nan, np.zeros(1, bool), np.zeros((1, 2)), np.zeros(1, np.int64),
+            np.zeros((1, classes), np.float32))
+
+
+def _layer(explainer: Any) -> str:
+    try:
+        return str(explainer.layer)
+    except Exception:  # the layer resolves on the first pass; none ran (all resumed)
+        return ""
+
+
+def _source(lungs: Any, films: Sequence[Path], root: Path) -> Any:
+    from cxrexplain.audit.run import LungSource
+    from cxrexplain.lungs.masks import match_masks
+
+    if isinstance(lungs, (str, os.PathLike)) and Path(os.fspath(lungs)).is_dir():
+        return LungSource(paths=match_masks(list(films), lungs, image_root=root))
+    return lung_source(lungs, list(films), len(films))
+
+
+def _with_gallery(report: AuditReport, classifier: Classifier, paths: Sequence[Path],
+                  lungs: Any, root: Path, explainer: Any, k: int, margin: float
+                  ) -> AuditReport:
+    """The report with the gallery of its k worst films (run again on those k only)."""
+    worst = [int(i) for i in report.worst(max(1, min(k, GALLERY)))
+             if np.isfinite(report.lung_share[i])]
+    if not worst:
+        return report
+    films = [paths[i] for i in worst]
+    kept: list[tuple[float, int, GalleryItem]] = []
+    targets = report.targets[worst]
+    for part in audit_batches(classifier, films, lungs=_source(lungs, films, root),
+                              explainer=explainer, targets=targets, batch_size=len(films),
+                              lung_margin=margin, gallery=len(films)):
+        items = [GalleryItem(worst[g.index], g.image, g.heatmap, g.lungs) for g in part.gallery]
+        kept = merge_gallery(kept, items, report.lung_share, limit=len(films))
+    gallery = [item for _, _, item in sorted(kept, key=lambda e: (e[0], e[1]))]
+    from dataclasses import replace
+
+    return replace(report, gallery=gallery)
+
+
+def _finished(table: Path, columns: list[str], wanted: set[str]) -> dict[str, dict[str, str]]:
+    """Rows of ``table`` from an earlier run (a last line cut short is dropped)."""
+    if not table.is_file():
+        return {}
+    text = table.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    reader = csv.DictReader(text.splitlines())
+    if reader.fieldnames != columns:
+        return {}
+    return {row["image"]: row for row in reader if row.get("image") in wanted
+            and None not in row.values()}
+
+
+def _rewrite(table: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(table, buffer.getvalue())
