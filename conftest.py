@@ -26,6 +26,10 @@ and these names are ready (built once, in a few seconds on a CPU):
   (of the lung fields for a normal image); ``img``: ``batch[0]``;
 * ``exp``: ``cx.GradCAM(clf).explain(batch)``;
 * ``train``, ``val``, ``test``: ``(images, labels)`` tuples of 8, 4 and 4 phantoms;
+* ``data``: :func:`cxrexplain.synthetic.generate` of 8 phantoms ``32 x 32`` (``.images``,
+  ``.lung_masks``); ``seg``: an untrained ``LungSegmenter`` for 32 x 32 (also saved as
+  ``lungs.keras``); ``rep``: an ``AuditReport`` of three films (two PNEUMONIA films looking
+  outside the lungs: flagged);
 * ``report``: an evaluation report of three classes (COVID, NORMAL, PNEUMONIA) on 10 images;
   ``result``: a two-fold cross-validation result of such reports; ``fold``: its first fold.
 
@@ -123,6 +127,18 @@ def doctest_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         _write_folders(files / "chest_xray" / part, count, _CLASSES, seed=len(part))
     _write_folders(files / "cxr", 15, ("COVID", "NORMAL", "PNEUMONIA"), seed=4)
     clf.save(files / "pneumonia.keras")
+    audit_data = cx.synthetic.generate(8, size=32, classes=_CLASSES, seed=6)
+    seg = cx.lungs.LungSegmenter(cx.models.build("lung_unet", input_shape=(32, 32, 1),
+                                                 filters=(4, 8)))
+    seg.save(files / "lungs.keras")
+    from cxrexplain.auditing.report import AuditReport, AuditRule
+
+    rep = AuditReport.from_measures(
+        lung_share=np.array([0.1, 0.2, 0.9]), border_share=np.array([0.8, 0.7, 0.0]),
+        peak_in_lungs=np.array([False, False, True]), peak=np.full((3, 2), 0.5),
+        targets=np.array([1, 1, 0]),
+        probabilities=np.array([[.2, .8], [.1, .9], [.7, .3]], np.float32),
+        class_names=_CLASSES, rule=AuditRule(min_images=2))
 
     return {
         "np": np, "keras": keras, "cx": cx, "Path": Path,
@@ -133,6 +149,7 @@ def doctest_objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "train": (train.images, train.labels), "val": (val.images, val.labels),
         "test": (test.images, test.labels),
         "report": report, "result": result, "fold": result.folds[0],
+        "data": audit_data, "seg": seg, "rep": rep,
         "_files": files, "_weights": model.get_weights(),
     }
 

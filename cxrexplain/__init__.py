@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from cxrexplain import data, lungs, metrics, models, synthetic, training
 from cxrexplain._version import __version__
-from cxrexplain.audit import AuditReport, AuditRule, audit
+from cxrexplain.auditing import AuditReport, AuditRule, audit
 from cxrexplain.classifier import Classifier, Prediction
 from cxrexplain.errors import (
     CxrExplainError,

@@ -22,9 +22,9 @@ import keras
 import numpy as np
 
 from cxrexplain._files import atomic_write_text
-from cxrexplain.audit.measure import DEFAULT_MARGIN
-from cxrexplain.audit.report import AuditReport, AuditRule, GalleryItem, film_rows
-from cxrexplain.audit.run import GALLERY, _groups, audit_batches, lung_source, merge_gallery
+from cxrexplain.auditing.measure import DEFAULT_MARGIN
+from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem, film_rows
+from cxrexplain.auditing.run import GALLERY, _groups, audit_batches, lung_source, merge_gallery
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import get_explainer
@@ -70,7 +70,7 @@ def audit_to_folder(
         progress: Show a progress bar.
 
     Returns:
-        The :class:`~cxrexplain.audit.AuditReport` of all the films.
+        The :class:`~cxrexplain.auditing.AuditReport` of all the films.
     """
     if not paths:
         raise InvalidInputError("images: no films to audit")
@@ -140,7 +140,7 @@ def _layer(explainer: Any) -> str:
 
 
 def _source(lungs: Any, films: Sequence[Path], root: Path) -> Any:
-    from cxrexplain.audit.run import LungSource
+    from cxrexplain.auditing.run import LungSource
     from cxrexplain.lungs.masks import match_masks
 
     if isinstance(lungs, (str, os.PathLike)) and Path(os.fspath(lungs)).is_dir():

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     lungs_train.add_argument("--out", type=Path, required=True,
                              help="where to save the segmenter (.keras)")
     lungs_train.add_argument("--image-size", type=int, default=256)
-    lungs_train.add_argument("--epochs", type=int, help="default: about 3,200 films shown")
+    lungs_train.add_argument("--epochs", type=int, help="default: about 5,000 films shown")
     lungs_train.add_argument("--validation-split", type=float, default=0.2)
     lungs_train.add_argument("--seed", type=int, default=0)
     lungs_train.add_argument("--checkpoint-dir", type=Path,

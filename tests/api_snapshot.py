@@ -13,6 +13,8 @@ from typing import Any
 
 MODULES = [
     "cxrexplain",
+    "cxrexplain.auditing",
+    "cxrexplain.audit_command",
     "cxrexplain.batch",
     "cxrexplain.classifier",
     "cxrexplain.cli",
@@ -23,6 +25,7 @@ MODULES = [
     "cxrexplain.explain",
     "cxrexplain.explain.layers",
     "cxrexplain.io",
+    "cxrexplain.lungs",
     "cxrexplain.metrics",
     "cxrexplain.models",
     "cxrexplain.overlay",

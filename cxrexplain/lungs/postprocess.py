@@ -9,10 +9,10 @@ speck.
 Example:
     >>> import numpy as np
     >>> from cxrexplain.lungs.postprocess import clean_mask
-    >>> m = np.zeros((9, 9), bool); m[1:8, 1:4] = True; m[1:8, 5:8] = True; m[4, 2] = False
-    >>> m[0, 8] = True  # a speck
+    >>> m = np.zeros((10, 10), bool); m[1:8, 1:4] = True; m[1:8, 5:8] = True; m[4, 2] = False
+    >>> m[0, 9] = True  # a speck
     >>> cleaned = clean_mask(m)
-    >>> bool(cleaned[4, 2]), bool(cleaned[0, 8]), int(cleaned.sum())
+    >>> bool(cleaned[4, 2]), bool(cleaned[0, 9]), int(cleaned.sum())
     (True, False, 42)
 """
 

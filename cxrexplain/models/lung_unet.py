@@ -79,7 +79,7 @@ def lung_unet(
     Example:
         >>> model = lung_unet((32, 32, 1), filters=(4, 8))
         >>> model.get_layer("up1_concat").output.shape
-        TensorShape([None, 32, 32, 12])
+        (None, 32, 32, 12)
     """
     widths = _check_filters(filters)
     if downsample not in (1, 2, 4) or isinstance(downsample, bool):

@@ -15,9 +15,9 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain.audit.measure import BORDER_FRACTION, DEFAULT_MARGIN, Measures, border_band
-from cxrexplain.audit.report import NEGATIVE_NAMES, AuditReport, AuditRule, GalleryItem
-from cxrexplain.audit.run import audit
+from cxrexplain.auditing.measure import BORDER_FRACTION, DEFAULT_MARGIN, Measures, border_band
+from cxrexplain.auditing.report import NEGATIVE_NAMES, AuditReport, AuditRule, GalleryItem
+from cxrexplain.auditing.run import audit
 
 __all__ = [
     "BORDER_FRACTION",

@@ -25,8 +25,8 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import check_int, describe, first_line
-from cxrexplain.audit.measure import DEFAULT_MARGIN, Measures, measure
-from cxrexplain.audit.report import AuditReport, AuditRule, GalleryItem
+from cxrexplain.auditing.measure import DEFAULT_MARGIN, Measures, measure
+from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
@@ -122,7 +122,11 @@ def lung_source(lungs: Any, paths: Sequence[Path] | None, count: int) -> LungSou
                     "lungs: a folder of masks is matched by file name and needs film paths; "
                     "with arrays, give an (N, H, W) mask array"
                 )
-            return LungSource(paths=match_masks(paths, path))
+            try:
+                return LungSource(paths=match_masks(paths, path))
+            except InvalidInputError as err:  # its messages say masks: the argument is lungs
+                raise InvalidInputError(
+                    "lungs: " + str(err).removeprefix("masks: ")) from err
         if path.suffix == ".keras":
             return LungSource(segmenter=LungSegmenter.load(path))
         lungs = [path]
@@ -283,7 +287,7 @@ def audit(
         progress: Show a progress bar.
 
     Returns:
-        The :class:`~cxrexplain.audit.AuditReport`.
+        The :class:`~cxrexplain.auditing.AuditReport`.
 
     Raises:
         InvalidInputError: Mismatched mask counts or sizes, empty masks, targets out of

@@ -9,7 +9,7 @@ place of its own, so where its map falls says little about a shortcut.
 
 Example:
     >>> import numpy as np
-    >>> from cxrexplain.audit.report import AuditReport
+    >>> from cxrexplain.auditing.report import AuditReport
     >>> rep = AuditReport.from_measures(
     ...     lung_share=np.array([0.1, 0.2, 0.9]), border_share=np.array([0.8, 0.7, 0.0]),
     ...     peak_in_lungs=np.array([False, False, True]), peak=np.full((3, 2), 0.5),
@@ -273,7 +273,7 @@ class AuditReport:
             >>> rep.to_html("audit-report")  # doctest: +SKIP
             PosixPath('audit-report/index.html')
         """
-        from cxrexplain.audit.html import write_html
+        from cxrexplain.auditing.html import write_html
 
         return write_html(self, Path(os.fspath(folder)), k=check_int(k, "k"))
 

@@ -10,8 +10,8 @@ Example:
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np
-    >>> from cxrexplain.audit.html import write_html
-    >>> from cxrexplain.audit.report import AuditReport, AuditRule, GalleryItem
+    >>> from cxrexplain.auditing.html import write_html
+    >>> from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem
     >>> lungs = np.zeros((32, 32), bool); lungs[8:28, 4:14] = lungs[8:28, 18:28] = True
     >>> heat = np.zeros((32, 32), np.float32); heat[1:4, 1:4] = 1.0  # a corner marker
     >>> rep = AuditReport.from_measures(
@@ -40,8 +40,8 @@ from matplotlib.figure import Figure
 from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import format_number, html_table_rows
 from cxrexplain._version import __version__
-from cxrexplain.audit.measure import BORDER_FRACTION
-from cxrexplain.audit.report import AuditReport, GalleryItem
+from cxrexplain.auditing.measure import BORDER_FRACTION
+from cxrexplain.auditing.report import AuditReport, GalleryItem
 from cxrexplain.overlay.pixels import draw_mask, overlay
 
 __all__ = ["write_html"]

@@ -15,7 +15,7 @@ These are the per-film numbers of the audit, computed for a whole batch at once:
 
 Example:
     >>> import numpy as np
-    >>> from cxrexplain.audit.measure import measure
+    >>> from cxrexplain.auditing.measure import measure
     >>> heat = np.zeros((1, 16, 16)); heat[0, 0, 0] = 1.0  # all mass in a corner
     >>> lungs = np.zeros((1, 16, 16), bool); lungs[0, 4:12, 4:12] = True
     >>> m = measure(heat, lungs, margin=0.0)
