@@ -21,6 +21,7 @@ REQUIRED = [
     "vgg16", "vgg19", "resnet50", "mobilenet_v2", "densenet121", "vgg19_finetune",
 ]
 SIGMOID_SEEDS = {"seed_binary_cnn", "dense_baseline", "densenet121", "vgg19_finetune"}
+SEGMENTERS = {"lung_unet"}  # a mask head: one sigmoid per pixel, no classes
 TRANSFER = {"vgg16", "vgg19", "resnet50", "mobilenet_v2", "densenet121", "vgg19_finetune"}
 HEAVY = {"resnet50", "densenet121"}  # hundreds of layers: reloading takes seconds
 
@@ -39,12 +40,14 @@ def _build(name: str, size: int, channels: int = 1, num_classes: int = 2,
 # ------------------------------------------------------------------------------ registry
 def test_available_lists_every_builder_with_description_and_seed() -> None:
     infos = models.available()
-    assert set(REQUIRED) <= set(infos)
+    assert set(REQUIRED) | SEGMENTERS <= set(infos)
     for name, info in infos.items():
         assert info.name == name
         assert info.description and info.source
         assert "\n" not in str(info) and str(info).startswith(f"{name}: ")
-        assert info.head == ("sigmoid" if name in SIGMOID_SEEDS else "softmax")
+        expected = ("mask" if name in SEGMENTERS
+                    else "sigmoid" if name in SIGMOID_SEEDS else "softmax")
+        assert info.head == expected
         assert info.transfer == (name in TRANSFER)
 
 
