@@ -32,14 +32,12 @@ import numpy as np
 
 from cxrexplain._checks import check_number
 from cxrexplain.metrics.localisation import energy_in_mask
+from cxrexplain.models.lung_focus import DEFAULT_MARGIN, dilation_disc
 
 __all__ = ["BORDER_FRACTION", "DEFAULT_MARGIN", "Measures", "border_band", "dilate", "measure"]
 
 BORDER_FRACTION = 1 / 8
 """The border band's width, as a share of the height (top, bottom) or width (left, right)."""
-
-DEFAULT_MARGIN = 0.03
-"""The lung mask's dilation, as a share of the image's larger side."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +81,9 @@ def dilate(masks: np.ndarray, margin: float) -> np.ndarray:
         >>> int(dilate(m, 0.25).sum())  # a disc of radius 2
         13
     """
-    radius = round(margin * max(masks.shape[1:]))
-    if radius <= 0:
+    disc = dilation_disc(margin, masks.shape[1:])
+    if disc.shape[0] == 1:
         return masks
-    rows, cols = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    disc = (rows * rows + cols * cols <= radius * radius).astype(np.uint8)
     return np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in masks]).astype(bool)
 
 

@@ -7,7 +7,10 @@ model is run as it is, and the chosen layer's ``call`` is intercepted for the du
 trace: the same mechanism serves Sequential, Functional, nested, subclassed and reloaded models.
 
 A probe pass on one blank image records every leaf layer's output shape in execution order;
-the default target is the last layer with a 4-D output before the global pooling.
+the default target is the last layer with a 4-D output before the global pooling. A layer
+whose class sets ``target_candidate = False`` is never the default (it can still be named):
+the :class:`~cxrexplain.models.LungFocus` of a lung-focused model, whose output is the masked
+film and which holds the segmenter out of the probe's sight.
 
 Example:
     >>> import keras
@@ -72,10 +75,14 @@ class ModelLayers:
         return [c.path for c in self.calls if c.is_spatial]
 
     def default_target(self) -> LayerCall:
-        """The last 4-D-output layer before the last global pooling (else the last 4-D one)."""
+        """The last 4-D-output layer before the last global pooling (else the last 4-D one).
+
+        Layers whose class sets ``target_candidate = False`` are passed over.
+        """
         pooled = [i for i, c in enumerate(self.calls) if isinstance(c.layer, _GLOBAL_POOLING)]
         end = pooled[-1] if pooled else len(self.calls)
-        spatial = [c for c in self.calls[:end] if c.is_spatial]
+        spatial = [c for c in self.calls[:end]
+                   if c.is_spatial and getattr(c.layer, "target_candidate", True) is not False]
         if not spatial:
             raise ModelStructureError(
                 "model: no layer with a 4-D (batch, height, width, channels) output before the "

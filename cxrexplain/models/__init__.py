@@ -2,7 +2,8 @@
 
 ``build(name, input_shape=..., num_classes=...)`` builds any of them; ``available()`` lists
 them with the seed project each follows; ``compile_for(model, task)`` compiles a model with its
-seed's settings and ``compile_recommended`` with ours.
+seed's settings and ``compile_recommended`` with ours. ``with_lung_focus(model, segmenter)``
+wraps any classifier so that it sees only the lungs (:mod:`cxrexplain.models.lung_focus`).
 
 =====================  ==========================================================  =========
 name                   architecture                                                two classes
@@ -44,6 +45,7 @@ from cxrexplain.models.compile import (
 )
 from cxrexplain.models.layers import DilatedMaxPooling2D, ImagenetPreprocessing
 from cxrexplain.models.losses import SmoothedSparseCategoricalCrossentropy, loss_for
+from cxrexplain.models.lung_focus import LungFocus, with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 from cxrexplain.models.registry import ModelInfo, available, build, dtype_policy_scope
 
@@ -52,6 +54,7 @@ del _cam_cnn, _lung_unet, _seed_cnns, _seed_dense, _transfer  # imported to regi
 __all__ = [
     "DilatedMaxPooling2D",
     "ImagenetPreprocessing",
+    "LungFocus",
     "ModelInfo",
     "RECIPES",
     "Recipe",
@@ -66,4 +69,5 @@ __all__ = [
     "metrics_for",
     "recipe_for",
     "with_dtype_policy",
+    "with_lung_focus",
 ]
