@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--classes", help="comma-separated class folders (default: all)")
     train.add_argument("--validation-split", type=float, default=0.2)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lungs", type=Path,
+                       help="a lungs .keras file (cxrexplain lungs train): train a lung-focused "
+                       "model, the segmenter frozen inside it")
+    train.add_argument("--lung-mode", choices=["mask", "inverse"],
+                       help="with --lungs: mask (only the lungs visible, the default) or "
+                       "inverse (only what lies outside them: the shortcut-strength check)")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="label and probabilities per image")
@@ -188,10 +194,13 @@ def _train(args: argparse.Namespace) -> int:
     from cxrexplain.train_command import train_from_folder
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    if args.lung_mode is not None and args.lungs is None:
+        raise InvalidInputError("--lung-mode: needs --lungs (a lung segmenter's .keras file)")
     report = train_from_folder(
         args.data_dir, model_name=args.model, out=args.out, image_size=args.image_size,
         epochs=args.epochs, batch_size=args.batch_size, classes=classes,
-        validation_split=args.validation_split, seed=args.seed,
+        validation_split=args.validation_split, seed=args.seed, lungs=args.lungs,
+        lung_mode=args.lung_mode or "mask",
     )
     print(report)
     return 0

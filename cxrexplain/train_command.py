@@ -14,9 +14,12 @@ from pathlib import Path
 
 from cxrexplain.classifier import Classifier
 from cxrexplain.data import detect_layout, image_folder
-from cxrexplain.errors import InvalidInputError
+from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
+from cxrexplain.lungs import LungSegmenter
 from cxrexplain.models import build
+from cxrexplain.models.lung_focus import SegmenterLike
 from cxrexplain.training import evaluate, fit
+from cxrexplain.training.preparation import apply_lung_focus, check_lung_focus
 
 __all__ = ["train_from_folder"]
 
@@ -33,6 +36,8 @@ def train_from_folder(
     validation_split: float | None = 0.2,
     seed: int = 0,
     channels: int = 1,
+    lungs: str | os.PathLike[str] | SegmenterLike | None = None,
+    lung_mode: str = "mask",
 ) -> str:
     """Train a reference model on a class-folder or Kaggle ``chest_xray`` folder and save it.
 
@@ -40,6 +45,11 @@ def train_from_folder(
     (early stopping, learning-rate reduction; a checkpoint beside ``out`` lets an interrupted
     run resume). The model is then evaluated on the Kaggle ``test/`` part when there is one,
     else on the validation part, and saved with its class names as one ``.keras`` file.
+
+    With ``lungs`` the built model is first wrapped by
+    :func:`cxrexplain.models.with_lung_focus` (the segmenter frozen inside it): it trains on
+    the lungs alone (``lung_mode="mask"``) or on what lies outside them (``"inverse"``, the
+    shortcut-strength check), and the saved file is that focused model.
 
     Args:
         data_dir: The folder.
@@ -52,12 +62,18 @@ def train_from_folder(
         validation_split: Validation fraction.
         seed: Seed of the split and of training.
         channels: 1 (gray) or 3.
+        lungs: A lung segmenter's ``.keras`` file (``cxrexplain lungs train``) or a
+            :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
+        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
+            (only what lies outside them).
 
     Returns:
         The evaluation report as text.
 
     Raises:
         InvalidInputError: Bad folder, model name or arguments.
+        ModelLoadError: ``lungs`` names a missing file or one that is not a lung segmenter
+            (the message starts with ``--lungs``).
 
     Example:
         >>> train_from_folder("data", out="m.keras", epochs=1)  # doctest: +SKIP
@@ -65,6 +81,9 @@ def train_from_folder(
     target = Path(os.fspath(out))
     if target.suffix != ".keras":
         raise InvalidInputError(f"--out: expected a file name ending in .keras, got '{target}'")
+    names_of_focus = ("--lungs", "--lung-mode")
+    segmenter = _load_lungs(lungs)
+    lung_mode = check_lung_focus(segmenter, lung_mode, names=names_of_focus)
     layout = detect_layout(data_dir)
     parts = image_folder(data_dir, image_size=image_size, channels=channels, classes=classes,
                          batch_size=batch_size, validation_split=validation_split,
@@ -75,8 +94,10 @@ def train_from_folder(
     names = list(train.class_names)
     model = build(model_name, input_shape=(image_size, image_size, channels),
                   num_classes=len(names))
+    model = apply_lung_focus(model, segmenter, lung_mode, names=names_of_focus)
     checkpoint = target.with_name(f"{target.stem}.checkpoint")
-    print(f"training {model_name} on {len(names)} classes {names} from '{data_dir}' "
+    focus = "" if segmenter is None else f" with lung focus ({lung_mode})"
+    print(f"training {model_name}{focus} on {len(names)} classes {names} from '{data_dir}' "
           f"({layout} layout); checkpoint in '{checkpoint}'", flush=True)
     fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint, resume=True, seed=seed)
     classifier = Classifier(model, names)
@@ -89,3 +110,22 @@ def train_from_folder(
     classifier.save(target)
     report = evaluate(classifier, test)
     return f"saved {target}\nevaluation on the {label}:\n{report.to_text()}"
+
+
+def _load_lungs(lungs: str | os.PathLike[str] | SegmenterLike | None) -> SegmenterLike | None:
+    """The segmenter ``lungs`` names: loaded from its file, or as given."""
+    if lungs is None or isinstance(lungs, SegmenterLike):
+        return lungs
+    if not isinstance(lungs, (str, os.PathLike)):
+        raise InvalidInputError(
+            f"--lungs: expected a lung segmenter's .keras file or a cx.lungs.LungSegmenter, "
+            f"got {type(lungs).__name__}"
+        )
+    path = Path(os.fspath(lungs))
+    if not path.is_file():
+        raise ModelLoadError(f"--lungs: no such file '{path}' (train a lung segmenter with "
+                             "`cxrexplain lungs train`)")
+    try:
+        return LungSegmenter.load(path)
+    except CxrExplainError as err:
+        raise ModelLoadError(f"--lungs: {err}") from err

@@ -30,7 +30,13 @@ import tensorflow as tf
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.layers import find_layers
-from cxrexplain.models.lung_focus import BLUR_SIGMA, DEFAULT_MARGIN, LungFocus
+from cxrexplain.models.lung_focus import (
+    _MIN_BLUR_WEIGHT,
+    BLUR_SIGMA,
+    DEFAULT_MARGIN,
+    MODES,
+    LungFocus,
+)
 
 FILM = 64  # the classifier's input side
 SEG = 32  # the segmenter's input side
@@ -151,6 +157,30 @@ def numpy_blur(image: np.ndarray, sigma: float) -> np.ndarray:
             total += weights[i, j] * padded[window]
             norm += weights[i, j] * inside[window]
     return total / norm
+
+
+def numpy_visible_blur(image: np.ndarray, keep: np.ndarray, sigma: float) -> np.ndarray:
+    """The inverse mode's blur, brute force: the Gaussian-weighted mean of the kept pixels
+    within +-ceil(3 sigma) (weights normalised to sum 1 over the whole window), the kept
+    pixels' mean where their total weight is not above ``_MIN_BLUR_WEIGHT``."""
+    radius = math.ceil(3 * sigma)
+    height, width = image.shape
+    offsets = np.arange(-radius, radius + 1)
+    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
+    taps /= taps.sum()
+    weights = taps[:, None] * taps[None, :]
+    total = np.zeros((height, width))
+    norm = np.zeros((height, width))
+    padded = np.pad(np.where(keep, image, 0.0).astype(np.float64), radius)
+    inside = np.pad(keep.astype(np.float64), radius)
+    for i, dy in enumerate(offsets):
+        for j, dx in enumerate(offsets):
+            window = (slice(radius + dy, radius + dy + height),
+                      slice(radius + dx, radius + dx + width))
+            total += weights[i, j] * padded[window]
+            norm += weights[i, j] * inside[window]
+    reached = norm > _MIN_BLUR_WEIGHT
+    return np.where(reached, total / np.where(reached, norm, 1.0), image[keep].mean())
 
 
 def focus_of(model: keras.Model) -> LungFocus:
@@ -309,6 +339,68 @@ def test_masking_equals_a_numpy_rederivation(fill: str, margin: float) -> None:
         np.testing.assert_allclose(result[~keep], expected[~keep], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("fill", ["mean", "zero", "blur"])
+@pytest.mark.parametrize("margin", [0.0, DEFAULT_MARGIN, 0.1])
+def test_inverse_masking_equals_a_numpy_rederivation(fill: str, margin: float) -> None:
+    """Inverse: the grown lungs are filled, from the visible part alone; the rest is kept."""
+    images = films(3, channels=3)
+    focused = cx.models.with_lung_focus(
+        bright_spot_classifier_rgb(), fixed_mask_segmenter(lungs_32()), mode="inverse",
+        margin=margin, fill=fill)
+    assert focus_of(focused).mode == "inverse"
+    out = np.asarray(focus_of(focused)(images))
+
+    hidden = numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
+    keep = ~hidden
+    assert 0.1 < hidden.mean() < 0.9
+    for image, result in zip(images, out, strict=True):
+        if fill == "mean":
+            expected = np.broadcast_to(image[keep].mean(axis=0), image.shape)
+        elif fill == "zero":
+            expected = np.zeros_like(image)
+        else:
+            expected = np.stack([numpy_visible_blur(image[..., c], keep, BLUR_SIGMA * FILM)
+                                 for c in range(3)], axis=-1)
+        np.testing.assert_array_equal(result[keep], image[keep])
+        np.testing.assert_allclose(result[hidden], expected[hidden], rtol=1e-5, atol=1e-5)
+        if fill == "blur" and margin == 0.1:  # lungs wide enough: the fallback is used too
+            far = numpy_visible_blur(image[..., 0], keep, BLUR_SIGMA * FILM)
+            assert np.any(far[hidden] == image[keep][:, 0].mean())
+
+
+def test_inverse_and_mask_split_the_film() -> None:
+    """With the zero fill, the two modes keep complementary pixels and add up to the film."""
+    images = films(2)
+    seg = fixed_mask_segmenter(lungs_32())
+    classifier = small_classifier()
+    both = [np.asarray(focus_of(cx.models.with_lung_focus(classifier, seg, mode=mode,
+                                                          fill="zero"))(images))
+            for mode in MODES]
+    np.testing.assert_allclose(both[0] + both[1], images, rtol=1e-6)
+    assert not np.any((both[0] != 0) & (both[1] != 0))
+
+
+def test_inverse_mode_survives_save_and_reload(tmp_path: Path) -> None:
+    images = films(3)
+    focused = cx.models.with_lung_focus(small_classifier(), fixed_mask_segmenter(lungs_32()),
+                                        mode="inverse", fill="blur")
+    clf = cx.Classifier(focused, class_names=["NORMAL", "PNEUMONIA"])
+    loaded = cx.Classifier.load(clf.save(tmp_path / "inverse.keras"))
+    again = focus_of(loaded.model)
+    assert (again.mode, again.fill) == ("inverse", "blur")
+    np.testing.assert_array_equal(np.asarray(again(images)),
+                                  np.asarray(focus_of(focused)(images)))
+    np.testing.assert_array_equal(loaded.predict_proba(images), clf.predict_proba(images))
+
+
+def test_a_configuration_without_mode_rebuilds_in_mask_mode() -> None:
+    """Files saved before the mode existed hold no ``mode``: they reload as ``"mask"``."""
+    focus = LungFocus(fixed_mask_segmenter(lungs_32()).model, name="lung_focus")
+    config = focus.get_config()
+    assert config.pop("mode") == "mask"
+    assert LungFocus.from_config(config).mode == "mask"
+
+
 def bright_spot_classifier_rgb() -> keras.Model:
     """Any 3-channel classifier will do for the masking itself."""
     return keras.Sequential([keras.Input((FILM, FILM, 3)), keras.layers.Conv2D(2, 3),
@@ -360,8 +452,10 @@ def test_bad_arguments_raise_naming_the_argument() -> None:
         focus("model.keras", seg)
     with pytest.raises(InvalidInputError, match=r"^segmenter: expected a cx.lungs.LungSegmenter"):
         focus(model, seg.model)
-    with pytest.raises(InvalidInputError, match=r"^mode: expected one of 'mask'"):
+    with pytest.raises(InvalidInputError, match=r"^mode: expected one of 'mask', 'inverse'"):
         focus(model, seg, mode="attention")
+    with pytest.raises(InvalidInputError, match=r"^mode: expected one of 'mask', 'inverse'"):
+        LungFocus(seg.model, mode="outside")
     for margin in (-0.01, 0.51, float("nan"), "0.1", True):
         with pytest.raises(InvalidInputError, match=r"^margin: expected a number in \[0, 0.5\]"):
             focus(model, seg, margin=margin)  # type: ignore[arg-type]
@@ -388,8 +482,10 @@ def test_a_focused_model_compiles_with_xla() -> None:
     (TensorFlow's area resizing has none; the focus resizes by matrix products)."""
     images = films(2, channels=3)
     seg = intensity_segmenter(1)
-    for fill in ("mean", "blur"):
-        focused = cx.models.with_lung_focus(bright_spot_classifier_rgb(), seg, fill=fill)
+    for fill, mode in (("mean", "mask"), ("blur", "mask"), ("mean", "inverse"),
+                       ("blur", "inverse")):
+        focused = cx.models.with_lung_focus(bright_spot_classifier_rgb(), seg, fill=fill,
+                                            mode=mode)
 
         def forward(x: tf.Tensor, model: keras.Model = focused) -> tf.Tensor:
             return model(x, training=False)

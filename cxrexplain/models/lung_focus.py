@@ -21,7 +21,9 @@ What :class:`LungFocus` does, all inside the graph:
    convolution of the mask with a disc of ones, exactly the dilation the audit applies before
    it counts a map's lung share, :func:`cxrexplain.auditing.measure.dilate`), so evidence at
    the lung's edge (pleura, costophrenic angles) stays in view.
-4. Outside the grown mask each pixel is replaced by the fill (:data:`FILLS`).
+4. Outside the grown mask each pixel is replaced by the fill (:data:`FILLS`); in the
+   ``"inverse"`` mode (:data:`MODES`) it is the other way round: everything inside the grown
+   mask is replaced and only what lies outside the lungs stays visible.
 
 Example:
     >>> import keras, numpy as np
@@ -81,8 +83,17 @@ FILLS = ("mean", "zero", "blur")
 DEFAULT_FILL = "mean"
 """The default fill; see :func:`with_lung_focus` for why."""
 
-MODES = ("mask",)
-"""How the lungs are brought into focus: ``"mask"`` hides what lies outside them."""
+MODES = ("mask", "inverse")
+"""What stays visible: the lungs or the rest of the film.
+
+* ``"mask"`` (the default): what lies outside the grown lung mask is replaced by the fill,
+  only the lungs stay visible (train a classifier that looks at the lungs);
+* ``"inverse"``: what lies inside the grown lung mask is replaced, only what lies outside the
+  lungs stays visible. A model trained on such films that scores far above chance shows that
+  the data set carries a shortcut outside the lungs (a shortcut-strength check). The fill is
+  then computed from the visible part alone (see :func:`with_lung_focus`), so nothing from
+  inside the lungs reaches the classifier but the outline of the grown mask.
+"""
 
 BLUR_SIGMA = 0.05
 """The ``"blur"`` fill's Gaussian sigma, a share of the film's larger side (11 px at 224).
@@ -167,6 +178,18 @@ def _resize(images: Any, size: tuple[int, int], target: tuple[int, int], *, area
     return ops.einsum("pw,nowc->nopc", cols, images)
 
 
+_MIN_BLUR_WEIGHT = 1e-7
+"""Below this blurred keep-mask weight no visible pixel is near: the kept mean is used."""
+
+
+def _separable_blur(images: Any, taps: np.ndarray, depth: int) -> Any:
+    """``(N, H, W, depth)`` images under a separable, zero-padded blur with ``taps``."""
+    rows = np.tile(taps[:, None, None, None], (1, 1, depth, 1))
+    cols = np.tile(taps[None, :, None, None], (1, 1, depth, 1))
+    images = ops.depthwise_conv(images, ops.convert_to_tensor(rows), padding="same")
+    return ops.depthwise_conv(images, ops.convert_to_tensor(cols), padding="same")
+
+
 def _gaussian(sigma: float) -> np.ndarray:
     radius = max(1, math.ceil(3 * sigma))
     taps = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -190,10 +213,11 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         threshold: Probability above which a pixel is lung.
         margin: Dilation, a share of the input's larger side (:data:`DEFAULT_MARGIN`).
         fill: One of :data:`FILLS`.
+        mode: One of :data:`MODES`: ``"mask"`` keeps the lungs, ``"inverse"`` keeps the rest.
         **kwargs: Standard layer arguments (``name``, ``dtype``).
 
     Raises:
-        InvalidInputError: A bad threshold, margin or fill; on first call, an input whose
+        InvalidInputError: A bad threshold, margin, fill or mode; on first call, an input whose
             channels cannot be converted to the segmenter's.
 
     Example:
@@ -212,6 +236,7 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         threshold: float = 0.5,
         margin: float = DEFAULT_MARGIN,
         fill: str = DEFAULT_FILL,
+        mode: str = "mask",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -227,6 +252,7 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
                                       low_open=True, high_open=True)
         self.margin = check_number(margin, "margin", low=0.0, high=MAX_MARGIN)
         self.fill = str(check_choice(fill, "fill", FILLS))
+        self.mode = str(check_choice(mode, "mode", MODES))
         self.trainable = False
         height, width, channels = _mask_model_input(segmenter)
         self._segmenter_size = (height, width)
@@ -263,7 +289,8 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         return tuple(input_shape)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        """The films with everything outside the grown lung masks replaced by the fill."""
+        """The films with everything outside (``"inverse"``: inside) the grown lung masks
+        replaced by the fill."""
         height, width, channels = self._image_shape
         # the shape is pinned: a trace may see (None, None, None, None) (Score-CAM's pass)
         images = ops.reshape(ops.cast(inputs, "float32"), (-1, height, width, channels))
@@ -274,8 +301,13 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
                                     area=False)
         lungs = ops.cast(ops.greater(probabilities, self.threshold), "float32")
         lungs = self._dilate(lungs, (height, width))
-        outside = self._fill_values(images)
-        focused = lungs * images + (1.0 - lungs) * outside
+        if self.mode == "inverse":
+            keep = 1.0 - lungs
+            filled = self._fill_from_visible(images, keep)
+        else:
+            keep = lungs
+            filled = self._fill_values(images)
+        focused = keep * images + (1.0 - keep) * filled
         return ops.cast(focused, self.compute_dtype)
 
     def _segmenter_input(self, images: Any) -> Any:
@@ -300,6 +332,29 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         covered = ops.conv(lungs, kernel, padding="same")
         return ops.cast(ops.greater(covered, 0.5), "float32")
 
+    def _fill_from_visible(self, images: Any, keep: Any) -> Any:
+        """The fill of the ``"inverse"`` mode, computed from the kept pixels only.
+
+        ``"mean"``: the mean of the kept pixels, per film and channel; ``"blur"``: the
+        Gaussian blur of the kept pixels divided by the blur of the keep mask (a normalised
+        convolution: each hidden pixel gets a weighted mean of the visible pixels near it),
+        the kept mean where no visible pixel lies within the kernel's reach.
+        """
+        if self.fill == "zero":
+            return ops.zeros_like(images)
+        kept = images * keep
+        count = ops.sum(keep, axis=(1, 2), keepdims=True)
+        mean = ops.divide_no_nan(ops.sum(kept, axis=(1, 2), keepdims=True), count)
+        if self.fill == "mean":
+            return mean
+        height, width, channels = self._image_shape
+        taps = _gaussian(BLUR_SIGMA * max(height, width))
+        weight = _separable_blur(keep, taps, 1)
+        blurred = _separable_blur(kept, taps, channels)
+        reached = ops.greater(weight, _MIN_BLUR_WEIGHT)
+        safe = ops.where(reached, weight, ops.ones_like(weight))
+        return ops.where(reached, blurred / safe, mean)
+
     def _fill_values(self, images: Any) -> Any:
         if self.fill == "zero":
             return ops.zeros_like(images)
@@ -307,17 +362,10 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
             return ops.mean(images, axis=(1, 2), keepdims=True)
         height, width, channels = self._image_shape
         taps = _gaussian(BLUR_SIGMA * max(height, width))
-
-        def blur(x: Any, depth: int) -> Any:
-            # Separable and zero-padded, then divided by the blurred ones (a normalised
-            # convolution): no dark rim at the film's edges, whatever its size.
-            rows = np.tile(taps[:, None, None, None], (1, 1, depth, 1))
-            cols = np.tile(taps[None, :, None, None], (1, 1, depth, 1))
-            x = ops.depthwise_conv(x, ops.convert_to_tensor(rows), padding="same")
-            return ops.depthwise_conv(x, ops.convert_to_tensor(cols), padding="same")
-
-        weight = blur(ops.ones((1, height, width, 1), dtype="float32"), 1)
-        return blur(images, channels) / weight
+        # Zero-padded, then divided by the blurred ones (a normalised convolution): no dark
+        # rim at the film's edges, whatever its size.
+        weight = _separable_blur(ops.ones((1, height, width, 1), dtype="float32"), taps, 1)
+        return _separable_blur(images, taps, channels) / weight
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, the segmenter serialised with its architecture."""
@@ -328,12 +376,16 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
             threshold=self.threshold,
             margin=self.margin,
             fill=self.fill,
+            mode=self.mode,
         )
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LungFocus:
-        """Rebuild the layer and its segmenter (weights are loaded afterwards by Keras)."""
+        """Rebuild the layer and its segmenter (weights are loaded afterwards by Keras).
+
+        A configuration saved before the ``mode`` existed rebuilds in the ``"mask"`` mode.
+        """
         settings = dict(config)
         settings["segmenter"] = keras.saving.deserialize_keras_object(settings["segmenter"])
         return cls(**settings)
@@ -369,12 +421,21 @@ def with_lung_focus(
     them. The mean leaks one number per film from outside the lungs (their share of the
     average), a far weaker signal than either.
 
+    Modes: ``"mask"`` (the default) keeps the lungs and fills the rest as above.
+    ``"inverse"`` keeps only what lies outside the grown lungs and fills the lungs, for the
+    shortcut-strength check: train the same architecture on the inverse, and a score far
+    above chance means the data set carries a shortcut outside the lungs. In this mode the
+    fill comes from the visible part alone, so that nothing from inside the lungs leaks in:
+    ``"mean"`` is the mean of the visible pixels (per channel), ``"blur"`` a Gaussian blur of
+    the visible pixels normalised by the blurred visible mask (the visible mean where none is
+    within the kernel's reach), ``"zero"`` black.
+
     Args:
         model: A Keras classifier with one fixed-size image input ``(H, W, C)``, C = 1 or 3.
         segmenter: A :class:`cxrexplain.lungs.LungSegmenter` (its model, input size, channels
             and threshold are used; its clean-up is not, see the module notes).
-        mode: ``"mask"``: replace what lies outside the grown lung mask (the only mode so
-            far).
+        mode: ``"mask"`` (the default): replace what lies outside the grown lung mask;
+            ``"inverse"``: replace what lies inside it (see :data:`MODES`).
         margin: Dilation of the lung mask before masking, a share of the film's larger side
             in [0, 0.5], with a disc (:data:`DEFAULT_MARGIN`: 0.03, the audit's margin).
         fill: ``"mean"``, ``"zero"`` or ``"blur"`` (see above and :data:`FILLS`).
@@ -410,7 +471,7 @@ def with_lung_focus(
             f"segmenter: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
             f"cx.lungs.LungSegmenter.load), got {describe(segmenter)}"
         )
-    check_choice(mode, "mode", MODES)
+    mode = str(check_choice(mode, "mode", MODES))
     margin = check_number(margin, "margin", low=0.0, high=MAX_MARGIN)
     fill = str(check_choice(fill, "fill", FILLS))
     spec = input_spec(model)
@@ -427,7 +488,7 @@ def with_lung_focus(
             f"only 1 <-> 3 channels can be converted"
         )
     focus = LungFocus(_frozen_copy(segmenter.model), threshold=segmenter.threshold,
-                      margin=margin, fill=fill, name="lung_focus")
+                      margin=margin, fill=fill, mode=mode, name="lung_focus")
     inputs = keras.Input((height, width, channels), name="image")
     return keras.Model(inputs, model(focus(inputs)), name=f"{model.name}_lung_focus")
 

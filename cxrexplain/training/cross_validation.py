@@ -12,6 +12,11 @@ rerun skips the finished folds and resumes an interrupted one at its last epoch.
 records the set-up (files, classes, k, seed, image size, epochs, tag); a rerun with another
 set-up in the same folder is refused rather than mixed.
 
+With ``lungs`` (a :class:`cxrexplain.lungs.LungSegmenter`) each fold's model is wrapped by
+:func:`cxrexplain.models.with_lung_focus` before it trains (``lung_mode="inverse"`` shows it
+only what lies outside the lungs: the shortcut-strength check); the segmenter's mode,
+threshold and a digest of its weights join the recorded set-up.
+
 Example:
     >>> import cxrexplain as cx
     >>> result = cx.training.cross_validate(
@@ -45,9 +50,11 @@ from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
 from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.models.lung_focus import SegmenterLike
 from cxrexplain.training.checkpoint import load_state
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
 from cxrexplain.training.fit import fit
+from cxrexplain.training.preparation import apply_lung_focus, check_lung_focus, lung_focus_record
 from cxrexplain.training.report import evaluate
 
 __all__ = ["BuildFn", "cross_validate"]
@@ -76,6 +83,8 @@ def cross_validate(
     fit_options: Mapping[str, Any] | None = None,
     on_fold_end: Callable[[FoldResult], None] | None = None,
     verbose: int | str = 0,
+    lungs: SegmenterLike | None = None,
+    lung_mode: str = "mask",
 ) -> CrossValidationResult:
     """Stratified k-fold cross-validation of the models ``build_fn`` makes.
 
@@ -104,6 +113,11 @@ def cross_validate(
             (``class_weight``, ``early_stopping_patience``, ``mixed_precision``, ...).
         on_fold_end: Called with each :class:`FoldResult` as it finishes (or is loaded).
         verbose: Keras' verbosity for ``fit``.
+        lungs: A lung segmenter (:class:`cxrexplain.lungs.LungSegmenter`): each fold's model
+            is wrapped by :func:`cxrexplain.models.with_lung_focus` before training. None
+            (the default) trains ``build_fn``'s model as it is.
+        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
+            (only what lies outside them).
 
     Returns:
         A :class:`CrossValidationResult`.
@@ -124,6 +138,7 @@ def cross_validate(
         >>> 0.0 <= mean <= 1.0, sd  # one fold: no spread
         (True, nan)
     """
+    lung_mode = check_lung_focus(lungs, lung_mode)
     files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
     splits = k_folds(files, k, seed)
     wanted = list(range(k)) if folds is None else _check_folds(folds, k)
@@ -136,7 +151,7 @@ def cross_validate(
         "k": k, "seed": seed, "image_size": list(size), "channels": channels,
         "epochs": epochs, "batch_size": batch_size, "validation_fraction": validation_fraction,
         "augment": repr(augment), "class_names": list(files.class_names), "tag": tag,
-        "files": _fingerprint(files, base),
+        "files": _fingerprint(files, base), "lungs": lung_focus_record(lungs, lung_mode),
     }
     directory = None if results_dir is None else Path(os.fspath(results_dir))
     if directory is not None:
@@ -150,6 +165,7 @@ def cross_validate(
                 channels=channels, epochs=epochs, batch_size=batch_size, seed=seed,
                 validation_fraction=validation_fraction, augment=augment,
                 directory=directory, fit_options=dict(fit_options or {}), verbose=verbose,
+                lungs=lungs, lung_mode=lung_mode,
             )
             if directory is not None:
                 _write_fold(directory, result, setup_record)
@@ -163,7 +179,7 @@ def _run_fold(
     build_fn: BuildFn, split: Any, *, k: int, size: tuple[int, int], channels: int,
     epochs: int, batch_size: int, seed: int, validation_fraction: float | None,
     augment: bool | Augmentation, directory: Path | None, fit_options: dict[str, Any],
-    verbose: int | str,
+    verbose: int | str, lungs: SegmenterLike | None, lung_mode: str,
 ) -> FoldResult:
     index = int(split.index)
     train_files, val_files = split.train, None
@@ -187,6 +203,7 @@ def _run_fold(
         raise InvalidInputError(
             f"build_fn: expected a keras.Model, got {type(model).__name__}"
         )
+    model = apply_lung_focus(model, lungs, lung_mode)
     checkpoint = None if directory is None else directory / f"fold_{index}.checkpoint"
     state = None if checkpoint is None else load_state(checkpoint)
     done_before = 0 if state is None else state.epoch

@@ -1,6 +1,9 @@
 """What :func:`~cxrexplain.training.fit` sets up before training: the device flags, the
 dataset, the model to train (the user's, or a copy under a dtype policy or a distribution
-strategy), its default compile settings and the class weights.
+strategy), its default compile settings and the class weights; and
+:func:`apply_lung_focus`, the one place where the training helpers
+(:func:`~cxrexplain.training.cross_validate`, ``cxrexplain train``) wrap a freshly built model
+in a lung focus.
 
 Example:
     >>> balanced_class_weight([0, 0, 1])
@@ -10,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,21 +21,110 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain._checks import as_labels, check_int
+from cxrexplain._checks import as_labels, check_choice, check_int, describe
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.models.compile import metrics_for
 from cxrexplain.models.losses import head_of, loss_for
+from cxrexplain.models.lung_focus import MODES, SegmenterLike, with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 
 __all__ = [
+    "apply_lung_focus",
     "as_dataset",
     "balanced_class_weight",
     "compile_default",
     "has_gpu",
+    "check_lung_focus",
     "has_schedule",
+    "lung_focus_record",
     "resolve_class_weight",
     "working_model",
 ]
+
+
+def check_lung_focus(lungs: SegmenterLike | None, mode: str = "mask", *,
+                     names: tuple[str, str] = ("lungs", "lung_mode")) -> str:
+    """Check a training helper's ``lungs`` and ``lung_mode`` before any work starts.
+
+    Args:
+        lungs: A lung segmenter (:class:`cxrexplain.lungs.LungSegmenter`) or None (no focus).
+        mode: One of :data:`cxrexplain.models.lung_focus.MODES`.
+        names: How the two arguments are named in error messages (``--lungs`` and
+            ``--lung-mode`` for the command).
+
+    Returns:
+        The mode.
+
+    Raises:
+        InvalidInputError: ``lungs`` is not a segmenter, an unknown mode, or the
+            ``"inverse"`` mode without a segmenter.
+
+    Example:
+        >>> check_lung_focus(None)
+        'mask'
+    """
+    mode = str(check_choice(mode, names[1], MODES))
+    if lungs is None:
+        if mode != "mask":
+            raise InvalidInputError(
+                f"{names[1]}: '{mode}' needs a lung segmenter ({names[0]}), none was given"
+            )
+        return mode
+    if not isinstance(lungs, SegmenterLike) or not isinstance(lungs.model, keras.Model):
+        raise InvalidInputError(
+            f"{names[0]}: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
+            f"cx.lungs.LungSegmenter.load), got {describe(lungs)}"
+        )
+    return mode
+
+
+def apply_lung_focus(model: keras.Model, lungs: SegmenterLike | None, mode: str = "mask", *,
+                     names: tuple[str, str] = ("lungs", "lung_mode")) -> keras.Model:
+    """``model`` itself, or, with a segmenter, ``with_lung_focus(model, lungs, mode=mode)``.
+
+    The training helpers build a model, pass it through here and train what comes back; the
+    saved classifier is then the focused model, its segmenter frozen inside (one ``.keras``
+    file).
+
+    Args:
+        model: A freshly built classifier.
+        lungs: A lung segmenter, or None for no focus.
+        mode: ``"mask"`` (only the lungs visible) or ``"inverse"`` (only what lies outside).
+        names: How ``lungs`` and ``mode`` are named in error messages.
+
+    Returns:
+        The model to train.
+
+    Raises:
+        InvalidInputError: As :func:`check_lung_focus`, or the model and the segmenter do not
+            fit together (see :func:`cxrexplain.models.with_lung_focus`).
+
+    Example:
+        >>> apply_lung_focus(model, None) is model
+        True
+    """
+    mode = check_lung_focus(lungs, mode, names=names)
+    if lungs is None:
+        return model
+    return with_lung_focus(model, lungs, mode=mode)
+
+
+def lung_focus_record(lungs: SegmenterLike | None, mode: str = "mask") -> dict[str, Any] | None:
+    """What identifies a lung focus in a saved set-up: mode, threshold and a weights digest.
+
+    Example:
+        >>> lung_focus_record(None) is None
+        True
+    """
+    if lungs is None:
+        return None
+    digest = hashlib.sha1()
+    for weights in lungs.model.get_weights():
+        array = np.ascontiguousarray(weights)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return {"mode": mode, "threshold": float(lungs.threshold),
+            "input_size": list(lungs.input_size), "weights": digest.hexdigest()}
 
 
 def has_gpu() -> bool:
