@@ -74,13 +74,18 @@ def _classifier(args: argparse.Namespace, out: Path) -> Path:
 
     import cxrexplain as cx
 
-    boxed = {row["image"] for row in csv.DictReader((DATA / "boxes.csv").open())}
+    # boxes.csv names films by their path under cxr/ ("PNEUMONIA/00000150_002.png")
+    boxed = {Path(row["image"]).name for row in csv.DictReader((DATA / "boxes.csv").open())}
     paths, labels = [], []
     for label, name in enumerate(CLASSES):
         for p in sorted((DATA / name).glob("*.png")):
             if p.name not in boxed:
                 paths.append(str(p))
                 labels.append(label)
+    every = sum(len(list((DATA / name).glob("*.png"))) for name in CLASSES)
+    if every - len(paths) != len(boxed):
+        raise SystemExit(f"expected to hold out the {len(boxed)} boxed films, held out "
+                         f"{every - len(paths)}")
     if args.quick:
         paths, labels = paths[::20], labels[::20]
     rng = np.random.default_rng(args.seed)
@@ -140,13 +145,14 @@ def _pointing(args: argparse.Namespace, out: Path, model: Path) -> dict[str, Any
     import cxrexplain as cx
 
     rows = list(csv.DictReader((DATA / "boxes.csv").open()))
-    names = sorted({r["image"] for r in rows})
+    names = sorted({Path(r["image"]).name for r in rows})
     paths = [DATA / "PNEUMONIA" / n for n in names]
     clf = cx.Classifier.load(model)
     size = clf.input_size[0] if clf.input_size else 256
     scale = size / 256
     boxes = [[[float(r["x"]) * scale, float(r["y"]) * scale, float(r["width"]) * scale,
-               float(r["height"]) * scale] for r in rows if r["image"] == n] for n in names]
+               float(r["height"]) * scale] for r in rows if Path(r["image"]).name == n]
+             for n in names]
     exp = cx.GradCAM(clf).explain(paths, targets="PNEUMONIA")
     game = cx.metrics.pointing_game(exp, boxes, tolerance=15 * scale)
     audit = {Path(r["image"]).name: r for r in
