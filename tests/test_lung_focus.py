@@ -139,23 +139,34 @@ def numpy_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def numpy_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-weighted mean over the window of +-ceil(3 sigma) pixels that lies inside the
-    film (the weights renormalised there), one ``(H, W)`` channel."""
+def _gaussian_window_sums(values: np.ndarray, present: np.ndarray, sigma: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Brute force over the window of +-ceil(3 sigma) pixels: the Gaussian-weighted sum of
+    ``values`` and of ``present`` (1 where a pixel counts), weights summing to 1 over the
+    whole window; pixels beyond the film count as absent."""
     radius = math.ceil(3 * sigma)
-    height, width = image.shape
+    height, width = values.shape
     offsets = np.arange(-radius, radius + 1)
-    weights = np.exp(-0.5 * (offsets[:, None] ** 2 + offsets[None, :] ** 2) / sigma**2)
+    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
+    taps /= taps.sum()
+    weights = taps[:, None] * taps[None, :]
     total = np.zeros((height, width))
     norm = np.zeros((height, width))
-    padded = np.pad(image.astype(np.float64), radius)
-    inside = np.pad(np.ones((height, width)), radius)
+    padded = np.pad(np.where(present, values, 0.0).astype(np.float64), radius)
+    inside = np.pad(present.astype(np.float64), radius)
     for i, dy in enumerate(offsets):
         for j, dx in enumerate(offsets):
             window = (slice(radius + dy, radius + dy + height),
                       slice(radius + dx, radius + dx + width))
             total += weights[i, j] * padded[window]
             norm += weights[i, j] * inside[window]
+    return total, norm
+
+
+def numpy_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean over the window of +-ceil(3 sigma) pixels that lies inside the
+    film (the weights renormalised there), one ``(H, W)`` channel."""
+    total, norm = _gaussian_window_sums(image, np.ones(image.shape, bool), sigma)
     return total / norm
 
 
@@ -163,22 +174,7 @@ def numpy_visible_blur(image: np.ndarray, keep: np.ndarray, sigma: float) -> np.
     """The inverse mode's blur, brute force: the Gaussian-weighted mean of the kept pixels
     within +-ceil(3 sigma) (weights normalised to sum 1 over the whole window), the kept
     pixels' mean where their total weight is not above ``_MIN_BLUR_WEIGHT``."""
-    radius = math.ceil(3 * sigma)
-    height, width = image.shape
-    offsets = np.arange(-radius, radius + 1)
-    taps = np.exp(-0.5 * (offsets / sigma) ** 2)
-    taps /= taps.sum()
-    weights = taps[:, None] * taps[None, :]
-    total = np.zeros((height, width))
-    norm = np.zeros((height, width))
-    padded = np.pad(np.where(keep, image, 0.0).astype(np.float64), radius)
-    inside = np.pad(keep.astype(np.float64), radius)
-    for i, dy in enumerate(offsets):
-        for j, dx in enumerate(offsets):
-            window = (slice(radius + dy, radius + dy + height),
-                      slice(radius + dx, radius + dx + width))
-            total += weights[i, j] * padded[window]
-            norm += weights[i, j] * inside[window]
+    total, norm = _gaussian_window_sums(image, keep, sigma)
     reached = norm > _MIN_BLUR_WEIGHT
     return np.where(reached, total / np.where(reached, norm, 1.0), image[keep].mean())
 

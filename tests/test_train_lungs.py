@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,15 @@ def test_train_from_folder_bad_lung_arguments(folder: Path, lungs_file: Path,
     assert not out.exists()
 
 
+
+def recording_builder(built: list[keras.Model]) -> Callable[[cx.training.FoldSetup], keras.Model]:
+    """A ``build_fn`` for ``cross_validate`` that keeps every model it builds in ``built``."""
+    def build(setup: cx.training.FoldSetup) -> keras.Model:
+        built.append(cx.models.build("cam_cnn", input_shape=setup.input_shape,
+                                     num_classes=setup.num_classes, filters=(4, 8)))
+        return built[-1]
+    return build
+
 def test_cross_validate_wraps_each_folds_model(folder: Path, lungs_file: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     segmenter = cx.lungs.LungSegmenter.load(lungs_file)
@@ -178,11 +188,7 @@ def test_cross_validate_wraps_each_folds_model(folder: Path, lungs_file: Path, t
 
     monkeypatch.setattr(cross_validation, "fit", spy)
     built: list[keras.Model] = []
-
-    def build(setup: cx.training.FoldSetup) -> keras.Model:
-        built.append(cx.models.build("cam_cnn", input_shape=setup.input_shape,
-                                     num_classes=setup.num_classes, filters=(4, 8)))
-        return built[-1]
+    build = recording_builder(built)
 
     results = tmp_path / "cv"
     options: dict[str, Any] = {"k": 2, "image_size": SIZE, "epochs": 1, "batch_size": 8,
@@ -216,11 +222,7 @@ def test_cross_validate_without_lungs_trains_the_built_model(
 
     monkeypatch.setattr(cross_validation, "fit", stop)
     built: list[keras.Model] = []
-
-    def build(setup: cx.training.FoldSetup) -> keras.Model:
-        built.append(cx.models.build("cam_cnn", input_shape=setup.input_shape,
-                                     num_classes=setup.num_classes, filters=(4, 8)))
-        return built[-1]
+    build = recording_builder(built)
 
     with pytest.raises(RuntimeError, match="stop"):
         cx.training.cross_validate(build, folder, k=2, image_size=SIZE, epochs=1, folds=[0])
