@@ -1,4 +1,5 @@
-"""``python -m cxrexplain`` runs the ``cxrexplain`` command."""
+"""``python -m cxrexplain`` runs the ``cxrexplain`` command (``--help`` imports no TensorFlow:
+the package ``__init__`` loads its public names lazily)."""
 
 import sys
 

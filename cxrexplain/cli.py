@@ -1,6 +1,11 @@
 """The ``cxrexplain`` command: ``demo``, ``train``, ``predict``, ``explain``, ``evaluate``,
 ``audit``, ``lungs train``.
 
+The parser and ``--help`` / ``--version`` import no TensorFlow or Keras (this module imports
+only ``cxrexplain._version`` and ``cxrexplain.errors``; each command imports what it needs).
+TensorFlow's and absl's C++ log lines are off unless ``--debug`` is given or the user set
+``TF_CPP_MIN_LOG_LEVEL``.
+
 Exit codes: 0 success, 2 usage error, 1 a :class:`~cxrexplain.CxrExplainError` (its one-line
 message, no traceback unless ``--debug``), 3 ``audit`` flagged the model.
 
@@ -18,10 +23,12 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"cxrexplain {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks of errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show full tracebacks of errors and TensorFlow's log lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = commands.add_parser(
@@ -170,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     run: Command = args.run
     try:
+        _import_tensorflow(quiet=_prepare_environment(args.debug))
         return run(args)
     except CxrExplainError as err:
         if args.debug:
@@ -179,6 +188,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover
         print("cxrexplain: interrupted", file=sys.stderr)
         return 130
+
+
+# ------------------------------------------------------------------- TensorFlow's log lines
+def _prepare_environment(debug: bool,
+                         environ: MutableMapping[str, str] | None = None) -> bool:
+    """Quiet TensorFlow's C++ logging before TensorFlow is imported; True when quieted.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` and ``GRPC_VERBOSITY=ERROR`` unless ``debug`` or the user
+    set ``TF_CPP_MIN_LOG_LEVEL`` (then nothing changes). ``TF_ENABLE_ONEDNN_OPTS`` is never
+    touched: it changes the numbers.
+    """
+    env = os.environ if environ is None else environ
+    if debug or "TF_CPP_MIN_LOG_LEVEL" in env:
+        return False
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.setdefault("GRPC_VERBOSITY", "ERROR")
+    return True
+
+
+def _import_tensorflow(quiet: bool) -> None:
+    """Import TensorFlow and Keras now; with ``quiet``, the file descriptor 2 goes to the null
+    device meanwhile (absl writes the lines logged before ``absl::InitializeLog()``, such as
+    oneDNN's and the cuda stubs', straight to it, whatever ``TF_CPP_MIN_LOG_LEVEL`` says)."""
+    if "tensorflow" in sys.modules:
+        return
+    with _stderr_silenced() if quiet else contextlib.nullcontext():
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable file descriptor 2: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # -------------------------------------------------------------------------------- commands
