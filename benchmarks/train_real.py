@@ -31,6 +31,7 @@ Usage::
     python benchmarks/train_real.py --tasks three_class --backbone mobilenet_v2
     python benchmarks/train_real.py --quick               # smoke test: 1 fold, 2 epochs, 64 px
     python benchmarks/train_real.py --report              # report from the results so far
+    python benchmarks/train_real.py --lungs lungs.keras   # lung-focused models (issue 14)
 
 ``--quick`` writes its report to ``benchmarks/out/train_real/quick/RESULTS.md``, never to
 ``benchmarks/RESULTS.md`` (pass ``--results-md`` to choose).
@@ -95,13 +96,22 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-early-stopping", action="store_true",
                         help="train every epoch of the cosine schedule on all training folds "
                              "(no validation slice) and keep the last epochs' weights")
+    parser.add_argument("--lungs", type=Path, default=None,
+                        help="a lung segmenter (.keras): train lung-focused models "
+                             "(cx.models.with_lung_focus)")
+    parser.add_argument("--lung-mode", choices=("mask", "inverse"), default="mask",
+                        help="with --lungs: only the lungs visible (mask) or only what lies "
+                             "outside them (inverse, the shortcut-strength check)")
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
     args = parser.parse_args(argv)
     if args.quick:
         args.folds, args.epochs, args.image_size = 1, 2, 64
     if not 1 <= args.folds <= K:
         parser.error(f"--folds: expected 1..{K}")
+    if args.lungs is None and args.lung_mode != "mask":
+        parser.error("--lung-mode: needs --lungs")
     noes = "_noes" if args.no_early_stopping else ""
+    noes += "" if args.lungs is None else f"_lungs-{args.lung_mode}"
     run = f"quick{noes}" if args.quick else (f"{args.image_size}px_{args.epochs}ep_"
                                              f"bs{args.batch_size}_seed{args.seed}{noes}")
     args.out = OUT / run
@@ -159,6 +169,8 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
                 fit_options={"early_stopping_patience": None if args.no_early_stopping else 10,
                              "class_weight": "balanced"},
                 on_fold_end=done, verbose=args.verbose,
+                lungs=None if args.lungs is None else cx.lungs.LungSegmenter.load(args.lungs),
+                lung_mode=args.lung_mode,
             )
             print(f"  wall time {time.perf_counter() - started:.0f} s", flush=True)
             results[(name, task)] = result
@@ -196,6 +208,8 @@ def command(args: argparse.Namespace) -> str:
         return "python benchmarks/train_real.py --quick"
     tasks = "" if args.tasks == list(TASKS) else " --tasks " + " ".join(args.tasks)
     noes = " --no-early-stopping" if args.no_early_stopping else ""
+    if args.lungs is not None:
+        noes += f" --lungs {args.lungs} --lung-mode {args.lung_mode}"
     return (f"python benchmarks/train_real.py --image-size {args.image_size} --epochs "
             f"{args.epochs}{tasks}{noes}")
 
@@ -203,6 +217,8 @@ def command(args: argparse.Namespace) -> str:
 def heading(args: argparse.Namespace) -> str:
     """One section per run configuration, so runs at other sizes or epochs stand side by side."""
     noes = ", no early stopping" if args.no_early_stopping else ""
+    if args.lungs is not None:
+        noes += f", lung focus ({args.lung_mode})"
     return f"{SECTION}: {args.image_size} px, {args.epochs} epochs{noes}"
 
 
