@@ -391,6 +391,23 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         return cls(**settings)
 
 
+def check_segmenter(segmenter: Any, name: str) -> SegmenterLike:
+    """``segmenter`` itself when it is a lung segmenter; else an error naming ``name``.
+
+    Example:
+        >>> check_segmenter("lungs.keras", "--lungs")
+        Traceback (most recent call last):
+        ...
+        cxrexplain.errors.InvalidInputError: --lungs: expected a cx.lungs.LungSegmenter (...
+    """
+    if not isinstance(segmenter, SegmenterLike) or not isinstance(segmenter.model, keras.Model):
+        raise InvalidInputError(
+            f"{name}: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
+            f"cx.lungs.LungSegmenter.load), got {describe(segmenter)}"
+        )
+    return segmenter
+
+
 def with_lung_focus(
     model: keras.Model,
     segmenter: SegmenterLike,
@@ -466,11 +483,7 @@ def with_lung_focus(
         raise InvalidInputError(
             f"model: expected a keras.Model (the classifier), got {describe(model)}"
         )
-    if not isinstance(segmenter, SegmenterLike) or not isinstance(segmenter.model, keras.Model):
-        raise InvalidInputError(
-            f"segmenter: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
-            f"cx.lungs.LungSegmenter.load), got {describe(segmenter)}"
-        )
+    check_segmenter(segmenter, "segmenter")
     mode = str(check_choice(mode, "mode", MODES))
     margin = check_number(margin, "margin", low=0.0, high=MAX_MARGIN)
     fill = str(check_choice(fill, "fill", FILLS))

@@ -21,11 +21,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain._checks import as_labels, check_choice, check_int, describe
+from cxrexplain._checks import as_labels, check_choice, check_int
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.models.compile import metrics_for
 from cxrexplain.models.losses import head_of, loss_for
-from cxrexplain.models.lung_focus import MODES, SegmenterLike, with_lung_focus
+from cxrexplain.models.lung_focus import MODES, SegmenterLike, check_segmenter, with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 
 __all__ = [
@@ -70,11 +70,7 @@ def check_lung_focus(lungs: SegmenterLike | None, mode: str = "mask", *,
                 f"{names[1]}: '{mode}' needs a lung segmenter ({names[0]}), none was given"
             )
         return mode
-    if not isinstance(lungs, SegmenterLike) or not isinstance(lungs.model, keras.Model):
-        raise InvalidInputError(
-            f"{names[0]}: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
-            f"cx.lungs.LungSegmenter.load), got {describe(lungs)}"
-        )
+    check_segmenter(lungs, names[0])
     return mode
 
 
