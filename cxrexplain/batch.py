@@ -1,7 +1,8 @@
 """Explain folders of thousands of X-rays: streamed in batches, written atomically, resumable.
 
-Memory does not grow with the number of images: each batch is read, explained, drawn and
-written before the next is read. Every overlay PNG is written to a temporary name and renamed
+Memory does not grow with the number of images: at most three batches are held, the next one
+being read (in a reader thread), the current one being explained and the previous one being
+drawn and written (in a writer thread), so file reading and PNG encoding overlap the model. Every overlay PNG is written to a temporary name and renamed
 into place (:mod:`cxrexplain._files`), and its row is appended to ``predictions.csv`` only
 after, so an interrupted run (even by ``SIGKILL``) leaves nothing half-written that counts:
 ``resume=True`` drops a CSV line cut short, removes stale temporary files and skips the images
@@ -27,6 +28,8 @@ import csv
 import io as _io
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ import numpy as np
 from cxrexplain._files import atomic_write_bytes, atomic_write_text
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
-from cxrexplain.explain import get_explainer
+from cxrexplain.explain import Explanation, get_explainer
 from cxrexplain.io import load_image
 from cxrexplain.overlay import overlay
 
@@ -148,39 +151,91 @@ def explain_to_folder(
     finished = len(paths) - len(todo)
     if bar is not None:
         bar.update(finished)
-    with table.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            images, errors = _read(chunk, classifier)
-            rows: dict[int, dict[str, Any]] = {
-                i: {"image": str(chunk[i]), "method": explainer.name,
-                    "error": _one_line(message)}
-                for i, message in errors.items()
-            }
-            if images:
-                exp = explainer.explain(list(images.values()), target, batch_size=batch_size)
-                for k, i in enumerate(images):
-                    name = _overlay_name(chunk[i], root)
-                    picture = overlay(images[i], exp.heatmaps[k], colormap=colormap,
-                                      alpha=alpha, threshold=threshold)
-                    _write_png_atomically(out / "overlays" / name, picture)
-                    decision = classifier.decide(exp.probabilities[k : k + 1])[0]
-                    rows[i] = {
-                        "image": str(chunk[i]), "label": decision.label,
-                        "probability": f"{decision.probability:.6f}",
-                        **{c: f"{p:.6f}" for c, p in decision.probabilities.items()},
-                        "target": exp.class_names[int(exp.targets[k])],
-                        "method": explainer.name, "overlay": str(Path("overlays") / name),
-                        "error": "",
-                    }
-            for i in range(len(chunk)):
-                writer.writerow(rows[i])
-            handle.flush()
-            finished += len(chunk)
+    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    # three stages overlap: a reader thread loads (and resizes) batch k + 1 and a writer thread
+    # draws and writes batch k - 1 while batch k is explained; OpenCV releases the GIL, so the
+    # cores do not wait on files. One thread per stage keeps the CSV in input order.
+    with table.open("a", newline="", encoding="utf-8") as handle, \
+            ThreadPoolExecutor(1, thread_name_prefix="cxrexplain-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="cxrexplain-write") as writer:
+        table_writer = csv.DictWriter(handle, fieldnames=columns)
+        draw = _Drawing(out, root, alpha, colormap, threshold, explainer.name, classifier)
+        reading = reader.submit(_read_batch, chunks[0], classifier) if chunks else None
+        writing: Future[int] | None = None
+        for k, chunk in enumerate(chunks):
+            assert reading is not None
+            loaded = reading.result()
+            if k + 1 < len(chunks):
+                reading = reader.submit(_read_batch, chunks[k + 1], classifier)
+            exp = (explainer.explain(loaded.batch, target, batch_size=batch_size)
+                   if loaded.batch is not None else None)
+            if writing is not None:
+                finished += writing.result()
+                if bar is not None:
+                    bar.update(finished)
+            writing = writer.submit(draw.write, chunk, loaded, exp, table_writer, handle)
+        if writing is not None:
+            finished += writing.result()
             if bar is not None:
                 bar.update(finished)
     return table
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """One batch of files: the readable ones at native size, as the model takes them, and
+    the others' error messages (by position in the chunk)."""
+
+    images: dict[int, np.ndarray]
+    batch: np.ndarray | None
+    errors: dict[int, str]
+
+
+def _read_batch(paths: Sequence[Path], classifier: Classifier) -> _Loaded:
+    images, errors = _read(paths, classifier)
+    batch = classifier.prepare(list(images.values())) if images else None
+    return _Loaded(images, batch, errors)
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    """Draws a batch's overlays and appends its CSV rows (run in the writer thread)."""
+
+    out: Path
+    root: Path
+    alpha: float
+    colormap: str
+    threshold: float | None
+    method: str
+    classifier: Classifier
+
+    def write(self, chunk: Sequence[Path], loaded: _Loaded, exp: Explanation | None,
+              table: csv.DictWriter[str], handle: Any) -> int:
+        """Write the overlays, then the rows (so a row never points at a missing file)."""
+        rows: dict[int, dict[str, Any]] = {
+            i: {"image": str(chunk[i]), "method": self.method, "error": _one_line(message)}
+            for i, message in loaded.errors.items()
+        }
+        if exp is not None:
+            decisions = self.classifier.decide(exp.probabilities)
+            for k, i in enumerate(loaded.images):
+                name = _overlay_name(chunk[i], self.root)
+                picture = overlay(loaded.images[i], exp.heatmaps[k], colormap=self.colormap,
+                                  alpha=self.alpha, threshold=self.threshold)
+                _write_png_atomically(self.out / "overlays" / name, picture)
+                decision = decisions[k]
+                rows[i] = {
+                    "image": str(chunk[i]), "label": decision.label,
+                    "probability": f"{decision.probability:.6f}",
+                    **{c: f"{p:.6f}" for c, p in decision.probabilities.items()},
+                    "target": exp.class_names[int(exp.targets[k])],
+                    "method": self.method, "overlay": str(Path("overlays") / name),
+                    "error": "",
+                }
+        for i in range(len(chunk)):
+            table.writerow(rows[i])
+        handle.flush()
+        return len(chunk)
 
 
 def _read(paths: Sequence[Path], classifier: Classifier

@@ -31,7 +31,7 @@ from typing import Any, Literal, overload
 import keras
 import numpy as np
 
-from cxrexplain import _keras_utils
+from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import (
     as_numbers,
     check_channels,
@@ -215,9 +215,65 @@ class Classifier:
             ((2, 2), dtype('float32'), array([1., 1.], dtype=float32))
         """
         check_int(batch_size, "batch_size")
-        batch = self.prepare(images)
-        outputs = self.model.predict(batch, batch_size=batch_size, verbose=0)
-        return self.probabilities_from_outputs(np.asarray(outputs))
+        return self._probabilities(self.prepare(images), batch_size=batch_size)
+
+    def _probabilities(self, batch: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities ``(N, K)`` of a batch already as the model takes it.
+
+        The forward pass is compiled once per model, head and input signature and shared by
+        every classifier, explainer and metric built on the same model, so a new
+        ``Classifier(model)`` does not trace again; it runs ``batch_size`` images at a time
+        into one preallocated result.
+
+        Args:
+            batch: ``(N, H, W, C)`` float32, as :meth:`prepare` returns it.
+            batch_size: Images per forward pass.
+
+        Returns:
+            ``(N, K)`` float32, columns in class-name order.
+
+        Raises:
+            InvalidInputError: The model cannot take images of that shape.
+
+        Example:
+            >>> batch = clf.prepare(["a.png", "b.png"])
+            >>> bool(np.allclose(clf._probabilities(batch), clf.predict_proba(batch)))
+            True
+        """
+        import tensorflow as tf
+
+        check_int(batch_size, "batch_size")
+        images = np.asarray(batch, np.float32)
+        if images.ndim != 4 or len(images) == 0:
+            raise InvalidInputError(
+                f"images: expected a non-empty (N, H, W, C) batch, got shape {images.shape}"
+            )
+        model, activation, multilabel = self.model, self.output_activation, self.multilabel
+        spec = tf.TensorSpec([None, *images.shape[1:]], tf.float32)
+
+        def build() -> Any:
+            def forward(x: tf.Tensor) -> tf.Tensor:
+                outputs = model(x, training=False)
+                if len(outputs.shape) == 1:
+                    outputs = outputs[:, None]
+                return _keras_utils.to_probabilities(outputs, activation=activation,
+                                                     multilabel=multilabel)
+
+            return tf.function(forward).get_concrete_function(spec)
+
+        key = ("predict", activation, multilabel, tuple(spec.shape.as_list()))
+        try:
+            run = _passes.shared(model, key, build)
+            result = np.empty((len(images), self.num_classes), np.float32)
+            for start in range(0, len(images), batch_size):
+                part = images[start : start + batch_size]
+                result[start : start + len(part)] = run(tf.constant(part)).numpy()
+        except (tf.errors.InvalidArgumentError, ValueError) as err:
+            raise InvalidInputError(
+                f"images: the model cannot take images of shape {images.shape[1:]} "
+                f"({type(err).__name__}: {first_line(err)})"
+            ) from err
+        return result
 
     def decide(self, probabilities: np.ndarray) -> list[Prediction]:
         """Apply the decision rule (argmax or threshold) to ``(N, K)`` probabilities.

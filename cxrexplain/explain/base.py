@@ -15,6 +15,12 @@ into a map at the layer's resolution:
 The base applies ReLU, bilinear upsampling to the input size and per-image normalisation to
 [0, 1] (an all-zero map stays zero). A new method is one small file with one hook.
 
+The pass is traced once per model, method, target layer and input signature and shared
+through :mod:`cxrexplain._passes`: a second ``cx.GradCAM(clf)`` (the one-line pattern
+``cx.GradCAM(clf).explain(batch)`` builds one per call) finds it traced, and so do the layer
+probe and :meth:`Explainer.for_model`'s twin on the same model. CAM and Score-CAM record no
+gradient tape, so CAM costs one forward pass, as a predict does.
+
 Example:
     >>> import cxrexplain as cx
     >>> exp = cx.GradCAM(clf).explain(batch)  # four 32 x 32 images
@@ -35,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain import _keras_utils
+from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
@@ -274,7 +280,9 @@ class Explainer:
 
     # ------------------------------------------------------------------ structure
     def _inspect(self, input_shape: tuple[int, int, int]) -> None:
-        self._structure = find_layers(self.model, input_shape)
+        model = self.model
+        self._structure = _passes.shared(model, ("layers", tuple(input_shape)),
+                                         lambda: find_layers(model, input_shape))
         self._target = self._structure.resolve(self._layer_arg)
         self._check_structure(self._structure, self._target)
 
@@ -293,41 +301,56 @@ class Explainer:
         if self._target is None:
             self._inspect(tuple(batch.shape[1:]))
         threshold = self.classifier.threshold
-        with self._interception():
-            try:
-                result = self._compiled_function(batch.shape[1:])(
-                    tf.constant(batch), tf.constant(targets, tf.int32),
-                    tf.constant(-1.0 if threshold is None else threshold, tf.float32),
-                )
-            except (tf.errors.InvalidArgumentError, ValueError) as err:
-                raise InvalidInputError(
-                    f"images: the model cannot take images of shape {batch.shape[1:]} "
-                    f"({type(err).__name__}: {first_line(err)})"
-                ) from err
+        try:
+            result = self._compiled_function(batch.shape[1:])(
+                tf.constant(batch), tf.constant(targets, tf.int32),
+                tf.constant(-1.0 if threshold is None else threshold, tf.float32),
+            )
+        except (tf.errors.InvalidArgumentError, ValueError) as err:
+            raise InvalidInputError(
+                f"images: the model cannot take images of shape {batch.shape[1:]} "
+                f"({type(err).__name__}: {first_line(err)})"
+            ) from err
         if not self._combines_in_graph():
             images = tf.constant(batch)
             raw = self.combine_with_model(images, result.pop("activations"), result["targets"])
             result.update(self._finishing()(tf.cast(raw, tf.float32), tf.shape(images)[1:3]))
-        return {key: np.asarray(value) for key, value in result.items()}
+        return {key: value.numpy() for key, value in result.items()}
+
+    def _pass_key(self) -> tuple[Any, ...]:
+        """Everything the compiled pass's graph depends on besides the model itself.
+
+        Two explainers with equal keys on one model share one traced pass (see
+        :mod:`cxrexplain._passes`). A subclass whose graph reads more than its
+        :meth:`_options` extends this key.
+        """
+        clf = self.classifier
+        return (type(self), repr(sorted(self._options().items())), self.layer,
+                clf.output_activation, clf.multilabel, clf.num_classes)
 
     def _compiled_function(self, image_shape: tuple[int, ...]) -> Any:
-        """The pass as a concrete function, traced once (call under ``_interception``)."""
+        """The pass as a concrete function, traced once per model, method and layer."""
         if self._compiled is None:
             size = self.classifier.input_size
             height, width = size if size else (None, None)
-            self._compiled = tf.function(self._graph).get_concrete_function(
+            specs = (
                 tf.TensorSpec([None, height, width, image_shape[-1]], tf.float32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([], tf.float32),
             )
+            key = ("explain", *self._pass_key(), tuple(specs[0].shape.as_list()))
+            self._compiled = _passes.shared(self.model, key, lambda: self._trace(specs))
         return self._compiled
 
+    def _trace(self, specs: tuple[tf.TensorSpec, ...]) -> Any:
+        """Trace :meth:`_graph` with the target layer and the head intercepted."""
+        with self._interception():
+            return tf.function(self._graph).get_concrete_function(*specs)
+
     def _finishing(self) -> Any:
-        """ReLU, upsampling and normalisation of hook 2's maps, compiled once."""
+        """ReLU, upsampling and normalisation of hook 2's maps, compiled once per model."""
         if self._finish is None:
-            self._finish = tf.function(_finish_maps).get_concrete_function(
-                tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)
-            )
+            self._finish = _passes.shared(self.model, ("finish",), _trace_finish)
         return self._finish
 
     def _graph(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor
@@ -350,8 +373,11 @@ class Explainer:
         """Forward (and backward) pass; call inside a tf.function under ``_interception``."""
         captured = self._captured
         captured.activations = captured.logits = None
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(images)
+        # a pass without gradients (CAM, Score-CAM) records no tape: it costs one predict
+        tape = tf.GradientTape(watch_accessed_variables=False) if gradients else None
+        with tape if tape is not None else contextlib.nullcontext():
+            if tape is not None:
+                tape.watch(images)
             outputs = self.model(images, training=False)
             probabilities = _keras_utils.to_probabilities(
                 outputs, activation=self.classifier.output_activation,
@@ -367,7 +393,7 @@ class Explainer:
         activations = captured.activations
         if activations is None:  # pragma: no cover - the hook always fires on a traced call
             raise ModelStructureError(f"layer: '{self.layer}' was not called by the model")
-        grads = tape.gradient(total, activations) if gradients else None
+        grads = tape.gradient(total, activations) if tape is not None else None
         if gradients and grads is None:
             raise ModelStructureError(
                 f"layer: the class score does not depend on '{self.layer}' (no gradient path)"
@@ -417,6 +443,12 @@ def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
     resized = tf.nn.relu(resized)
     peak = tf.reduce_max(resized, axis=[1, 2], keepdims=True)
     return tf.math.divide_no_nan(resized, peak)
+
+
+def _trace_finish() -> Any:
+    return tf.function(_finish_maps).get_concrete_function(
+        tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)
+    )
 
 
 def _finish_maps(maps: tf.Tensor, size: Any) -> dict[str, tf.Tensor]:

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain import _keras_utils
+from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.explain.base import Explainer
@@ -87,13 +87,18 @@ class ScoreCAM(Explainer):
 
     def _masked_scores(self) -> Any:
         if self._masked is None:
-            self._masked = tf.function(self._masked_graph).get_concrete_function(
+            specs = (
                 tf.TensorSpec([None, None, None, None], tf.float32),
                 tf.TensorSpec([None, None, None, None], tf.float32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
             )
+            clf = self.classifier
+            key = ("scorecam-masked", clf.output_activation, clf.multilabel)
+            self._masked = _passes.shared(
+                self.model, key,
+                lambda: tf.function(self._masked_graph).get_concrete_function(*specs))
         return self._masked
 
     def _masked_graph(self, images: tf.Tensor, maps: tf.Tensor, targets: tf.Tensor,

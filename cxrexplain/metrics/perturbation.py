@@ -128,9 +128,8 @@ def perturbation_curves(
         else:
             variants = np.where(step_mask, batch[start:stop, None], canvas[start:stop, None])
         flat = variants.reshape(-1, height, width, batch.shape[3]).astype(np.float32)
-        probs = clf.probabilities_from_outputs(
-            np.asarray(clf.model.predict(flat, batch_size=batch_size, verbose=0))
-        ).reshape(stop - start, steps + 1, -1)
+        probs = clf._probabilities(flat, batch_size=batch_size).reshape(stop - start, steps + 1,
+                                                                         -1)
         probabilities[start:stop] = np.take_along_axis(
             probs, chosen[start:stop, None, None].repeat(steps + 1, axis=1), axis=2
         )[..., 0]
