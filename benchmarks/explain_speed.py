@@ -316,8 +316,27 @@ def make_runner(case: dict[str, Any], built: dict[str, Any]) -> tuple[Callable[.
 
         return run, info
 
+    if method == "floor-backward":
+        return _bare_backward(built), info
+
     if method == "keras-loop":
         return _keras_loop(built, info), info
+
+    if method in ("gradcam-new", "cam-new"):
+        import cxrexplain as cx
+
+        classifier = cx.Classifier(model)
+        layer = built["layer"] if method == "gradcam-new" else None
+        cls = cx.GradCAM if method == "gradcam-new" else cx.CAM
+
+        def run(images: Any, targets: Any, batch: int) -> Any:
+            # the README's pattern: a new explainer for every call, one call per batch
+            return np.concatenate([
+                cls(classifier, layer=layer).explain(images[i:i + batch], targets[i:i + batch],
+                                                     batch_size=batch).heatmaps
+                for i in range(0, len(images), batch)])
+
+        return run, info
 
     if method in ("gradcam", "cam", "gradcampp", "hirescam", "layercam", "scorecam"):
         import cxrexplain as cx
@@ -389,6 +408,36 @@ def _nested_error(attempt: Callable[[], Any]) -> str | None:
     except Exception as err:
         return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
     return None
+
+
+def _bare_backward(built: dict[str, Any]) -> Callable[..., Any]:
+    """The bare batched forward+backward pass Grad-CAM cannot avoid: one compiled
+    ``tf.function`` on the flat model returning the target layer's activations and the
+    gradients of the target scores before the softmax, nothing else."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    flat = built["flat"]
+    conv = flat.get_layer(built["flat_layer"])
+    head = flat.layers[-1]
+    logits_model = keras.Model(flat.inputs, [conv.output, head.input])
+
+    @tf.function
+    def backward(images: Any, targets: Any) -> Any:
+        with tf.GradientTape() as tape:
+            activations, features = logits_model(images, training=False)
+            logits = tf.matmul(features, head.kernel.value) + head.bias.value
+            score = tf.reduce_sum(tf.gather(logits, targets, axis=1, batch_dims=1))
+        return activations, tape.gradient(score, activations)
+
+    def run(images: Any, targets: Any, batch: int) -> Any:
+        outs = [backward(tf.constant(images[i:i + batch]),
+                         tf.constant(targets[i:i + batch]))[1].numpy()
+                for i in range(0, len(images), batch)]
+        return np.concatenate(outs)
+
+    return run
 
 
 def _keras_loop(built: dict[str, Any], info: dict[str, Any]) -> Callable[..., Any]:
@@ -495,6 +544,125 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+# --------------------------------------------------------------------------------------------
+# interleaved: every method in one process, repeat by repeat (issue 15's side-by-side table)
+# --------------------------------------------------------------------------------------------
+
+INTERLEAVED = ("floor-predict", "floor-compiled", "floor-backward", "gradcam", "gradcam-new",
+               "cam", "cam-new", "xplique", "tf-keras-vis")
+INTERLEAVED_IMAGES = {"vgg16": 32, "cam_cnn": 64}
+
+
+def run_interleaved(model_name: str, batch: int, repeats: int) -> dict[str, Any]:
+    """Time every method of :data:`INTERLEAVED` on one model in this process, round-robin.
+
+    Each repeat runs every method once (starting one method later each repeat, so no method
+    always follows the same one); the ratios are of medians over the repeats, all measured
+    under the same load.
+    """
+    warnings.filterwarnings("ignore")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    built = build_model(model_name)
+    n = INTERLEAVED_IMAGES[model_name]
+    images = make_images(n, built["channels"])
+    targets = make_targets(n)
+    runners: dict[str, Callable[..., Any]] = {}
+    info: dict[str, Any] = {}
+    for method in INTERLEAVED:
+        case = {"method": method, "model": model_name, "batch": batch, "images": n}
+        try:
+            runners[method], extra = make_runner(case, built)
+            info[method] = extra
+        except Exception as err:
+            info[method] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+    warmup: dict[str, float] = {}
+    for method, run in runners.items():
+        start = time.perf_counter()
+        run(images[:batch], targets[:batch], batch)
+        warmup[method] = time.perf_counter() - start
+    times: dict[str, list[float]] = {m: [] for m in runners}
+    loads: dict[str, list[float]] = {m: [] for m in runners}
+    order = list(runners)
+    for repeat in range(repeats):
+        shift = repeat % len(order)
+        for method in order[shift:] + order[:shift]:
+            with Interference() as noise:
+                start = time.perf_counter()
+                runners[method](images, targets, batch)
+                times[method].append(time.perf_counter() - start)
+            loads[method].append(noise.share)
+    medians = {m: statistics.median(t) for m, t in times.items()}
+    return {"model": model_name, "batch": batch, "images": n, "repeats": repeats,
+            "times_s": times, "other_load": loads, "median_s": medians,
+            "images_per_s": {m: n / t for m, t in medians.items()}, "warmup_s": warmup,
+            "info": info, "model_source": built["source"], "layer": built["layer"],
+            "tf": tf.__version__, "keras": keras.__version__, "numpy": np.__version__,
+            "machine": machine(), "loadavg_after": Path("/proc/loadavg").read_text().split()[:3]}
+
+
+def interleaved_table(row: dict[str, Any]) -> str:
+    """One model's interleaved results as a Markdown table with the issue's ratios."""
+    med = row["median_s"]
+    predict_floor = min(med[m] for m in ("floor-predict", "floor-compiled") if m in med)
+    lines = [f"**{row['model']}**, batch {row['batch']}, {row['images']} images, median of "
+             f"{row['repeats']} interleaved repeats (layer `{row['layer']}`)", "",
+             "| method | img/s | time / bare forward+backward | time / bare predict | "
+             "speed / xplique | warm-up (s) | others' CPU |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for method in INTERLEAVED:
+        if method not in med:
+            error = row["info"].get(method, {}).get("error", "not run")
+            lines.append(f"| {_LABEL[method]} | could not run: {error} | | | | | |")
+            continue
+        back = med.get("floor-backward")
+        xpl = med.get("xplique")
+        loads = row["other_load"][method]
+        lines.append(
+            f"| {_LABEL[method]} | {row['images_per_s'][method]:.2f} | "
+            f"{med[method] / back:.2f}x | {med[method] / predict_floor:.2f}x | "
+            f"{(xpl / med[method]) if xpl else float('nan'):.2f}x | "
+            f"{row['warmup_s'][method]:.2f} | {min(loads):.0%}-{max(loads):.0%} |"
+            if back else f"| {_LABEL[method]} | {row['images_per_s'][method]:.2f} | | | | | |")
+    return "\n".join(lines)
+
+
+def _child_interleaved(spec: str) -> None:
+    model_name, batch, repeats = spec.split(":")
+    result = run_interleaved(model_name, int(batch), int(repeats))
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main_interleaved(out: Path, repeats: int, batch: int, redo: bool) -> int:
+    """Run (or reuse) each model's interleaved row and print the tables."""
+    rows = {r["model"]: r for r in read_jsonl(out)} if out.is_file() else {}
+    for model_name in MODELS:
+        if model_name in rows and not redo:
+            print(f"{model_name}: done (use --redo to run again)", flush=True)
+            continue
+        print(f"{model_name}: running {len(INTERLEAVED)} methods x {repeats} repeats ...",
+              flush=True)
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED=str(SEED))
+        command = [sys.executable, str(Path(__file__).resolve()), "--_interleaved",
+                   f"{model_name}:{batch}:{repeats}"]
+        done = subprocess.run(command, capture_output=True, text=True, env=env,
+                              timeout=CASE_TIMEOUT_S * 3)
+        lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+        if not lines:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows[model_name] = json.loads(lines[-1][len("RESULT "):])
+        with out.open("a") as handle:
+            handle.write(json.dumps(rows[model_name]) + "\n")
+    for model_name in MODELS:
+        if model_name in rows:
+            print()
+            print(interleaved_table(rows[model_name]))
+    return 0
+
+
 def _child(case_json: str) -> None:
     case = json.loads(case_json)
     try:
@@ -539,12 +707,16 @@ def _append_log(log: Path, case: dict[str, Any], text: str) -> None:
 # report
 # --------------------------------------------------------------------------------------------
 
-_ORDER = ["floor-compiled", "floor-predict", "keras-loop", "gradcam", "cam", "gradcampp",
+_ORDER = ["floor-compiled", "floor-predict", "floor-backward", "keras-loop", "gradcam",
+          "gradcam-new", "cam", "cam-new", "gradcampp",
           "hirescam", "layercam", "scorecam", "tf-keras-vis", "xplique"]
 _LABEL = {
     "floor-compiled": "floor: compiled `model(x)`",
     "floor-predict": "floor: `model.predict`",
+    "floor-backward": "bare compiled forward+backward",
     "keras-loop": "Keras example, per-image loop",
+    "gradcam-new": "cxrexplain GradCAM, new explainer per call",
+    "cam-new": "cxrexplain CAM, new explainer per call",
     "gradcam": "cxrexplain GradCAM",
     "cam": "cxrexplain CAM",
     "gradcampp": "cxrexplain GradCAM++",
@@ -800,11 +972,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None,
                         help="run only the cases whose description has all these words "
                              "(e.g. 'vgg16 xplique b=8')")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="issue 15's table: every method in one process per model, "
+                             "repeat by repeat (results in out/explain_speed_interleaved.jsonl)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of --interleaved")
+    parser.add_argument("--redo", action="store_true", help="run --interleaved again")
     parser.add_argument("--_case", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--_interleaved", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args._case is not None:
         _child(args._case)
         return 0
+    if args._interleaved is not None:
+        _child_interleaved(args._interleaved)
+        return 0
+    if args.interleaved:
+        target = args.out or OUT_DIR / "explain_speed_interleaved.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return main_interleaved(target, args.repeats, 32, args.redo)
 
     out = args.out or OUT_DIR / ("explain_speed.quick.jsonl" if args.quick
                                  else "explain_speed.jsonl")
