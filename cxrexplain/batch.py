@@ -2,11 +2,11 @@
 
 Memory does not grow with the number of images: at most three batches are held, the next one
 being read (in a reader thread), the current one being explained and the previous one being
-drawn and written (in a writer thread), so file reading and PNG encoding overlap the model. Every overlay PNG is written to a temporary name and renamed
-into place (:mod:`cxrexplain._files`), and its row is appended to ``predictions.csv`` only
-after, so an interrupted run (even by ``SIGKILL``) leaves nothing half-written that counts:
-``resume=True`` drops a CSV line cut short, removes stale temporary files and skips the images
-already done.
+drawn and written (in a writer thread), so file reading and PNG encoding overlap the model.
+Every overlay PNG is written to a temporary name and renamed into place
+(:mod:`cxrexplain._files`), and its row is appended to ``predictions.csv`` only after, so an
+interrupted run (even by ``SIGKILL``) leaves nothing half-written that counts: ``resume=True``
+drops a CSV line cut short, removes stale temporary files and skips the images already done.
 
 Overlays mirror the paths the user gave, relative to their common folder; symbolic links are
 not resolved, so two links to one file get two overlays under the links' names.

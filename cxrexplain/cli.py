@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("model", type=Path)
     explain.add_argument("images", nargs="+", type=Path, help="image files or folders")
     explain.add_argument("--method", default="gradcam",
-                         help="cam, gradcam, gradcampp, hirescam, layercam or scorecam")
+                         help="cam, gradcam, gradcampp, hirescam, layercam, scorecam or "
+                              "occlusion")
     explain.add_argument("--target", help="class name or index to explain (default: predicted)")
     explain.add_argument("--out", type=Path, required=True, help="output folder")
     explain.add_argument("--batch-size", type=int, default=16)

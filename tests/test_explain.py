@@ -234,6 +234,8 @@ def test_every_explainer_on_models_users_have(
     keras.utils.set_random_seed(0)
     model = build()
     kwargs: dict[str, Any] = {"max_channels": 16} if method == "scorecam" else {}
+    if method == "occlusion":
+        kwargs = {"patch": shape[0] // 2}  # 3 x 3 positions
     if isinstance(model, TinySubclassed):
         clf = cx.Classifier(model, input_size=shape[:2], channels=shape[2])
     else:
@@ -241,7 +243,7 @@ def test_every_explainer_on_models_users_have(
     explainer = cx.get_explainer(method)(clf, **kwargs)
     if isinstance(model, TinySubclassed):
         layer = getattr(model, layer).name  # subclassed layers get numbered names
-    assert explainer.layer == layer
+    assert explainer.layer == ("input" if method == "occlusion" else layer)
     exp = explainer.explain(random_images(3, shape[0], shape[2]))
     assert exp.heatmaps.shape == (3, *shape[:2])
     assert exp.heatmaps.dtype == np.float32
@@ -449,7 +451,7 @@ def test_registry_and_aliases() -> None:
     registry = cx.explainers()
     assert registry == {"cam": cx.CAM, "gradcam": cx.GradCAM, "gradcampp": cx.GradCAMPlusPlus,
                         "hirescam": cx.HiResCAM, "layercam": cx.LayerCAM,
-                        "scorecam": cx.ScoreCAM}
+                        "scorecam": cx.ScoreCAM, "occlusion": cx.Occlusion}
     assert cx.get_explainer("Grad-CAM++") is cx.GradCAMPlusPlus
     with pytest.raises(InvalidInputError, match="known"):
         cx.get_explainer("saliency")

@@ -1,9 +1,9 @@
-"""Explainers: CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM and Score-CAM on one base class.
+"""Explainers: CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM, Score-CAM and occlusion, one base.
 
 Example:
     >>> import cxrexplain as cx
     >>> sorted(cx.explainers())
-    ['cam', 'gradcam', 'gradcampp', 'hirescam', 'layercam', 'scorecam']
+    ['cam', 'gradcam', 'gradcampp', 'hirescam', 'layercam', 'occlusion', 'scorecam']
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from cxrexplain.explain.gradcam import GradCAM
 from cxrexplain.explain.gradcam_pp import GradCAMPlusPlus
 from cxrexplain.explain.hirescam import HiResCAM
 from cxrexplain.explain.layercam import LayerCAM
+from cxrexplain.explain.occlusion import Occlusion
 from cxrexplain.explain.scorecam import ScoreCAM
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "GradCAMPlusPlus",
     "HiResCAM",
     "LayerCAM",
+    "Occlusion",
     "ScoreCAM",
     "Targets",
     "explainers",
@@ -33,10 +35,11 @@ __all__ = [
 ]
 
 _METHODS: tuple[type[Explainer], ...] = (CAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM,
-                                         ScoreCAM)
+                                         ScoreCAM, Occlusion)
 _ALIASES = {"grad-cam": "gradcam", "gradcam++": "gradcampp", "gradcam_pp": "gradcampp",
             "gradcamplusplus": "gradcampp", "grad-cam++": "gradcampp", "score-cam": "scorecam",
-            "layer-cam": "layercam", "hires-cam": "hirescam"}
+            "layer-cam": "layercam", "hires-cam": "hirescam",
+            "occlusion-sensitivity": "occlusion", "occlusion_sensitivity": "occlusion"}
 
 
 def explainers() -> dict[str, type[Explainer]]:

@@ -1,5 +1,10 @@
 """Measure explanations: pointing game, energy in a mask, deletion/insertion, randomization.
 
+The CXR-paper localisation protocol (Saporta et al. 2022, CheXlocalize; Arun et al. 2021):
+:func:`binarize` (Otsu or a tuned threshold, probability gate), :func:`tune_threshold`,
+:func:`iou`, :func:`hit_rate`, :func:`pixel_auprc`, :func:`boxes_to_masks`, and
+:func:`bootstrap_ci` / :func:`paired_bootstrap_ci` for confidence intervals over images.
+
 Example:
     >>> import numpy as np
     >>> import cxrexplain as cx
@@ -10,24 +15,41 @@ Example:
 
 from __future__ import annotations
 
+from cxrexplain.metrics.bootstrap import Interval, bootstrap_ci, paired_bootstrap_ci
+from cxrexplain.metrics.boxes import boxes_to_masks
+from cxrexplain.metrics.hits import hit_rate
 from cxrexplain.metrics.localisation import PointingResult, energy_in_mask, pointing_game
+from cxrexplain.metrics.overlap import iou
 from cxrexplain.metrics.perturbation import (
     PerturbationCurves,
     deletion_auc,
     insertion_auc,
     perturbation_curves,
 )
+from cxrexplain.metrics.precision_recall import pixel_auprc
 from cxrexplain.metrics.randomization import RandomizationResult, randomization_check, spearman
+from cxrexplain.metrics.similarity import ssim
+from cxrexplain.metrics.thresholding import binarize, tune_threshold
 
 __all__ = [
+    "Interval",
     "PerturbationCurves",
     "PointingResult",
     "RandomizationResult",
+    "binarize",
+    "bootstrap_ci",
+    "boxes_to_masks",
     "deletion_auc",
     "energy_in_mask",
+    "hit_rate",
     "insertion_auc",
+    "iou",
+    "paired_bootstrap_ci",
     "perturbation_curves",
+    "pixel_auprc",
     "pointing_game",
     "randomization_check",
     "spearman",
+    "ssim",
+    "tune_threshold",
 ]

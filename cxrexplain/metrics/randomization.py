@@ -2,8 +2,10 @@
 
 A copy of the model has its layers re-initialised from the top (output) down, one more layer
 at each step (cascading); after each step the explainer explains the copy and the Spearman rank
-correlation with the original maps is reported. An explainer whose maps do not change when the
-model's weights are destroyed is not explaining the model. The user's model is never touched.
+correlation with the original maps is reported (or, with ``similarity="ssim"``, their
+structural similarity, as Arun et al. 2021 also report for chest X-rays). An explainer whose
+maps do not change when the model's weights are destroyed is not explaining the model. The
+user's model is never touched.
 
 Example:
     >>> import cxrexplain as cx
@@ -20,38 +22,42 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import keras
 import numpy as np
 
-from cxrexplain._checks import as_numbers, check_int
+from cxrexplain._checks import as_numbers, check_choice, check_int
 from cxrexplain._keras_utils import leaf_layers
 from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.base import Explainer
 from cxrexplain.io import ImageSource
+from cxrexplain.metrics.similarity import ssim
 
 __all__ = ["RandomizationResult", "randomization_check", "spearman"]
 
 
 @dataclass(frozen=True)
 class RandomizationResult:
-    """Spearman correlation between original and randomised-model maps.
+    """Similarity between original and randomised-model maps.
 
     Attributes:
         layers: The layers re-initialised, top down; step i has ``layers[: i + 1]``
             randomised (cascading) or only ``layers[i]`` (independent).
-        correlations: ``(L, N)`` Spearman rank correlation per step and image (NaN where a
-            map is constant).
+        correlations: ``(L, N)`` similarity per step and image: the Spearman rank
+            correlation (NaN where a map is constant) or, with ``similarity == "ssim"``, the
+            SSIM (see :func:`~cxrexplain.metrics.ssim`).
         mean: ``(L,)`` the mean over images (NaN-aware).
         cascading: Whether the randomisation accumulated.
+        similarity: The measure in ``correlations``: ``"spearman"`` or ``"ssim"``.
     """
 
     layers: list[str]
     correlations: np.ndarray
     mean: np.ndarray
     cascading: bool
+    similarity: str = "spearman"
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -88,6 +94,7 @@ def randomization_check(
     cascading: bool = True,
     seed: int = 0,
     batch_size: int = 32,
+    similarity: Literal["spearman", "ssim"] = "spearman",
 ) -> RandomizationResult:
     """Re-initialise a copy of the model layer by layer and compare the explanations.
 
@@ -102,12 +109,15 @@ def randomization_check(
             or one layer at a time (False, the independent test).
         seed: Seed of the new weights.
         batch_size: Images per explanation pass.
+        similarity: How maps are compared: ``"spearman"`` (rank correlation, Adebayo et
+            al.) or ``"ssim"`` (structural similarity on the [0, 1] maps, 7 x 7 window as
+            scikit-image's default; maps must be at least 7 x 7).
 
     Returns:
         :class:`RandomizationResult`.
 
     Raises:
-        InvalidInputError: Unknown layer names or a bad ``layers`` value.
+        InvalidInputError: Unknown layer names, a bad ``layers`` or ``similarity`` value.
         ModelStructureError: The model cannot be copied.
 
     Example:
@@ -115,8 +125,18 @@ def randomization_check(
         ...                           cascading=False)
         >>> res.layers, res.correlations.shape, res.cascading
         (['predictions', 'block2_conv'], (2, 4), False)
+        >>> res = randomization_check(cx.GradCAM(clf), batch, layers=1, similarity="ssim")
+        >>> res.similarity, bool(res.correlations.max() <= 1)
+        ('ssim', True)
     """
+    measure = check_choice(similarity, "similarity", ("spearman", "ssim"))
+    compare = ssim if measure == "ssim" else spearman
     original = explainer.explain(images, targets, batch_size=batch_size)
+    if measure == "ssim" and min(original.heatmaps.shape[1:]) < 7:
+        raise InvalidInputError(
+            f"similarity: 'ssim' needs maps of at least 7 x 7 pixels, the explainer gives "
+            f"{original.heatmaps.shape[1]} x {original.heatmaps.shape[2]}; use 'spearman'"
+        )
     model = explainer.model
     copy = _copy(model)
     weighted = [(path, layer) for path, layer in leaf_layers(copy) if layer.weights]
@@ -131,11 +151,11 @@ def randomization_check(
         _reinitialise(layer, rng)
         twin = explainer.for_model(copy)
         randomised = twin.explain(images, original.targets, batch_size=batch_size)
-        rows.append(spearman(original.heatmaps, randomised.heatmaps))
+        rows.append(compare(original.heatmaps, randomised.heatmaps))
     correlations = np.array(rows)
     with np.errstate(all="ignore"):
         mean = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in rows])
-    return RandomizationResult([p for p, _ in chosen], correlations, mean, cascading)
+    return RandomizationResult([p for p, _ in chosen], correlations, mean, cascading, measure)
 
 
 def _choose(weighted: list[tuple[str, Any]], layers: Sequence[str] | int | None

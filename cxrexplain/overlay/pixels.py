@@ -73,7 +73,8 @@ def colorize(heatmap: npt.ArrayLike, colormap: ColormapLike = "jet") -> RGBImage
 
 def _levels(heat: np.ndarray) -> np.ndarray:
     """A checked [0, 1] heatmap's 256 quantisation levels, ``round(v * 255)``, as uint8."""
-    return np.rint(heat * np.float32(255.0)).astype(np.uint8)
+    levels: np.ndarray = np.rint(heat * np.float32(255.0)).astype(np.uint8)
+    return levels
 
 
 def _colour_levels(levels: np.ndarray, colormap: ColormapLike) -> RGBImage:
