@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--target", help="class to explain (default: predicted)")
     evaluate.add_argument("--limit", type=int, help="at most this many images")
     evaluate.add_argument("--steps", type=int, default=20, help="deletion/insertion steps")
+    evaluate.add_argument("--reference", default="centre_gaussian",
+                          help="row the gaps are measured to (a method or baseline), or "
+                               "numbers such as 'pointing_game=0.6' (comma-separated); "
+                               "'none' for no gaps")
     evaluate.add_argument("--format", choices=["markdown", "json"], default="markdown")
     evaluate.set_defaults(run=_evaluate)
 
@@ -305,6 +309,24 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reference(text: str) -> str | dict[str, float] | None:
+    """``--reference``: a row name, ``metric=value`` pairs, or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    if "=" not in text:
+        return text.strip()
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        metric, _, value = item.partition("=")
+        try:
+            values[metric.strip()] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"--reference: expected metric=number pairs such as 'pointing_game=0.6', "
+                f"got {item.strip()!r}") from None
+    return values
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from cxrexplain.evaluate import evaluate_explainers
     from cxrexplain.io import find_images, load_image
@@ -339,7 +361,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     table = evaluate_explainers(classifier, methods, paths, targets=_target(args.target),
                                 boxes=scaled_boxes, masks=masks, steps=args.steps,
-                                progress=args.format == "markdown")
+                                progress=args.format == "markdown",
+                                reference=_reference(args.reference))
     print(table.to_json() if args.format == "json" else table.to_markdown())
     return 0
 

@@ -27,22 +27,26 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
+from cxrexplain._checks import check_number, describe
 from cxrexplain._tables import format_number, json_number, markdown_table
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
 from cxrexplain.io import ImageSource
 from cxrexplain.metrics import (
+    Interval,
+    bootstrap_ci,
     deletion_auc,
     energy_in_mask,
     insertion_auc,
+    paired_bootstrap_ci,
     pointing_game,
     randomization_check,
 )
@@ -78,6 +82,40 @@ class ExplainerEvaluation:
     metrics: list[str]
     images: int
     settings: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    reference: str | None = None
+    reference_values: dict[str, float] = field(default_factory=dict)
+    differences: dict[str, dict[str, Interval]] = field(default_factory=dict)
+
+    def interval(self, method: str, metric: str) -> tuple[float, float]:
+        """The 95% interval ``(low, high)`` of one cell (NaN, NaN when it has none).
+
+        Example:
+            >>> table = ExplainerEvaluation([{"method": "cam", "pointing_game": 0.5}],
+            ...     ["pointing_game"], images=4, intervals={"cam": {"pointing_game": (0.0, 1.0)}})
+            >>> table.interval("cam", "pointing_game")
+            (0.0, 1.0)
+        """
+        self.value(method, metric)  # the method must exist
+        return self.intervals.get(method, {}).get(metric, (math.nan, math.nan))
+
+    def gap(self, method: str, metric: str) -> float:
+        """The percentage gap of one cell to the reference: ``100 * (value - ref) / |ref|``.
+
+        NaN without a reference value for the metric, or when the reference is 0.
+
+        Example:
+            >>> table = ExplainerEvaluation(
+            ...     [{"method": "cam", "pointing_game": 0.3}], ["pointing_game"], images=22,
+            ...     reference="radiologists", reference_values={"pointing_game": 0.6})
+            >>> table.gap("cam", "pointing_game")
+            -50.0
+        """
+        value = self.value(method, metric)
+        ref = self.reference_values.get(metric, math.nan)
+        if math.isnan(ref) or ref == 0 or math.isnan(value):
+            return math.nan
+        return 100.0 * (value - ref) / abs(ref)
 
     def value(self, method: str, metric: str) -> float:
         """One cell of the table.
@@ -94,23 +132,64 @@ class ExplainerEvaluation:
         raise InvalidInputError(f"method: {method!r} is not in the table")
 
     def to_markdown(self, digits: int = 3) -> str:
-        """The table as Markdown (NaN shown as n/a)."""
+        """The table as Markdown: each cell ``mean [low, high] (gap)``, then a legend.
+
+        NaN is shown as n/a. The gap is the percentage difference to the reference row (or
+        reference numbers); ``*`` marks a gap whose paired-bootstrap interval excludes 0.
+        """
         header, rows = self._table(digits, labels=True)
-        return markdown_table(header, rows) + "\n"
+        return markdown_table(header, rows) + "\n\n" + self.legend() + "\n"
+
+    def legend(self) -> str:
+        """One sentence that says what the brackets, gaps and stars of the table mean."""
+        level = self.settings.get("level", 0.95)
+        resamples = self.settings.get("n_resamples", 1000)
+        text = (f"[low, high]: {level:.0%} percentile-bootstrap interval over the "
+                f"{self.images} images ({resamples} resamples).")
+        if self.reference is not None:
+            text += f" (+x%): gap to {self.reference}"
+            text += ("; * where the paired-bootstrap interval of the difference excludes 0."
+                     if self.differences else ".")
+        return text
 
     def _table(self, digits: int, *, labels: bool) -> tuple[list[str], list[list[str]]]:
         """Header and formatted rows (NaN as n/a), shared by Markdown and the demo's HTML."""
         header = ["method", *(_LABELS.get(m, m) if labels else m for m in self.metrics)]
-        rows = [[str(row["method"]), *(format_number(float(row[m]), digits)
+        rows = [[str(row["method"]), *(self._cell(str(row["method"]), m, digits)
                                        for m in self.metrics)] for row in self.rows]
         return header, rows
 
+    def _cell(self, method: str, metric: str, digits: int) -> str:
+        text = format_number(self.value(method, metric), digits)
+        low, high = self.interval(method, metric)
+        if not (math.isnan(low) or math.isnan(high)):
+            text += f" [{format_number(low, digits)}, {format_number(high, digits)}]"
+        gap = self.gap(method, metric)
+        if not math.isnan(gap) and method != self.reference:
+            difference = self.differences.get(method, {}).get(metric)
+            star = "*" if difference is not None and (difference.low > 0 or
+                                                       difference.high < 0) else ""
+            text += f" ({gap:+.0f}%{star})"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN becomes None)."""
+        """A JSON-ready dict (NaN becomes None): rows, intervals, gaps and differences."""
         rows = [{k: (json_number(v) if isinstance(v, float) else v)
                  for k, v in row.items()} for row in self.rows]
+        intervals = {method: {metric: [json_number(low), json_number(high)]
+                              for metric, (low, high) in by_metric.items()}
+                     for method, by_metric in self.intervals.items()}
+        gaps = {str(row["method"]): {m: json_number(self.gap(str(row["method"]), m))
+                                     for m in self.metrics if m in self.reference_values}
+                for row in self.rows}
+        differences = {method: {metric: [json_number(v) for v in interval]
+                                for metric, interval in by_metric.items()}
+                       for method, by_metric in self.differences.items()}
         return {"images": self.images, "metrics": self.metrics, "rows": rows,
-                "settings": self.settings}
+                "intervals": intervals, "reference": self.reference,
+                "reference_values": {k: json_number(v) for k, v in
+                                     self.reference_values.items()},
+                "gaps_percent": gaps, "differences": differences, "settings": self.settings}
 
     def to_json(self, indent: int = 2) -> str:
         """The table as JSON (NaN becomes null)."""
@@ -161,8 +240,18 @@ def evaluate_explainers(
     batch_size: int = 32,
     seed: int = 0,
     progress: bool = False,
+    reference: str | Mapping[str, float] | None = "centre_gaussian",
+    n_resamples: int = 1000,
+    level: float = 0.95,
 ) -> ExplainerEvaluation:
     """Explain the images with each method and score every map; baselines included.
+
+    Every figure is the mean over the images with its percentile-bootstrap interval
+    (:func:`cxrexplain.metrics.bootstrap_ci`), and its percentage gap to a reference: a row of
+    the table (default the centred Gaussian, the blob that knows nothing about the model),
+    for which each method's difference also gets a paired-bootstrap interval
+    (:func:`cxrexplain.metrics.paired_bootstrap_ci`), or numbers the user gives (a
+    radiologist benchmark).
 
     Args:
         classifier: A :class:`~cxrexplain.Classifier` or a ``keras.Model``.
@@ -179,20 +268,29 @@ def evaluate_explainers(
             skips it; it costs one explanation pass per layer).
         baselines: Add the random and centred-Gaussian rows.
         batch_size: Images per pass.
-        seed: Seed of the random baseline and of the randomization.
+        seed: Seed of the random baseline, of the randomization and of the bootstrap.
         progress: Print one line per method.
+        reference: The row the gaps are measured to (a method or baseline name), a mapping
+            ``{metric: value}`` (e.g. ``{"pointing_game": 0.60}`` from a reader study), or
+            None for no gaps. The default row is skipped silently when ``baselines`` is False.
+        n_resamples: Bootstrap resamples of each interval.
+        level: Confidence level of the intervals.
 
     Returns:
         :class:`ExplainerEvaluation`.
 
     Raises:
-        InvalidInputError: No methods, unknown method names, mismatched boxes or masks.
+        InvalidInputError: No methods, unknown method names, mismatched boxes or masks, a
+            reference row that is not in the table or a reference metric it does not have.
 
     Example:
         >>> table = evaluate_explainers(clf, ["cam", "gradcam"], batch, masks=lungs, steps=5,
         ...                             randomization_layers=None)
         >>> table.images, table.metrics
         (4, ['mask_energy', 'deletion_auc', 'insertion_auc', 'seconds_per_image'])
+        >>> low, high = table.interval("cam", "mask_energy")
+        >>> bool(low <= table.value("cam", "mask_energy") <= high)
+        True
     """
     clf = classifier if isinstance(classifier, Classifier) else Classifier(classifier)
     if not methods:
@@ -201,40 +299,101 @@ def evaluate_explainers(
     batch = clf.prepare(images)
     count, height, width = batch.shape[:3]
     columns = _columns(boxes is not None, masks is not None, randomization_layers is not None)
-    rows: list[dict[str, Any]] = []
+    per_image: dict[str, dict[str, np.ndarray]] = {}
+    seconds: dict[str, float] = {}
     chosen = targets
     for explainer in explainers:
         started = time.perf_counter()
         exp = explainer.explain(batch, chosen, batch_size=batch_size)
-        elapsed = (time.perf_counter() - started) / count
+        name = explainer.name
+        if name in per_image:  # the same method twice (other layers or settings)
+            name = f"{name} ({explainer.layer})"
+        seconds[name] = (time.perf_counter() - started) / count
         chosen = exp.targets  # every method and baseline explains the same classes
-        row = _score(clf, batch, exp.heatmaps, chosen, boxes, masks, tolerance, steps,
-                     batch_size)
-        row["method"] = explainer.name
-        row["seconds_per_image"] = elapsed
+        values = _score(clf, batch, exp.heatmaps, chosen, boxes, masks, tolerance, steps,
+                        batch_size)
         if randomization_layers is not None:
             check = randomization_check(explainer, batch, targets=chosen,
                                         layers=randomization_layers, seed=seed,
                                         batch_size=batch_size)
-            row["randomization_spearman"] = float(check.mean[-1])
-        rows.append(row)
+            values["randomization_spearman"] = np.asarray(check.correlations[-1], np.float64)
+        per_image[name] = values
         if progress:
-            print(f"  {explainer.name}: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in row.items() if k != "method"), flush=True)
+            print(f"  {name}: " + ", ".join(
+                f"{k} {_mean(v):.3f}" for k, v in values.items()), flush=True)
     if baselines:
         for kind in BASELINES:
             maps = baseline_maps(kind, count, (height, width), seed=seed)
-            row = _score(clf, batch, maps, chosen, boxes, masks, tolerance, steps, batch_size)
-            row.update(method=kind, seconds_per_image=math.nan,
-                       randomization_spearman=math.nan)
-            rows.append(row)
-    ordered = [{"method": r["method"], **{c: float(r.get(c, math.nan)) for c in columns}}
-               for r in rows]
+            per_image[kind] = _score(clf, batch, maps, chosen, boxes, masks, tolerance, steps,
+                                     batch_size)
+    rows = [{"method": method,
+             **{c: (seconds.get(method, math.nan) if c == "seconds_per_image"
+                    else _mean(values.get(c))) for c in columns}}
+            for method, values in per_image.items()]
+    intervals = {method: {metric: _interval(bootstrap_ci(array, n_resamples=n_resamples,
+                                                         level=level, seed=seed))
+                          for metric, array in values.items()}
+                 for method, values in per_image.items()}
+    ref_name, ref_values, differences = _reference(reference, per_image, rows, columns,
+                                                   n_resamples, level, seed)
     settings = {"tolerance": tolerance, "steps": steps,
                 "randomization_layers": randomization_layers,
                 "targets": [int(t) for t in np.asarray(chosen).ravel()],
-                "image_size": [int(height), int(width)]}
-    return ExplainerEvaluation(ordered, columns, int(count), settings)
+                "image_size": [int(height), int(width)], "n_resamples": n_resamples,
+                "level": level, "seed": seed}
+    return ExplainerEvaluation(rows, columns, int(count), settings, intervals, ref_name,
+                               ref_values, differences)
+
+
+def _mean(values: np.ndarray | None) -> float:
+    if values is None or not np.isfinite(values).any():
+        return math.nan
+    return float(np.nanmean(values))
+
+
+def _interval(interval: Interval) -> tuple[float, float]:
+    return (float(interval.low), float(interval.high))
+
+
+def _reference(
+    reference: str | Mapping[str, float] | None,
+    per_image: dict[str, dict[str, np.ndarray]],
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    n_resamples: int,
+    level: float,
+    seed: int,
+) -> tuple[str | None, dict[str, float], dict[str, dict[str, Interval]]]:
+    """The reference's name, its value per metric, and each row's paired difference to it."""
+    if reference is None:
+        return None, {}, {}
+    if isinstance(reference, Mapping):
+        values: dict[str, float] = {}
+        for metric, value in reference.items():
+            if metric not in columns:
+                raise InvalidInputError(
+                    f"reference: the table has no metric {metric!r}; it has {columns}")
+            values[metric] = check_number(value, f"reference[{metric!r}]")
+        return "reference", values, {}
+    if not isinstance(reference, str):
+        raise InvalidInputError(
+            f"reference: expected a row name, a {{metric: value}} mapping or None, got "
+            f"{describe(reference)}")
+    if reference not in per_image:
+        if reference == "centre_gaussian":  # the default, without baselines: no gaps
+            return None, {}, {}
+        raise InvalidInputError(
+            f"reference: no row {reference!r} in the table; rows: {list(per_image)}")
+    row = next(r for r in rows if r["method"] == reference)
+    values = {m: float(row[m]) for m in columns if m != "seconds_per_image"}
+    mine = per_image[reference]
+    differences = {
+        method: {metric: paired_bootstrap_ci(array, mine[metric], n_resamples=n_resamples,
+                                             level=level, seed=seed)
+                 for metric, array in by_metric.items() if metric in mine}
+        for method, by_metric in per_image.items() if method != reference
+    }
+    return reference, values, differences
 
 
 def _explainer(clf: Classifier, method: str | type[Explainer] | Explainer) -> Explainer:
@@ -261,16 +420,17 @@ def _columns(has_boxes: bool, has_masks: bool, randomized: bool) -> list[str]:
 
 
 def _score(clf: Classifier, batch: np.ndarray, maps: np.ndarray, targets: Any, boxes: Any,
-           masks: Any, tolerance: float, steps: int, batch_size: int) -> dict[str, Any]:
-    row: dict[str, Any] = {}
+           masks: Any, tolerance: float, steps: int, batch_size: int) -> dict[str, np.ndarray]:
+    """Each metric's per-image values (float64, NaN where a metric does not apply)."""
+    values: dict[str, np.ndarray] = {}
     if boxes is not None:
-        row["pointing_game"] = pointing_game(maps, boxes, tolerance=tolerance).hit_rate
+        values["pointing_game"] = pointing_game(maps, boxes, tolerance=tolerance).hits.astype(
+            np.float64)
     if masks is not None:
         with np.errstate(all="ignore"):
-            energy = energy_in_mask(maps, masks)
-        row["mask_energy"] = float(np.nanmean(energy)) if np.isfinite(energy).any() else math.nan
-    row["deletion_auc"] = float(np.mean(deletion_auc(
-        clf, batch, maps, targets=targets, steps=steps, batch_size=batch_size)))
-    row["insertion_auc"] = float(np.mean(insertion_auc(
-        clf, batch, maps, targets=targets, steps=steps, batch_size=batch_size)))
-    return row
+            values["mask_energy"] = np.asarray(energy_in_mask(maps, masks), np.float64)
+    values["deletion_auc"] = np.asarray(deletion_auc(
+        clf, batch, maps, targets=targets, steps=steps, batch_size=batch_size), np.float64)
+    values["insertion_auc"] = np.asarray(insertion_auc(
+        clf, batch, maps, targets=targets, steps=steps, batch_size=batch_size), np.float64)
+    return values

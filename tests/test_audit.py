@@ -22,6 +22,7 @@ from tiny_models import conv_gap_dense
 import cxrexplain as cx
 from cxrexplain.auditing import AuditReport, AuditRule, border_band
 from cxrexplain.auditing.measure import DEFAULT_MARGIN, dilate, measure
+from cxrexplain.auditing.report import SUMMARY_COLUMNS
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.lungs import LungSegmenter
 
@@ -428,3 +429,22 @@ def test_to_html_writes_the_verdict(tmp_path: Path, report: AuditReport) -> None
     text = index.read_text()
     assert ("FLAGGED" if report.flagged else "Not flagged") in text
     assert html.escape(report.reason) in text
+
+
+def test_summary_intervals_are_the_bootstrap_of_each_class() -> None:
+    """The summary's [low, high] is the percentile bootstrap of the class's films (seed 0)."""
+    lung = [0.9, 0.8, 0.7, 0.95, 0.3, 0.2, 0.4, 0.9, 0.1, 0.5]
+    rep = make_report(lung, [0] * 4 + [1] * 6)
+    pneumonia = np.array(lung[4:])
+    draws = np.random.default_rng(0).integers(0, 6, (1000, 6))
+    means = pneumonia[draws].mean(axis=1)
+    row = next(r for r in rep.summary if r["name"] == "PNEUMONIA")
+    assert row["lung_share_low"] == pytest.approx(np.quantile(means, 0.025))
+    assert row["lung_share_high"] == pytest.approx(np.quantile(means, 0.975))
+    assert row["lung_share_low"] < row["lung_share_mean"] < row["lung_share_high"]
+    border = 1.0 - pneumonia
+    assert row["border_share_low"] == pytest.approx(np.quantile(border[draws].mean(axis=1),
+                                                                0.025))
+    outside = (pneumonia <= 0.5)[draws].mean(axis=1)
+    assert row["peaks_outside_lungs_high"] == pytest.approx(np.quantile(outside, 0.975))
+    assert set(row) == set(SUMMARY_COLUMNS)

@@ -10,7 +10,7 @@ import pytest
 from tiny_models import conv_gap_dense
 
 import cxrexplain as cx
-from cxrexplain import metrics, synthetic
+from cxrexplain import evaluate, metrics, synthetic
 from cxrexplain.errors import InvalidInputError
 
 
@@ -286,3 +286,53 @@ def test_evaluate_explainers_table_matches_the_metrics() -> None:
     assert parsed["settings"]["targets"] == [1] * 6
     with pytest.raises(InvalidInputError, match="unknown explainer"):
         cx.evaluate_explainers(clf, ["magic"], data.images)
+
+
+def test_evaluate_explainers_intervals_gaps_and_paired_differences() -> None:
+    """Every cell has the bootstrap interval of its per-image values; gaps to the reference
+    row and the paired differences are recomputed here from the metrics themselves."""
+    import json
+
+    data = synthetic.generate(8, size=32, seed=3)
+    model = conv_gap_dense(filters=(6, 8), padding="same", size=32, seed=5)  # no resizing
+    clf = cx.Classifier(model, ["NORMAL", "PNEUMONIA"])
+    boxes = [np.array([[4, 4, 12, 12]])] * 4 + [np.array([[10, 10, 12, 12]])] * 4
+    table = cx.evaluate_explainers(clf, ["hirescam"], data.images, targets=1, boxes=boxes,
+                                   masks=data.lung_masks, steps=4, randomization_layers=None,
+                                   n_resamples=500, seed=2)
+    grad = cx.HiResCAM(clf).explain(data.images, targets=1)
+    assert (grad.heatmaps.max(axis=(1, 2)) > 0).all()
+    energy = metrics.energy_in_mask(grad, data.lung_masks).astype(np.float64)
+    draws = np.random.default_rng(2).integers(0, 8, (500, 8))
+    resampled = energy[draws].mean(axis=1)
+    low, high = table.interval("hirescam", "mask_energy")
+    assert low == pytest.approx(np.quantile(resampled, 0.025))
+    assert high == pytest.approx(np.quantile(resampled, 0.975))
+    centre = evaluate.baseline_maps("centre_gaussian", 8, (32, 32))
+    centre_energy = metrics.energy_in_mask(centre, data.lung_masks).astype(np.float64)
+    assert table.reference == "centre_gaussian"
+    expected_gap = 100 * (energy.mean() - centre_energy.mean()) / abs(centre_energy.mean())
+    assert table.gap("hirescam", "mask_energy") == pytest.approx(expected_gap)
+    difference = table.differences["hirescam"]["mask_energy"]
+    paired = (energy - centre_energy)[draws].mean(axis=1)
+    assert difference.low == pytest.approx(np.quantile(paired, 0.025))
+    assert difference.high == pytest.approx(np.quantile(paired, 0.975))
+    markdown = table.to_markdown()
+    cell = f"{table.value('hirescam', 'mask_energy'):.3f} [{low:.3f}, {high:.3f}]"
+    assert cell in markdown and "gap to centre_gaussian" in markdown
+    parsed = json.loads(table.to_json())
+    assert parsed["intervals"]["hirescam"]["mask_energy"] == pytest.approx([low, high])
+    assert parsed["gaps_percent"]["hirescam"]["mask_energy"] == pytest.approx(expected_gap)
+
+    numbers = cx.evaluate_explainers(clf, ["cam"], data.images, targets=1, boxes=boxes,
+                                     steps=4, randomization_layers=None, baselines=False,
+                                     reference={"pointing_game": 0.5})
+    hit = numbers.value("cam", "pointing_game")
+    assert numbers.gap("cam", "pointing_game") == pytest.approx(100 * (hit - 0.5) / 0.5)
+    assert numbers.differences == {}
+    with pytest.raises(InvalidInputError, match="no row 'radiologists'"):
+        cx.evaluate_explainers(clf, ["cam"], data.images, steps=4, randomization_layers=None,
+                               reference="radiologists")
+    with pytest.raises(InvalidInputError, match="no metric 'iou'"):
+        cx.evaluate_explainers(clf, ["cam"], data.images, steps=4, randomization_layers=None,
+                               reference={"iou": 0.4})

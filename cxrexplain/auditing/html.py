@@ -30,7 +30,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -121,22 +123,34 @@ def _verdict(report: AuditReport) -> str:
 
 
 def _table(report: AuditReport) -> str:
-    header = ["by", "name", "count", "lung share mean", "lung share q1 / median / q3",
-              "border share mean", "border share q1 / median / q3", "peaks outside lungs",
-              "mean probability"]
+    header = ["by", "name", "count", "lung share mean [95% CI]", "lung share q1 / median / q3",
+              "border share mean [95% CI]", "border share q1 / median / q3",
+              "peaks outside lungs [95% CI]", "mean probability"]
     rows = []
     for row in report.summary:
         cells = [str(row["by"]), str(row["name"]), str(row["count"])]
         for label in ("lung_share", "border_share"):
-            cells.append(format_number(row[f"{label}_mean"], 2))
+            cells.append(_with_interval(row, label, lambda v: format_number(v, 2)))
             cells.append(" / ".join(format_number(row[f"{label}_{s}"], 2)
                                     for s in ("q1", "median", "q3")))
-        outside = row["peaks_outside_lungs"]
-        cells.append("n/a" if np.isnan(outside) else f"{outside:.0%}")
+        cells.append(_with_interval(row, "peaks_outside_lungs", lambda v: f"{v:.0%}"))
         cells.append(format_number(row["probability_mean"], 2))
         rows.append(cells)
     head, body = html_table_rows(header, rows)
-    return f"<h2>By class and group</h2>\n<table>\n{head}\n{body}\n</table>"
+    return (f"<h2>By class and group</h2>\n<table>\n{head}\n{body}\n</table>\n<p>[low, high]: "
+            "95% percentile-bootstrap interval of the mean over the films (1000 resamples)."
+            "</p>")
+
+
+def _with_interval(row: dict[str, Any], label: str, show: Callable[[float], str]) -> str:
+    """``mean [low, high]`` of a summary figure (``n/a`` when it has no value)."""
+    mean = row.get(label, row.get(f"{label}_mean"))
+    if mean is None or np.isnan(mean):
+        return "n/a"
+    low, high = row.get(f"{label}_low", np.nan), row.get(f"{label}_high", np.nan)
+    if np.isnan(low) or np.isnan(high):
+        return show(mean)
+    return f"{show(mean)} [{show(low)}, {show(high)}]"
 
 
 def _histograms(report: AuditReport) -> str:

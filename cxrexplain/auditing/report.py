@@ -38,6 +38,7 @@ from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import json_number
 from cxrexplain._version import __version__
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.metrics.bootstrap import bootstrap_ci
 
 __all__ = ["NEGATIVE_NAMES", "AuditReport", "AuditRule", "GalleryItem", "film_rows"]
 
@@ -45,10 +46,14 @@ NEGATIVE_NAMES = ("normal", "no finding", "nofinding", "negative", "healthy", "n
                   "none")
 """Class names (case, ``_`` and ``-`` ignored) taken as the negative class by ``"auto"``."""
 
-SUMMARY_COLUMNS = ("by", "name", "count", "lung_share_mean", "lung_share_q1",
-                   "lung_share_median", "lung_share_q3", "border_share_mean",
+SUMMARY_COLUMNS = ("by", "name", "count", "lung_share_mean", "lung_share_low",
+                   "lung_share_high", "lung_share_q1", "lung_share_median", "lung_share_q3",
+                   "border_share_mean", "border_share_low", "border_share_high",
                    "border_share_q1", "border_share_median", "border_share_q3",
-                   "peaks_outside_lungs", "probability_mean")
+                   "peaks_outside_lungs", "peaks_outside_lungs_low", "peaks_outside_lungs_high",
+                   "probability_mean")
+"""The summary's keys; ``*_low`` / ``*_high`` bound the 95% percentile-bootstrap interval of
+the mean over the films (:func:`cxrexplain.metrics.bootstrap_ci`, 1000 resamples, seed 0)."""
 
 
 @dataclass(frozen=True)
@@ -299,12 +304,20 @@ class AuditReport:
             finite = values[~np.isnan(values)]
             if len(finite):
                 q1, median, q3 = np.percentile(finite, [25, 50, 75])
-                row.update({f"{label}_mean": float(finite.mean()), f"{label}_q1": float(q1),
+                _, low, high = bootstrap_ci(finite)
+                row.update({f"{label}_mean": float(finite.mean()), f"{label}_low": low,
+                            f"{label}_high": high, f"{label}_q1": float(q1),
                             f"{label}_median": float(median), f"{label}_q3": float(q3)})
             else:
-                row.update({f"{label}_{s}": float("nan") for s in ("mean", "q1", "median",
-                                                                    "q3")})
-        row["peaks_outside_lungs"] = float(1 - peaks.mean()) if len(peaks) else float("nan")
+                row.update({f"{label}_{s}": float("nan")
+                            for s in ("mean", "low", "high", "q1", "median", "q3")})
+        if len(peaks):
+            outside = bootstrap_ci(~peaks)
+            row.update(peaks_outside_lungs=outside.mean, peaks_outside_lungs_low=outside.low,
+                       peaks_outside_lungs_high=outside.high)
+        else:
+            row.update({key: float("nan") for key in (
+                "peaks_outside_lungs", "peaks_outside_lungs_low", "peaks_outside_lungs_high")})
         row["probability_mean"] = (float(target_probability.mean()) if len(target_probability)
                                    else float("nan"))
         return row
