@@ -99,8 +99,10 @@ class Classifier:
             Gray images are repeated to RGB and RGB is converted to gray as needed.
         threshold: Decision threshold on the probability of the positive class (index 1) of a
             two-class model: class 1 is predicted when its probability is at least this. For a
-            multi-label model, the threshold of every finding (default 0.5). ``None`` means
-            argmax.
+            multi-label model, one threshold for every finding (default 0.5), or one per
+            finding as a dict by class name (``{"Effusion": 0.3, "Edema": 0.6}``; findings not
+            named keep 0.5), the operating points torchxrayvision calls ``op_threshs``.
+            ``None`` means argmax (two-class) or 0.5 (multi-label).
         output_activation: Override the detected head: ``"softmax"``, ``"sigmoid"`` or
             ``"linear"`` (logits). Needed only for subclassed models whose head cannot be read.
 
@@ -126,7 +128,7 @@ class Classifier:
         *,
         input_size: int | tuple[int, int] | None = None,
         channels: int | None = None,
-        threshold: float | None = None,
+        threshold: float | Mapping[str, float] | None = None,
         output_activation: Activation | None = None,
     ) -> None:
         if not isinstance(model, keras.Model):
@@ -149,12 +151,32 @@ class Classifier:
 
     # ---------------------------------------------------------------- properties
     @property
-    def threshold(self) -> float | None:
-        """Decision threshold of the positive class (two-class) or of every finding."""
-        return self._threshold
+    def threshold(self) -> float | dict[str, float] | None:
+        """Decision threshold of the positive class (two-class), of every finding, or one per
+        finding by name (multi-label); a copy, so change it by assignment."""
+        value = self._threshold
+        return dict(value) if isinstance(value, dict) else value
 
     @threshold.setter
-    def threshold(self, value: float | None) -> None:
+    def threshold(self, value: float | Mapping[str, float] | None) -> None:
+        if isinstance(value, Mapping):
+            if not self.multilabel:
+                raise InvalidInputError(
+                    "threshold: one threshold per class needs a multi-label model (one sigmoid "
+                    f"per finding); this model has {self.num_classes} "
+                    f"{'softmax classes' if self.num_classes > 2 else 'classes'}: give one "
+                    "number"
+                )
+            unknown = sorted(str(k) for k in value if k not in self.class_names)
+            if unknown:
+                raise InvalidInputError(
+                    f"threshold: unknown findings {unknown}; the classes are {self.class_names}"
+                )
+            self._threshold: float | dict[str, float] | None = {
+                name: check_fraction(value[name], f"threshold[{name!r}]", open_interval=True)
+                for name in self.class_names if name in value
+            }
+            return
         if value is not None:
             number = check_fraction(value, "threshold", open_interval=True)
             if self.num_classes > 2 and not self.multilabel:
@@ -164,6 +186,31 @@ class Classifier:
                 )
             value = number
         self._threshold = value
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """``(K,)`` float32, the threshold each class's probability is held to: the
+        per-finding operating points of a multi-label model (0.5 where none is set), or for
+        a two-class model ``[nan, t]`` (NaN everywhere when argmax decides).
+
+        Example:
+            >>> four = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+            ...     keras.layers.Dense(4, activation="sigmoid")])
+            >>> multi = cx.Classifier(four, ["Atelectasis", "Edema", "Effusion", "Nodule"],
+            ...                       threshold={"Effusion": 0.3})
+            >>> multi.thresholds.round(2).tolist(), multi.threshold
+            ([0.5, 0.5, 0.3, 0.5], {'Effusion': 0.3})
+        """
+        value = self._threshold
+        if self.multilabel:
+            if isinstance(value, dict):
+                return np.array([value.get(name, 0.5) for name in self.class_names],
+                                np.float32)
+            return np.full(self.num_classes, 0.5 if value is None else value, np.float32)
+        limits = np.full(self.num_classes, np.nan, np.float32)
+        if value is not None and self.num_classes == 2 and not isinstance(value, dict):
+            limits[1] = value
+        return limits
 
     # ---------------------------------------------------------------- inference
     def prepare(self, images: ImageSource | Iterable[ImageSource]) -> np.ndarray:
@@ -290,13 +337,14 @@ class Classifier:
                 f"probabilities: expected shape (N, {self.num_classes}), got {probs.shape}"
             )
         indices = np.asarray(self._decision(probs))
-        limit = 0.5 if self.threshold is None else self.threshold
+        present = probs >= self.thresholds[None, :] if self.multilabel else None
         predictions = []
-        for row, index in zip(probs, indices, strict=True):
+        for i, (row, index) in enumerate(zip(probs, indices, strict=True)):
             by_name = {name: float(p) for name, p in zip(self.class_names, row, strict=True)}
             findings: tuple[str, ...] = ()
-            if self.multilabel:
-                findings = tuple(n for n, p in by_name.items() if p >= limit)
+            if present is not None:
+                findings = tuple(n for n, hit in zip(self.class_names, present[i], strict=True)
+                                 if hit)
             predictions.append(
                 Prediction(self.class_names[int(index)], int(index), by_name, findings)
             )
@@ -322,7 +370,7 @@ class Classifier:
         if self.num_classes != 2 or self.multilabel:
             return predicted
         limit = self.threshold if threshold is None else threshold
-        if limit is None:
+        if limit is None or isinstance(limit, dict):
             return predicted
         by_threshold = keras.ops.cast(probs[:, 1] >= limit, "int32")
         return keras.ops.where(keras.ops.convert_to_tensor(limit) >= 0.0, by_threshold,

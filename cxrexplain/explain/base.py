@@ -301,10 +301,13 @@ class Explainer:
         if self._target is None:
             self._inspect(tuple(batch.shape[1:]))
         threshold = self.classifier.threshold
+        # only a two-class model's one threshold changes the predicted class (multi-label
+        # models predict their most probable finding whatever the operating points)
+        limit = threshold if isinstance(threshold, float) else -1.0
         try:
             result = self._compiled_function(batch.shape[1:])(
                 tf.constant(batch), tf.constant(targets, tf.int32),
-                tf.constant(-1.0 if threshold is None else threshold, tf.float32),
+                tf.constant(limit, tf.float32),
             )
         except (tf.errors.InvalidArgumentError, ValueError) as err:
             raise InvalidInputError(

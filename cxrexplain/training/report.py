@@ -308,10 +308,12 @@ def evaluate(classifier: Classifier, data: Any, *, batch_size: int = 32) -> Eval
         (['NORMAL', 'PNEUMONIA'], [0, 1, 0, 1])
     """
     probabilities, labels = collect(classifier, data, batch_size=batch_size)
+    threshold = classifier.threshold  # collect() refused multi-label models: a float or None
     return report_from_predictions(
         labels, probabilities, classifier.class_names,
         decisions=np.array([p.index for p in classifier.decide(probabilities)]),
-        threshold=classifier.threshold if classifier.num_classes == 2 else None,
+        threshold=threshold if isinstance(threshold, float) and classifier.num_classes == 2
+        else None,
     )
 
 
