@@ -218,8 +218,10 @@ def build_model(name: str) -> dict[str, Any]:
         dense = keras.layers.Dense(2, activation="softmax", name="predictions")
         model = keras.Sequential([keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3)), backbone, gap,
                                   dense], name="vgg16_gap_dense")
-        flat = keras.Model(backbone.inputs, dense(gap(backbone.output)), name="vgg16_flat")
+        features = gap(backbone.output)
+        flat = keras.Model(backbone.inputs, dense(features), name="vgg16_flat")
         return {"model": model, "flat": flat, "layer": f"vgg16/{VGG_LAYER}",
+                "flat_features": features,
                 "flat_layer": VGG_LAYER, "channels": 3, "source": "keras.applications.VGG16"}
     if name == "cam_cnn":
         # cxrexplain.models.build("cam_cnn") where the package has it; else the same
@@ -322,6 +324,28 @@ def make_runner(case: dict[str, Any], built: dict[str, Any]) -> tuple[Callable[.
     if method == "keras-loop":
         return _keras_loop(built, info), info
 
+    if method == "gradcam-xla":
+        import cxrexplain as cx
+
+        class XlaGradCAM(cx.GradCAM):
+            """Grad-CAM with the explain pass compiled by XLA (``jit_compile=True``)."""
+
+            def _pass_key(self) -> tuple[Any, ...]:
+                return (*super()._pass_key(), "xla")
+
+            def _trace(self, specs: Any) -> Any:
+                with self._interception():
+                    return tf.function(self._graph, jit_compile=True).get_concrete_function(
+                        *specs)
+
+        explainer = XlaGradCAM(cx.Classifier(model), layer=built["layer"])
+        info["layer"] = explainer.layer
+
+        def run(images: Any, targets: Any, batch: int) -> Any:
+            return explainer.explain(images, targets=targets, batch_size=batch).heatmaps
+
+        return run, info
+
     if method in ("gradcam-new", "cam-new"):
         import cxrexplain as cx
 
@@ -421,7 +445,10 @@ def _bare_backward(built: dict[str, Any]) -> Callable[..., Any]:
     flat = built["flat"]
     conv = flat.get_layer(built["flat_layer"])
     head = flat.layers[-1]
-    logits_model = keras.Model(flat.inputs, [conv.output, head.input])
+    # the head's input in the flat graph (the Dense is shared with the nested model, so its
+    # own `.input` is the nested model's tensor)
+    features = built.get("flat_features", head.input)
+    logits_model = keras.Model(flat.inputs, [conv.output, features])
 
     @tf.function
     def backward(images: Any, targets: Any) -> Any:
@@ -549,7 +576,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 INTERLEAVED = ("floor-predict", "floor-compiled", "floor-backward", "gradcam", "gradcam-new",
-               "cam", "cam-new", "xplique", "tf-keras-vis")
+               "gradcam-xla", "cam", "cam-new", "xplique", "tf-keras-vis")
 INTERLEAVED_IMAGES = {"vgg16": 32, "cam_cnn": 64}
 
 
@@ -708,7 +735,7 @@ def _append_log(log: Path, case: dict[str, Any], text: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 _ORDER = ["floor-compiled", "floor-predict", "floor-backward", "keras-loop", "gradcam",
-          "gradcam-new", "cam", "cam-new", "gradcampp",
+          "gradcam-new", "gradcam-xla", "cam", "cam-new", "gradcampp",
           "hirescam", "layercam", "scorecam", "tf-keras-vis", "xplique"]
 _LABEL = {
     "floor-compiled": "floor: compiled `model(x)`",
@@ -716,6 +743,7 @@ _LABEL = {
     "floor-backward": "bare compiled forward+backward",
     "keras-loop": "Keras example, per-image loop",
     "gradcam-new": "cxrexplain GradCAM, new explainer per call",
+    "gradcam-xla": "cxrexplain GradCAM, pass compiled by XLA",
     "cam-new": "cxrexplain CAM, new explainer per call",
     "gradcam": "cxrexplain GradCAM",
     "cam": "cxrexplain CAM",

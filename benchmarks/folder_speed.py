@@ -135,9 +135,11 @@ def throughput(count: int, repeats: int) -> dict[str, Any]:
                   flush=True)
     shutil.rmtree(WORK / "explained_throughput", ignore_errors=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
+    # each repeat runs the two back to back: the ratio within a repeat shares its load
+    pairs = [f / m for f, m in zip(times["folder"], times["in_memory"], strict=True)]
     return {"part": f"throughput_{count}", "films": count, "repeats": repeats, "times_s": times,
             "median_s": medians, "films_per_s": {k: count / v for k, v in medians.items()},
-            "ratio_folder_to_memory": medians["folder"] / medians["in_memory"],
+            "ratio_per_repeat": pairs, "ratio_folder_to_memory": statistics.median(pairs),
             "load_to_memory_s": load_s, "cpu_user_s": resource.getrusage(
                 resource.RUSAGE_SELF).ru_utime, "films_shape": list(np.shape(films))}
 
@@ -158,10 +160,12 @@ def report(rows: list[dict[str, Any]]) -> str:
     if "throughput_1000" in by:
         r = by["throughput_1000"]
         fps = r["films_per_s"]
-        lines.append(f"| folder engine vs in-memory batches (median of {r['repeats']}, "
-                     f"alternating) | {r['films']} | {fps['folder']:.1f} vs "
-                     f"{fps['in_memory']:.1f} films/s: time ratio "
-                     f"**{r['ratio_folder_to_memory']:.2f}x** (goal <= 1.2) |")
+        each = ", ".join(f"{x:.2f}" for x in r.get("ratio_per_repeat", []))
+        lines.append(f"| folder engine vs in-memory batches (median of {r['repeats']} "
+                     f"back-to-back pairs, alternating order) | {r['films']} | "
+                     f"{fps['folder']:.1f} vs {fps['in_memory']:.1f} films/s (medians); time "
+                     f"ratio per pair {each}: median **{r['ratio_folder_to_memory']:.2f}x** "
+                     "(goal <= 1.2) |")
     return "\n".join(lines)
 
 
