@@ -662,11 +662,12 @@ def _child_interleaved(spec: str) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def main_interleaved(out: Path, repeats: int, batch: int, redo: bool) -> int:
+def main_interleaved(out: Path, repeats: int, batch: int, redo: bool,
+                     models: tuple[str, ...] = MODELS) -> int:
     """Run (or reuse) each model's interleaved row and print the tables."""
     rows = {r["model"]: r for r in read_jsonl(out)} if out.is_file() else {}
     for model_name in MODELS:
-        if model_name in rows and not redo:
+        if model_name not in models or (model_name in rows and not redo):
             print(f"{model_name}: done (use --redo to run again)", flush=True)
             continue
         print(f"{model_name}: running {len(INTERLEAVED)} methods x {repeats} repeats ...",
@@ -1005,6 +1006,8 @@ def main(argv: list[str] | None = None) -> int:
                              "repeat by repeat (results in out/explain_speed_interleaved.jsonl)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of --interleaved")
     parser.add_argument("--redo", action="store_true", help="run --interleaved again")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="models of --interleaved (comma-separated)")
     parser.add_argument("--_case", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_interleaved", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1017,7 +1020,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.interleaved:
         target = args.out or OUT_DIR / "explain_speed_interleaved.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
-        return main_interleaved(target, args.repeats, 32, args.redo)
+        return main_interleaved(target, args.repeats, 32, args.redo,
+                                tuple(m.strip() for m in args.models.split(",")))
 
     out = args.out or OUT_DIR / ("explain_speed.quick.jsonl" if args.quick
                                  else "explain_speed.jsonl")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterable
@@ -103,7 +104,21 @@ def _resolve_colormap(colormap: ColormapLike) -> Colormap:
         ) from None
 
 
-def _lookup_table(cmap: Colormap) -> RGBImage:
+def _lookup_table(colormap: ColormapLike) -> RGBImage:
+    """The colormap's 256 uint8 RGB colours; a colormap given by name is computed once."""
+    if isinstance(colormap, str):
+        return _named_table(colormap)
+    return _table_of(_resolve_colormap(colormap))
+
+
+@functools.lru_cache(maxsize=32)
+def _named_table(name: str) -> RGBImage:
+    table = _table_of(_resolve_colormap(name))  # an unknown name raises, and is not cached
+    table.flags.writeable = False  # shared between calls
+    return table
+
+
+def _table_of(cmap: Colormap) -> RGBImage:
     rgba = np.asarray(cmap(np.linspace(0.0, 1.0, 256)), dtype=np.float64)
     return np.clip(np.rint(rgba[:, :3] * 255.0), 0, 255).astype(np.uint8)
 

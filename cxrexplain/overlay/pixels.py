@@ -31,7 +31,6 @@ from cxrexplain.overlay._common import (
     _check_mask,
     _fit_heatmap,
     _lookup_table,
-    _resolve_colormap,
 )
 
 __all__ = ["colorize", "draw_box", "draw_mask", "overlay", "save_overlay"]
@@ -78,8 +77,8 @@ def _levels(heat: np.ndarray) -> np.ndarray:
 
 
 def _colour_levels(levels: np.ndarray, colormap: ColormapLike) -> RGBImage:
-    table = _lookup_table(_resolve_colormap(colormap))
-    return np.ascontiguousarray(table[levels])
+    table = _lookup_table(colormap)
+    return np.ascontiguousarray(np.take(table, levels, axis=0))  # 4x a fancy index
 
 
 def overlay(
@@ -141,7 +140,7 @@ def overlay(
     colour = _colour_levels(_levels(heat), colormap)
     # the blend of two uint8 values takes one of 65,536 results: look them up (exactly the
     # float64 formula, computed once per call on the table instead of on every pixel)
-    out = _blend_table(float(alpha))[(base.astype(np.uint16) << 8) | colour]
+    out = np.take(_blend_table(float(alpha)), (base.astype(np.uint16) << 8) | colour)
     if threshold is not None:
         out = np.where((heat >= float(threshold))[:, :, None], out, base)
     out = np.ascontiguousarray(out)
