@@ -99,9 +99,18 @@ def command_memory(count: int) -> dict[str, Any]:
             "overlays": overlays}
 
 
-def throughput(count: int, repeats: int) -> dict[str, Any]:
-    """The folder engine vs in-memory batches on the same films, alternating, in-process."""
+def throughput(count: int, repeats: int, threads: int | None = None) -> dict[str, Any]:
+    """The folder engine vs in-memory batches on the same films, alternating, in-process.
+
+    ``threads`` limits TensorFlow's intra-op threads (None: its default, every core), to show
+    what the reader and writer threads gain when the model leaves a core free for them.
+    """
     import numpy as np
+    import tensorflow as tf
+
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
     import cxrexplain as cx
     from cxrexplain.batch import explain_to_folder
@@ -137,7 +146,9 @@ def throughput(count: int, repeats: int) -> dict[str, Any]:
     medians = {k: statistics.median(v) for k, v in times.items()}
     # each repeat runs the two back to back: the ratio within a repeat shares its load
     pairs = [f / m for f, m in zip(times["folder"], times["in_memory"], strict=True)]
-    return {"part": f"throughput_{count}", "films": count, "repeats": repeats, "times_s": times,
+    part = f"throughput_{count}" + ("" if threads is None else f"_threads{threads}")
+    return {"part": part, "films": count, "repeats": repeats, "tf_threads": threads,
+            "times_s": times,
             "median_s": medians, "films_per_s": {k: count / v for k, v in medians.items()},
             "ratio_per_repeat": pairs, "ratio_folder_to_memory": statistics.median(pairs),
             "load_to_memory_s": load_s, "cpu_user_s": resource.getrusage(
@@ -157,12 +168,15 @@ def report(rows: list[dict[str, Any]]) -> str:
     if "command_1000" in by and "command_10000" in by:
         gap = by["command_10000"]["peak_rss_mb"] - by["command_1000"]["peak_rss_mb"]
         lines.append(f"| peak RSS, 10,000 minus 1,000 | | **{gap:+.1f} MB** (goal < 50) |")
-    if "throughput_1000" in by:
-        r = by["throughput_1000"]
+    for key in sorted(k for k in by if k.startswith("throughput_")):
+        r = by[key]
         fps = r["films_per_s"]
         each = ", ".join(f"{x:.2f}" for x in r.get("ratio_per_repeat", []))
-        lines.append(f"| folder engine vs in-memory batches (median of {r['repeats']} "
-                     f"back-to-back pairs, alternating order) | {r['films']} | "
+        threads = r.get("tf_threads")
+        setting = "TensorFlow's default threads" if threads is None else (
+            f"TensorFlow limited to {threads} thread")
+        lines.append(f"| folder engine vs in-memory batches, {setting} (median of "
+                     f"{r['repeats']} back-to-back pairs, alternating order) | {r['films']} | "
                      f"{fps['folder']:.1f} vs {fps['in_memory']:.1f} films/s (medians); time "
                      f"ratio per pair {each}: median **{r['ratio_folder_to_memory']:.2f}x** "
                      "(goal <= 1.2) |")
@@ -175,6 +189,8 @@ def main() -> int:
     parser.add_argument("--redo", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--films", type=int, default=10_000)
+    parser.add_argument("--tf-threads", type=int, default=None,
+                        help="also measure the throughput with TensorFlow on this many threads")
     args = parser.parse_args()
     rows = read_jsonl(RESULTS) if RESULTS.is_file() else []
     if args.report:
@@ -185,6 +201,9 @@ def main() -> int:
     parts = [("command_1000", lambda: command_memory(1000)),
              (f"command_{args.films}", lambda: command_memory(args.films)),
              ("throughput_1000", lambda: throughput(1000, args.repeats))]
+    if args.tf_threads is not None:
+        parts.append((f"throughput_1000_threads{args.tf_threads}",
+                      lambda: throughput(1000, args.repeats, args.tf_threads)))
     for name, run in parts:
         if name in done:
             print(f"{name}: done", flush=True)

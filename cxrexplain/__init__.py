@@ -37,7 +37,7 @@ from cxrexplain.errors import (
 )
 
 if TYPE_CHECKING:  # what a static checker sees: the names below, as an eager import binds them
-    from cxrexplain import data, lungs, metrics, models, synthetic, training
+    from cxrexplain import data, distributed, lungs, metrics, models, synthetic, training
     from cxrexplain.auditing import AuditReport, AuditRule, audit
     from cxrexplain.classifier import Classifier, Prediction
     from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
@@ -91,6 +91,7 @@ __all__ = [
     "audit",
     "colorize",
     "data",
+    "distributed",
     "draw_box",
     "draw_mask",
     "evaluate_explainers",
@@ -114,6 +115,7 @@ __all__ = [
 # itself), in the order of the former eager imports.
 _LAZY: dict[str, tuple[str, ...]] = {
     "cxrexplain.data": ("",),
+    "cxrexplain.distributed": ("",),
     "cxrexplain.lungs": ("",),
     "cxrexplain.metrics": ("",),
     "cxrexplain.models": ("",),

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lung-mode", choices=["mask", "inverse"],
                        help="with --lungs: mask (only the lungs visible, the default) or "
                        "inverse (only what lies outside them: the shortcut-strength check)")
+    train.add_argument("--explain-every", type=int, metavar="N",
+                       help="explain validation films with Grad-CAM after every N epochs: "
+                       "OUT.explanations/epoch_001.png ... and TensorBoard logs there")
+    train.add_argument("--explain-images", type=int, default=8, metavar="K",
+                       help="with --explain-every: how many validation films (default: 8)")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help="label and probabilities per image")
@@ -103,6 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--resume", action="store_true",
                          help="skip images already explained in OUT")
     explain.add_argument("--no-progress", action="store_true")
+    explain.add_argument("--engine", choices=["local", "ray"], default="local",
+                         help="local: overlays and a CSV, in this process (the default); ray: "
+                         "Parquet files of maps and probabilities, on Ray Data (needs the "
+                         "ray extra)")
+    explain.add_argument("--address",
+                         help="with --engine ray: the Ray cluster's address ('auto': the one "
+                         "this machine belongs to; default: start a local Ray)")
+    explain.add_argument("--workers", type=int,
+                         help="with --engine ray: Ray actors (default: as many as fit)")
+    explain.add_argument("--gpus-per-worker", type=float, default=0.0,
+                         help="with --engine ray: GPUs per actor (default: 0)")
     explain.set_defaults(run=_explain)
 
     evaluate = commands.add_parser(
@@ -261,7 +277,8 @@ def _train(args: argparse.Namespace) -> int:
         args.data_dir, model_name=args.model, out=args.out, image_size=args.image_size,
         epochs=args.epochs, batch_size=args.batch_size, classes=classes,
         validation_split=args.validation_split, seed=args.seed, lungs=args.lungs,
-        lung_mode=args.lung_mode or "mask",
+        lung_mode=args.lung_mode or "mask", explain_every=args.explain_every,
+        explain_images=args.explain_images,
     )
     print(report)
     return 0
@@ -296,6 +313,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _explain_on_ray(args)
     from cxrexplain.batch import explain_to_folder
     from cxrexplain.io import find_images
 
@@ -306,6 +325,19 @@ def _explain(args: argparse.Namespace) -> int:
         alpha=args.alpha, colormap=args.colormap, progress=not args.no_progress,
     )
     print(f"wrote {table} and overlays in {table.parent / 'overlays'}")
+    return 0
+
+
+def _explain_on_ray(args: argparse.Namespace) -> int:
+    from cxrexplain.distributed import explain_dataset
+
+    summary = explain_dataset(
+        [str(p) for p in args.images], args.model, method=args.method, out=args.out,
+        address=args.address, concurrency=args.workers, num_gpus=args.gpus_per_worker,
+        batch_size=args.batch_size, target=_target(args.target), resume=args.resume,
+        progress=not args.no_progress,
+    )
+    print(summary)
     return 0
 
 

@@ -1,5 +1,11 @@
 """``cxrexplain train``: build, train, evaluate and save a reference model from a folder.
 
+With ``explain_every=N`` a :class:`cxrexplain.training.ExplanationCallback` explains a few
+validation films (Grad-CAM, each film's predicted class) after every N-th epoch and writes
+``<out>.explanations/epoch_003.png``, ... beside the model (``m.explanations/`` for
+``m.keras``), with TensorBoard logs in ``<out>.explanations/tensorboard/`` when TensorBoard is
+installed.
+
 Example:
     >>> from cxrexplain.train_command import train_from_folder
     >>> print(train_from_folder("chest_xray", model_name="cam_cnn", out="m.keras",
@@ -8,17 +14,21 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
+from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.data import detect_layout, image_folder
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
 from cxrexplain.lungs import LungSegmenter
 from cxrexplain.models import build
 from cxrexplain.models.lung_focus import SegmenterLike
-from cxrexplain.training import evaluate, fit
+from cxrexplain.training import ExplanationCallback, evaluate, fit
 from cxrexplain.training.preparation import apply_lung_focus, check_lung_focus
 
 __all__ = ["train_from_folder"]
@@ -38,6 +48,8 @@ def train_from_folder(
     channels: int = 1,
     lungs: str | os.PathLike[str] | SegmenterLike | None = None,
     lung_mode: str = "mask",
+    explain_every: int | None = None,
+    explain_images: int = 8,
 ) -> str:
     """Train a reference model on a class-folder or Kaggle ``chest_xray`` folder and save it.
 
@@ -66,6 +78,10 @@ def train_from_folder(
             :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
         lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
             (only what lies outside them).
+        explain_every: Explain ``explain_images`` validation films with Grad-CAM after every
+            this many epochs (see the module docs for where the pictures go); None: never.
+        explain_images: How many validation films to explain (taken from each class in
+            turn).
 
     Returns:
         The evaluation report as text.
@@ -84,6 +100,9 @@ def train_from_folder(
     names_of_focus = ("--lungs", "--lung-mode")
     segmenter = _load_lungs(lungs)
     lung_mode = check_lung_focus(segmenter, lung_mode, names=names_of_focus)
+    if explain_every is not None:
+        check_int(explain_every, "--explain-every", minimum=1)
+    check_int(explain_images, "--explain-images", minimum=1)
     layout = detect_layout(data_dir)
     parts = image_folder(data_dir, image_size=image_size, channels=channels, classes=classes,
                          batch_size=batch_size, validation_split=validation_split,
@@ -99,7 +118,10 @@ def train_from_folder(
     focus = "" if segmenter is None else f" with lung focus ({lung_mode})"
     print(f"training {model_name}{focus} on {len(names)} classes {names} from '{data_dir}' "
           f"({layout} layout); checkpoint in '{checkpoint}'", flush=True)
-    fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint, resume=True, seed=seed)
+    callbacks = [] if explain_every is None else [
+        _explanation_callback(val, target, names, explain_every, explain_images)]
+    fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint, resume=True, seed=seed,
+        callbacks=callbacks)
     classifier = Classifier(model, names)
     test = val
     label = "validation part"
@@ -110,6 +132,34 @@ def train_from_folder(
     classifier.save(target)
     report = evaluate(classifier, test)
     return f"saved {target}\nevaluation on the {label}:\n{report.to_text()}"
+
+
+def _explanation_callback(val: object, target: Path, names: list[str], every: int,
+                          count: int) -> ExplanationCallback:
+    """The callback of ``--explain-every``: ``count`` validation films, each class in turn."""
+    paths = list(getattr(val, "file_paths", []))
+    labels = np.asarray(getattr(val, "labels", np.zeros(len(paths), np.int32)))
+    if not paths:  # pragma: no cover - image_folder's parts carry their files
+        raise InvalidInputError("--explain-every: the validation part has no files to explain")
+    order = np.lexsort((labels, _rank_within_class(labels)))  # each class in turn
+    films = [paths[i] for i in order[:count]]
+    folder = target.with_name(f"{target.stem}.explanations")
+    board = folder / "tensorboard" if importlib.util.find_spec("tensorboard") else None
+    where = f"'{folder}'" + ("" if board is not None else
+                             " (no TensorBoard logs: pip install \"cxrexplain[tensorboard]\")")
+    print(f"explaining {len(films)} validation films after every {every} epoch(s) in {where}",
+          flush=True)
+    return ExplanationCallback(films, every=every, out_dir=folder, tensorboard_dir=board,
+                               class_names=names)
+
+
+def _rank_within_class(labels: np.ndarray) -> np.ndarray:
+    """Each film's position among the films of its class (0, 1, ...), in file order."""
+    rank = np.zeros(len(labels), np.int64)
+    for label in np.unique(labels):
+        where = np.flatnonzero(labels == label)
+        rank[where] = np.arange(len(where))
+    return rank
 
 
 def _load_lungs(lungs: str | os.PathLike[str] | SegmenterLike | None) -> SegmenterLike | None:

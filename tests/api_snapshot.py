@@ -20,6 +20,7 @@ MODULES = [
     "cxrexplain.cli",
     "cxrexplain.data",
     "cxrexplain.demo",
+    "cxrexplain.distributed",
     "cxrexplain.errors",
     "cxrexplain.evaluate",
     "cxrexplain.explain",

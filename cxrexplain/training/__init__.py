@@ -1,4 +1,5 @@
-"""Training and evaluation: ``fit``, ``evaluate``, ``threshold_for_recall``, ``cross_validate``.
+"""Training and evaluation: ``fit``, ``evaluate``, ``threshold_for_recall``, ``cross_validate``,
+``ExplanationCallback`` (explanations while the model trains).
 
 Example:
     >>> import cxrexplain as cx
@@ -18,6 +19,7 @@ from __future__ import annotations
 from cxrexplain.training.checkpoint import TrainingState, load_state
 from cxrexplain.training.cross_validation import cross_validate
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
+from cxrexplain.training.explanation_callback import ExplanationCallback
 from cxrexplain.training.fit import fit
 from cxrexplain.training.preparation import balanced_class_weight, compile_default, has_gpu
 from cxrexplain.training.report import EvaluationReport, evaluate, report_from_predictions
@@ -27,6 +29,7 @@ from cxrexplain.training.threshold import threshold_for_recall
 __all__ = [
     "CrossValidationResult",
     "EvaluationReport",
+    "ExplanationCallback",
     "FoldResult",
     "FoldSetup",
     "TrainingState",

@@ -53,6 +53,7 @@ import tensorflow as tf
 from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.models.losses import head_of
+from cxrexplain.training._multi_worker import multi_worker_fixes
 from cxrexplain.training.checkpoint import (
     FINAL_WEIGHTS,
     ResumableCheckpoint,
@@ -221,10 +222,12 @@ def fit(
         ours.append(checkpoint)
     initial_epoch = 0 if state is None else min(state.epoch, epochs)
     try:
-        history = working.fit(
-            train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-            class_weight=weights, callbacks=[*extra, *ours], verbose=verbose, shuffle=False,
-        )
+        with multi_worker_fixes(strategy):
+            history = working.fit(
+                train_data, validation_data=val_data, epochs=epochs,
+                initial_epoch=initial_epoch, class_weight=weights,
+                callbacks=[*extra, *ours], verbose=verbose, shuffle=False,
+            )
     finally:
         if working is not model:
             model.set_weights(working.get_weights())
