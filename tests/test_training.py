@@ -449,3 +449,20 @@ def test_cross_validate_writes_each_fold_and_skips_finished_ones(tmp_path: Path)
     with pytest.raises(InvalidInputError, match="another set-up.*epochs"):
         training.cross_validate(refuse, root, k=3, image_size=SIZE, epochs=2, batch_size=8,
                                 results_dir=out, validation_fraction=None)
+
+
+def test_accuracy_interval_is_the_wilson_interval() -> None:
+    """Against published Wilson 95% intervals (Newcombe 1998, Table I: 81/263, 15/148, 0/20,
+    1/29) and the report's own summary line."""
+    from cxrexplain.training.stats import wilson_interval
+
+    for (k, n), (low, high) in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
+                                (0, 20): (0.0, 0.1611), (1, 29): (0.0061, 0.1718)}.items():
+        assert wilson_interval(k, n) == pytest.approx((low, high), abs=1e-4)
+    assert all(np.isnan(wilson_interval(0, 0)))
+    report = cx.training.report_from_predictions(
+        np.array([0, 0, 1, 1, 1]), np.array([[.9, .1], [.2, .8], [.3, .7], [.4, .6], [.6, .4]]),
+        ["NORMAL", "PNEUMONIA"])
+    low, high = report.accuracy_interval
+    assert (low, high) == pytest.approx(wilson_interval(3, 5))
+    assert f"accuracy 0.6000 [95% CI {low:.4f}, {high:.4f}] on 5 images" in report.to_text()

@@ -35,7 +35,12 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.training.figures import report_figure
 from cxrexplain.training.predictions import collect
-from cxrexplain.training.stats import confusion_matrix, per_class_rates, roc_auc
+from cxrexplain.training.stats import (
+    confusion_matrix,
+    per_class_rates,
+    roc_auc,
+    wilson_interval,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -90,6 +95,16 @@ class EvaluationReport:
     def accuracy(self) -> float:
         """Share of images whose predicted class is the true one."""
         return float(np.trace(self.confusion) / max(self.n, 1))
+
+    @property
+    def accuracy_interval(self) -> tuple[float, float]:
+        """The 95% Wilson score interval of :attr:`accuracy` (``low, high``).
+
+        Example:
+            >>> [round(v, 4) for v in report.accuracy_interval]  # 7 of 10 right
+            [0.3968, 0.8922]
+        """
+        return wilson_interval(int(np.trace(self.confusion)), self.n)
 
     def _per_class(self, name: str) -> dict[str, float]:
         values = self.auc if name == "auc" else per_class_rates(self.confusion)[name]
@@ -208,7 +223,7 @@ class EvaluationReport:
 
         Example:
             >>> print(report.to_text())
-            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8993
+            accuracy 0.7000 [95% CI 0.3968, 0.8922] on 10 images (argmax); macro AUC 0.8993
             <BLANKLINE>
             class      sensitivity  specificity  precision  f1      auc     n
             COVID      0.5000       1.0000       1.0000     0.6667  0.9688  2
@@ -241,7 +256,7 @@ class EvaluationReport:
 
         Example:
             >>> print(report.to_markdown())
-            accuracy 0.7000 on 10 images (argmax); macro AUC 0.8993
+            accuracy 0.7000 [95% CI 0.3968, 0.8922] on 10 images (argmax); macro AUC 0.8993
             <BLANKLINE>
             | class | sensitivity | specificity | precision | f1 | auc | n |
             |---|---:|---:|---:|---:|---:|---:|
@@ -262,7 +277,9 @@ class EvaluationReport:
 
     def _summary_line(self) -> str:
         rule = "argmax" if self.threshold is None else f"threshold {self.threshold:.4g}"
-        return (f"accuracy {format_number(self.accuracy)} on {self.n} images ({rule}); macro AUC "
+        low, high = self.accuracy_interval
+        return (f"accuracy {format_number(self.accuracy)} [95% CI {format_number(low)}, "
+                f"{format_number(high)}] on {self.n} images ({rule}); macro AUC "
                 f"{format_number(self.metrics()['macro_auc'])}")
 
     def __str__(self) -> str:

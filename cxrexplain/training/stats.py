@@ -6,7 +6,8 @@
   as the trapezoidal area under the full ROC curve);
 * :func:`roc_curve`: false- and true-positive rates at every distinct threshold;
 * :func:`per_class_rates`: sensitivity, specificity, precision and F1 of each class, one
-  class against the rest.
+  class against the rest;
+* :func:`wilson_interval`: the Wilson score interval of a proportion (an accuracy).
 
 Example:
     >>> import numpy as np
@@ -16,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -24,7 +27,7 @@ from cxrexplain._checks import as_labels, as_numbers, check_int
 from cxrexplain._stats import average_ranks
 from cxrexplain.errors import InvalidInputError
 
-__all__ = ["confusion_matrix", "per_class_rates", "roc_auc", "roc_curve"]
+__all__ = ["confusion_matrix", "per_class_rates", "roc_auc", "roc_curve", "wilson_interval"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -140,3 +143,31 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1),
                         np.nan)
+
+
+def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of the proportion ``successes / n`` (Wilson 1927).
+
+    Unlike the normal approximation it stays inside [0, 1] and is sound for proportions near 0
+    or 1 and for few images; it needs only the counts, so a report rebuilt from its confusion
+    matrix has it too.
+
+    Args:
+        successes: Images counted (correct predictions).
+        n: All images.
+        level: Confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` for ``n == 0``.
+
+    Example:
+        >>> [round(v, 4) for v in wilson_interval(7, 10)]
+        [0.3968, 0.8922]
+    """
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
