@@ -99,7 +99,8 @@ def _boxes_per_image(boxes: Any, count: int) -> list[np.ndarray]:
         groups: Sequence[Any] = [row[None] for row in boxes]
     elif isinstance(boxes, np.ndarray) and boxes.ndim == 1 and boxes.shape[0] == 4:
         groups = [boxes[None]]
-    elif isinstance(boxes, (str, bytes)) or not isinstance(boxes, Iterable):
+    elif (isinstance(boxes, (str, bytes)) or not isinstance(boxes, Iterable)
+          or (isinstance(boxes, np.ndarray) and boxes.ndim == 0)):
         raise InvalidInputError(
             f"boxes: expected (x, y, width, height) boxes, one or more per image, got "
             f"{describe(boxes)}"
