@@ -48,6 +48,16 @@ MAX_SIDE = 16384
 """The largest height or width a size argument may ask for (a film is about 4,000 pixels)."""
 
 
+def one_line(message: str) -> str:
+    """A message on one line (a CSV or Parquet error cell holds one line).
+
+    Example:
+        >>> one_line("images[3]: cannot decode\\nPNG header")
+        'images[3]: cannot decode PNG header'
+    """
+    return " ".join(message.splitlines())
+
+
 def first_line(err: BaseException) -> str:
     """The first line of an exception's message (cut to :data:`MESSAGE_LIMIT`), or its type.
 

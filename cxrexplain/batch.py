@@ -37,6 +37,7 @@ import cv2
 import keras
 import numpy as np
 
+from cxrexplain._checks import one_line
 from cxrexplain._files import atomic_write_bytes, atomic_write_text
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
@@ -213,7 +214,7 @@ class _Drawing:
               table: csv.DictWriter[str], handle: Any) -> int:
         """Write the overlays, then the rows (so a row never points at a missing file)."""
         rows: dict[int, dict[str, Any]] = {
-            i: {"image": str(chunk[i]), "method": self.method, "error": _one_line(message)}
+            i: {"image": str(chunk[i]), "method": self.method, "error": one_line(message)}
             for i, message in loaded.errors.items()
         }
         if exp is not None:
@@ -281,11 +282,6 @@ def _write_png_atomically(path: Path, rgb: np.ndarray) -> None:
     if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
         raise InvalidInputError(f"overlay: cannot encode a PNG for '{path}'")
     atomic_write_bytes(path, encoded.tobytes())
-
-
-def _one_line(message: str) -> str:
-    """An error message on one line, so that every CSV record is one line of the file."""
-    return " ".join(message.splitlines())
 
 
 def _complete_lines(text: str) -> str:

@@ -2,7 +2,8 @@
 ``audit``, ``lungs train``.
 
 The parser and ``--help`` / ``--version`` import no TensorFlow or Keras (this module imports
-only ``cxrexplain._version`` and ``cxrexplain.errors``; each command imports what it needs).
+only ``cxrexplain._version``, ``cxrexplain._quiet`` and ``cxrexplain.errors``; each command
+imports what it needs).
 TensorFlow's and absl's C++ log lines are off unless ``--debug`` is given or the user set
 ``TF_CPP_MIN_LOG_LEVEL``.
 
@@ -28,10 +29,11 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cxrexplain._quiet import stderr_silenced
 from cxrexplain._version import __version__
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 
@@ -234,28 +236,9 @@ def _import_tensorflow(quiet: bool) -> None:
     oneDNN's and the cuda stubs', straight to it, whatever ``TF_CPP_MIN_LOG_LEVEL`` says)."""
     if "tensorflow" in sys.modules:
         return
-    with _stderr_silenced() if quiet else contextlib.nullcontext():
+    with stderr_silenced() if quiet else contextlib.nullcontext():
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
-
-
-@contextlib.contextmanager
-def _stderr_silenced() -> Iterator[None]:
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable file descriptor 2: nothing to silence
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 # -------------------------------------------------------------------------------- commands

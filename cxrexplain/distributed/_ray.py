@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cxrexplain._checks import first_line
+from cxrexplain._quiet import stderr_silenced
 from cxrexplain.errors import InvalidInputError, MissingDependencyError
 
 __all__ = [
@@ -80,25 +81,6 @@ def assigned_cpus() -> int | None:
     except Exception:  # an old or unusual Ray: leave TensorFlow's default
         return None
     return max(1, int(cpus)) if cpus > 0 else None
-
-
-@contextlib.contextmanager
-def _fd2_silenced() -> Iterator[None]:
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no usable file descriptor 2
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 @contextlib.contextmanager
@@ -167,7 +149,7 @@ def ray_session(address: str | None, *, quiet: bool = True) -> Iterator[Any]:
         if quiet and saved is None:
             os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
         try:
-            with _fd2_silenced() if quiet else contextlib.nullcontext():
+            with stderr_silenced() if quiet else contextlib.nullcontext():
                 ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
                          configure_logging=True,
                          logging_level=logging.ERROR if quiet else logging.INFO)
@@ -183,7 +165,7 @@ def ray_session(address: str | None, *, quiet: bool = True) -> Iterator[Any]:
         try:
             yield ray
         finally:
-            with _fd2_silenced() if quiet else contextlib.nullcontext():
+            with stderr_silenced() if quiet else contextlib.nullcontext():
                 ray.shutdown()
 
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain._checks import check_number, describe
+from cxrexplain._checks import check_number, describe, one_line
 from cxrexplain.auditing.measure import DEFAULT_MARGIN, measure
 from cxrexplain.auditing.run import LungSource
-from cxrexplain.distributed.base import ModelPath, Rows, filled, one_line
+from cxrexplain.distributed.base import ModelPath, Rows, filled
 from cxrexplain.distributed.explain import Explain
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.io import load_image

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain._checks import check_int, describe, first_line
+from cxrexplain._checks import check_int, describe, first_line, one_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.distributed._ray import assigned_cpus
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.io import load_image
 
-__all__ = ["BatchActor", "Rows", "configure_threads", "filled", "one_line", "quoted", "read_rows"]
+__all__ = ["BatchActor", "Rows", "configure_threads", "filled", "quoted", "read_rows"]
 
 ModelPath = str | os.PathLike[str]
 
@@ -133,11 +133,6 @@ def _cell(value: Any, key: str) -> Any:
         value = value.decode("utf-8", errors="replace")
     text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else str(value)
     return text or None
-
-
-def one_line(message: str) -> str:
-    """A message on one line (an error cell)."""
-    return " ".join(message.split())
 
 
 def filled(shape: tuple[int, ...], fill: Any, dtype: Any) -> np.ndarray:
