@@ -9,6 +9,9 @@ import platform
 from pathlib import Path
 from typing import Any
 
+SHARED_FILMS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
+"""The shared X-rays, one folder per class (read at run time, never copied)."""
+
 
 def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo`` (or "unknown CPU")."""
@@ -68,3 +71,38 @@ def publish(path: Path, heading: str, text: str) -> None:
     print(text)
     write_section(path, heading, text)
     print(f"wrote the section to {path}")
+
+
+def linked_films(folder: Path, count: int, *, per_folder: int = 1000) -> Path:
+    """``folder`` holding ``count`` symbolic links to the shared films (each linked in turn,
+    ``per_folder`` links per sub-folder); reused when it already holds ``count`` films."""
+    import shutil
+
+    if folder.is_dir() and sum(1 for _ in folder.rglob("*.png")) == count:
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    films = sorted(SHARED_FILMS.glob("*/*.png"))
+    if not films:
+        raise SystemExit(f"no films under {SHARED_FILMS}")
+    for i in range(count):
+        source = films[i % len(films)]
+        link = (folder / f"part{i // per_folder:02d}"
+                / f"{i:05d}_{source.parent.name}_{source.name}")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(source.resolve())
+    return folder
+
+
+def untrained_cam_cnn(path: Path, size: int = 224) -> Path:
+    """``path``: the three-class ``cam_cnn`` at ``size`` px with its seeded initial weights,
+    saved as a classifier (speed does not depend on training); built once."""
+    if not path.is_file():
+        import keras
+
+        import cxrexplain as cx
+
+        keras.utils.set_random_seed(0)
+        model = cx.models.build("cam_cnn", input_shape=(size, size, 1), num_classes=3)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cx.Classifier(model, class_names=["COVID", "NORMAL", "PNEUMONIA"]).save(path)
+    return path

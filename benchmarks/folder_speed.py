@@ -36,11 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import machine, read_jsonl
+from _results import linked_films, machine, read_jsonl, untrained_cam_cnn
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-DATA = HERE.parent.parent / "shared" / "data" / "cxr"
 RESULTS = OUT / "folder_speed.jsonl"
 WORK = OUT / "folder_speed"
 SIZE = 224
@@ -49,30 +48,11 @@ BATCH = 32
 
 def make_folder(count: int) -> Path:
     """``WORK/films_<count>``: ``count`` links to the shared films, 1,000 per sub-folder."""
-    folder = WORK / f"films_{count}"
-    if folder.is_dir() and sum(1 for _ in folder.rglob("*.png")) == count:
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    films = sorted(DATA.glob("*/*.png"))
-    if not films:
-        raise SystemExit(f"no films under {DATA}")
-    for i in range(count):
-        source = films[i % len(films)]
-        link = folder / f"part{i // 1000:02d}" / f"{i:05d}_{source.parent.name}_{source.name}"
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(source.resolve())
-    return folder
+    return linked_films(WORK / f"films_{count}", count, per_folder=1000)
 
 
 def make_model() -> Path:
-    path = WORK / "cam_cnn_224.keras"
-    if not path.is_file():
-        import cxrexplain as cx
-
-        WORK.mkdir(parents=True, exist_ok=True)
-        model = cx.models.build("cam_cnn", input_shape=(SIZE, SIZE, 1), num_classes=3)
-        cx.Classifier(model, class_names=["COVID", "NORMAL", "PNEUMONIA"]).save(path)
-    return path
+    return untrained_cam_cnn(WORK / "cam_cnn_224.keras", SIZE)
 
 
 def command_memory(count: int) -> dict[str, Any]:

@@ -44,11 +44,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import machine, read_jsonl, write_section
+from _results import linked_films, machine, read_jsonl, untrained_cam_cnn, write_section
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
-DATA = HERE.parent.parent / "shared" / "data" / "cxr"
 RESULTS = OUT / "ray_scaling.jsonl"
 WORK = OUT / "ray_scaling"
 SIZE = 224
@@ -60,34 +59,11 @@ HEADING = "## Ray Data scaling (issue 17)"
 
 def make_folder(count: int) -> Path:
     """``WORK/films_<count>``: ``count`` links to the shared films, 500 per sub-folder."""
-    folder = WORK / f"films_{count}"
-    if folder.is_dir() and sum(1 for _ in folder.rglob("*.png")) == count:
-        return folder
-    shutil.rmtree(folder, ignore_errors=True)
-    films = sorted(DATA.glob("*/*.png"))
-    if not films:
-        raise SystemExit(f"no films under {DATA}")
-    for i in range(count):
-        source = films[i % len(films)]
-        link = folder / f"part{i // 500:02d}" / f"{i:05d}_{source.name}"
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(source)
-    return folder
+    return linked_films(WORK / f"films_{count}", count, per_folder=500)
 
 
 def make_model() -> Path:
-    path = WORK / "cam_cnn_224.keras"
-    if path.is_file():
-        return path
-    import keras
-
-    import cxrexplain as cx
-
-    keras.utils.set_random_seed(0)
-    model = cx.models.build("cam_cnn", input_shape=(SIZE, SIZE, 1), num_classes=3)
-    WORK.mkdir(parents=True, exist_ok=True)
-    cx.Classifier(model, class_names=["COVID", "NORMAL", "PNEUMONIA"]).save(path)
-    return path
+    return untrained_cam_cnn(WORK / "cam_cnn_224.keras", SIZE)
 
 
 # ------------------------------------------------------------------ one configuration
