@@ -38,7 +38,7 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import check_number, describe
-from cxrexplain._tables import format_number, json_number, markdown_table
+from cxrexplain._tables import format_number, json_number, markdown_table, nanmean
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
@@ -323,7 +323,7 @@ def evaluate_explainers(
         per_image[name] = values
         if progress:
             print(f"  {name}: " + ", ".join(
-                f"{k} {_mean(v):.3f}" for k, v in values.items()), flush=True)
+                f"{k} {nanmean(v):.3f}" for k, v in values.items()), flush=True)
     if baselines:
         for kind in BASELINES:
             maps = baseline_maps(kind, count, (height, width), seed=seed)
@@ -331,7 +331,7 @@ def evaluate_explainers(
                                      batch_size)
     rows = [{"method": method,
              **{c: (seconds.get(method, math.nan) if c == "seconds_per_image"
-                    else _mean(values.get(c))) for c in columns}}
+                    else nanmean(values.get(c, [math.nan]))) for c in columns}}
             for method, values in per_image.items()]
     intervals = {method: {metric: _interval(bootstrap_ci(array, n_resamples=n_resamples,
                                                          level=level, seed=seed))
@@ -346,12 +346,6 @@ def evaluate_explainers(
                 "level": level, "seed": seed}
     return ExplainerEvaluation(rows, columns, int(count), settings, intervals, ref_name,
                                ref_values, differences)
-
-
-def _mean(values: np.ndarray | None) -> float:
-    if values is None or not np.isfinite(values).any():
-        return math.nan
-    return float(np.nanmean(values))
 
 
 def _interval(interval: Interval) -> tuple[float, float]:

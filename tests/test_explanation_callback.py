@@ -20,7 +20,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
-from tiny_models import nested_vgg16
+from tiny_models import TWO_LOGICAL_CPUS, nested_vgg16
 
 import cxrexplain as cx
 from cxrexplain import _passes
@@ -232,13 +232,7 @@ def test_mixed_precision(tmp_path: Path) -> None:
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
     """Logical devices must be set before TensorFlow starts: a fresh interpreter."""
-    script = textwrap.dedent(f"""
-        import json, os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    script = TWO_LOGICAL_CPUS + textwrap.dedent(f"""
         import numpy as np, keras
         import cxrexplain as cx
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

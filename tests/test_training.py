@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from matplotlib.figure import Figure
-from tiny_models import conv_gap_dense, small_cam_cnn
+from tiny_models import TWO_LOGICAL_CPUS, conv_gap_dense, small_cam_cnn
 
 import cxrexplain as cx
 from cxrexplain import data as cxdata
@@ -288,13 +288,7 @@ def test_mixed_precision_path_on_cpu() -> None:
 
 
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path: Path) -> None:
-    script = textwrap.dedent(f"""
-        import json, os
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        import tensorflow as tf
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    script = TWO_LOGICAL_CPUS + textwrap.dedent(f"""
         import numpy as np, keras
         from cxrexplain import models, training
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

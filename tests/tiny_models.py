@@ -17,6 +17,16 @@ import numpy as np
 
 from cxrexplain import models
 
+TWO_LOGICAL_CPUS = """\
+import json, os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+"""The start of a script run in a fresh interpreter for a ``MirroredStrategy`` over two logical
+CPUs (logical devices must be configured before TensorFlow starts)."""
+
 
 def random_images(n: int, size: int = 16, channels: int = 1, seed: int = 0) -> np.ndarray:
     """``n`` float32 images of uniform noise in [0, 1), shape ``(n, size, size, channels)``."""

@@ -410,6 +410,19 @@ class Explainer:
             "logits": logits,
         }
 
+    def _target_probabilities(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        """``(B,)`` each image's probability of its target class, from one model call.
+
+        The scoring step of the methods that run the model again on altered images (Score-CAM's
+        masked inputs, occlusion's hidden patches), traced into their own compiled passes.
+        """
+        outputs = self.model(images, training=False)
+        probabilities = _keras_utils.to_probabilities(
+            outputs, activation=self.classifier.output_activation,
+            multilabel=self.classifier.multilabel,
+        )
+        return tf.gather(probabilities, targets, axis=1, batch_dims=1)
+
     def _choose_targets(self, probabilities: tf.Tensor, targets: tf.Tensor,
                         threshold: tf.Tensor) -> tf.Tensor:
         predicted = self.classifier._decision(probabilities, threshold)

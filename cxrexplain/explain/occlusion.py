@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain import _keras_utils, _passes
+from cxrexplain import _passes
 from cxrexplain._checks import check_fraction, check_int, describe
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
@@ -181,12 +181,7 @@ class Occlusion(Explainer):
         chosen = tf.gather(images, pair_image)
         value = tf.gather(fill, pair_image)[:, None, None, None]
         occluded = chosen * (1.0 - hidden) + value * hidden
-        outputs = self.model(occluded, training=False)
-        probabilities = _keras_utils.to_probabilities(
-            outputs, activation=self.classifier.output_activation,
-            multilabel=self.classifier.multilabel,
-        )
-        return tf.gather(probabilities, tf.gather(targets, pair_image), axis=1, batch_dims=1)
+        return self._target_probabilities(occluded, tf.gather(targets, pair_image))
 
 
 def _pair(value: object, name: str) -> Pair:

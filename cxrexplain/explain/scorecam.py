@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain import _keras_utils, _passes
+from cxrexplain import _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.explain.base import Explainer
@@ -113,11 +113,6 @@ class ScoreCAM(Explainer):
         high = tf.reduce_max(upsampled, axis=[1, 2, 3], keepdims=True)
         masks = tf.math.divide_no_nan(upsampled - low, high - low)
         masked = tf.gather(images, pair_image) * masks
-        outputs = self.model(masked, training=False)
-        probabilities = _keras_utils.to_probabilities(
-            outputs, activation=self.classifier.output_activation,
-            multilabel=self.classifier.multilabel,
-        )
-        scores = tf.gather(probabilities, tf.gather(targets, pair_image), axis=1, batch_dims=1)
+        scores = self._target_probabilities(masked, tf.gather(targets, pair_image))
         constant = tf.reshape(high - low, [-1]) <= 0.0
         return tf.where(constant, tf.zeros_like(scores), scores)
