@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # what a static checker sees: the names below, as an eager im
         get_explainer,
     )
     from cxrexplain.io import load_image, load_images
-    from cxrexplain.overlay import (
+    from cxrexplain.drawing import (
         colorize,
         draw_box,
         draw_mask,
@@ -128,7 +128,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
                            "HiResCAM", "LayerCAM", "Occlusion", "ScoreCAM", "explainers",
                            "get_explainer"),
     "cxrexplain.io": ("load_image", "load_images"),
-    "cxrexplain.overlay": ("colorize", "draw_box", "draw_mask", "overlay", "plot_explanations",
+    "cxrexplain.drawing": ("colorize", "draw_box", "draw_mask", "overlay", "plot_explanations",
                            "plot_feature_maps", "save_figure", "save_overlay"),
 }
 _LAZY_NAMES = frozenset(
@@ -176,12 +176,12 @@ if not TYPE_CHECKING:  # at run time only, so that a checker still flags unknown
 
 class _Facade(types.ModuleType):
     """The package's module type: ``cx.overlay`` stays the function ``overlay`` (as the eager
-    facade had it) when the sub-package ``cxrexplain.overlay`` is first imported on its own,
+    facade had it) when the sub-package ``cxrexplain.drawing`` is first imported on its own,
     which would otherwise bind the sub-package to that name."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if (name == "overlay" and isinstance(value, types.ModuleType)
-                and value.__name__ == "cxrexplain.overlay"):
+                and value.__name__ == "cxrexplain.drawing"):
             value = value.overlay
         super().__setattr__(name, value)
 

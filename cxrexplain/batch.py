@@ -43,7 +43,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import Explanation, get_explainer
 from cxrexplain.io import load_image
-from cxrexplain.overlay import overlay
+from cxrexplain.drawing import overlay
 
 __all__ = ["explain_to_folder", "predict_rows"]
 

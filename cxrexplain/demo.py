@@ -32,7 +32,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
 from cxrexplain.explain import ScoreCAM, explainers
 from cxrexplain.models import build
-from cxrexplain.overlay import plot_explanations, save_figure, save_overlay
+from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.synthetic import PhantomSet, generate
 
 __all__ = ["DemoSettings", "run_demo"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cxrexplain.overlay import draw_box, overlay, plot_explanations, save_figure
+from cxrexplain.drawing import draw_box, overlay, plot_explanations, save_figure
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "cxr"

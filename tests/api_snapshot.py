@@ -29,7 +29,7 @@ MODULES = [
     "cxrexplain.lungs",
     "cxrexplain.metrics",
     "cxrexplain.models",
-    "cxrexplain.overlay",
+    "cxrexplain.drawing",
     "cxrexplain.synthetic",
     "cxrexplain.train_command",
     "cxrexplain.training",

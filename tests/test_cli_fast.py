@@ -108,7 +108,7 @@ def test_a_library_import_stays_eager(tmp_path: Path) -> None:
 def test_overlay_stays_the_function_in_the_command() -> None:
     # in the command the facade is lazy; importing the sub-package first must not turn
     # ``cx.overlay`` into the sub-package
-    code = PROBE.replace("heavy = ", "import cxrexplain as cx, cxrexplain.overlay; "
+    code = PROBE.replace("heavy = ", "import cxrexplain as cx, cxrexplain.drawing; "
                          "print('OVERLAY', callable(cx.overlay), 'NoSuchName' in dir(cx), "
                          "set(cx.__all__) <= set(dir(cx))); heavy = ")
     result = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True,

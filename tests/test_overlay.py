@@ -1,4 +1,4 @@
-"""Tests of cxrexplain.overlay: pixel-exact drawing, figure layout, bad input, real X-ray."""
+"""Tests of cxrexplain.drawing: pixel-exact drawing, figure layout, bad input, real X-ray."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from tiny_models import adapted_backbone
 
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelStructureError
-from cxrexplain.overlay import (
+from cxrexplain.drawing import (
     colorize,
     draw_box,
     draw_mask,

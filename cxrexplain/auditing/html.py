@@ -44,7 +44,7 @@ from cxrexplain._tables import format_number, html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.auditing.measure import BORDER_FRACTION
 from cxrexplain.auditing.report import AuditReport, GalleryItem
-from cxrexplain.overlay.pixels import draw_mask, overlay
+from cxrexplain.drawing.pixels import draw_mask, overlay
 
 __all__ = ["write_html"]
 

@@ -64,7 +64,7 @@ from cxrexplain.explain import Explainer, Explanation, Targets, get_explainer
 from cxrexplain.io import ImageSource, load_image, load_images
 from cxrexplain.metrics import pointing_game
 from cxrexplain.metrics._checks import as_masks
-from cxrexplain.overlay import draw_box, draw_mask, overlay
+from cxrexplain.drawing import draw_box, draw_mask, overlay
 
 __all__ = ["ExplanationCallback"]
 

@@ -18,7 +18,7 @@ from cxrexplain.errors import (
     InvalidInputError,
 )
 from cxrexplain.io import ImageSource
-from cxrexplain.overlay._common import (
+from cxrexplain.drawing._common import (
     Color,
     ColormapLike,
     RGBImage,
@@ -62,7 +62,7 @@ def colorize(heatmap: npt.ArrayLike, colormap: ColormapLike = "jet") -> RGBImage
 
     Example:
         >>> import numpy as np
-        >>> from cxrexplain.overlay import colorize
+        >>> from cxrexplain.drawing import colorize
         >>> colorize(np.array([[0.0, 1.0]]), "gray").tolist()
         [[[0, 0, 0], [255, 255, 255]]]
     """
@@ -122,7 +122,7 @@ def overlay(
 
     Example:
         >>> import numpy as np
-        >>> from cxrexplain.overlay import overlay
+        >>> from cxrexplain.drawing import overlay
         >>> xray = np.full((32, 32), 0.5, np.float32)
         >>> heat = np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(32, 32)
         >>> overlay(xray, heat, alpha=0.0)[0, 0].tolist()
@@ -193,7 +193,7 @@ def draw_box(
 
     Example:
         >>> import numpy as np
-        >>> from cxrexplain.overlay import draw_box
+        >>> from cxrexplain.drawing import draw_box
         >>> out = draw_box(np.zeros((16, 16), np.uint8), (2, 3, 5, 4), thickness=1)
         >>> int((out[:, :, 1] == 255).sum())  # 5 + 5 + 2 + 2 border pixels
         14
@@ -239,7 +239,7 @@ def draw_mask(
 
     Example:
         >>> import numpy as np
-        >>> from cxrexplain.overlay import draw_mask
+        >>> from cxrexplain.drawing import draw_mask
         >>> mask = np.zeros((16, 16), bool); mask[4:8, 4:8] = True
         >>> draw_mask(np.zeros((16, 16)), mask, alpha=1.0)[5, 5].tolist()
         [0, 255, 255]

@@ -11,7 +11,7 @@ image when their size differs.
 
 Example:
     >>> import numpy as np
-    >>> from cxrexplain.overlay import overlay
+    >>> from cxrexplain.drawing import overlay
     >>> image = np.zeros((64, 64), np.float32)
     >>> heat = np.zeros((8, 8), np.float32); heat[2:5, 2:5] = 1.0
     >>> rgb = overlay(image, heat, alpha=0.5, threshold=0.2)
@@ -21,9 +21,9 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain.overlay.feature_maps import plot_feature_maps
-from cxrexplain.overlay.figures import plot_explanations, save_figure
-from cxrexplain.overlay.pixels import colorize, draw_box, draw_mask, overlay, save_overlay
+from cxrexplain.drawing.feature_maps import plot_feature_maps
+from cxrexplain.drawing.figures import plot_explanations, save_figure
+from cxrexplain.drawing.pixels import colorize, draw_box, draw_mask, overlay, save_overlay
 
 __all__ = [
     "colorize",

@@ -19,7 +19,7 @@ from cxrexplain.errors import (
     InvalidInputError,
 )
 from cxrexplain.io import ImageSource
-from cxrexplain.overlay._common import (
+from cxrexplain.drawing._common import (
     ColormapLike,
     RGBImage,
     _as_rgb,
@@ -28,7 +28,7 @@ from cxrexplain.overlay._common import (
     _ExplanationLike,
     _resolve_colormap,
 )
-from cxrexplain.overlay.pixels import draw_box, draw_mask, overlay
+from cxrexplain.drawing.pixels import draw_box, draw_mask, overlay
 
 __all__ = ["plot_explanations", "save_figure"]
 

@@ -14,7 +14,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain.layers import layer_activations
 from cxrexplain.io import ImageSource
-from cxrexplain.overlay._common import (
+from cxrexplain.drawing._common import (
     ColormapLike,
     _resolve_colormap,
 )
