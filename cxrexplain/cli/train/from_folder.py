@@ -7,7 +7,7 @@ validation films (Grad-CAM, each film's predicted class) after every N-th epoch 
 installed.
 
 Example:
-    >>> from cxrexplain.train_command import train_from_folder
+    >>> from cxrexplain.cli.train.from_folder import train_from_folder
     >>> print(train_from_folder("chest_xray", model_name="cam_cnn", out="m.keras",
     ...                         image_size=128, epochs=10))  # doctest: +SKIP
 """

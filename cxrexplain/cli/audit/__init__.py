@@ -1,0 +1,71 @@
+"""``cxrexplain audit``: where the model looks across a data set, against the lungs.
+
+The work is :func:`cxrexplain.cli.audit.to_folder.audit_to_folder` (also
+``cxrexplain.audit_command.audit_to_folder``), imported when the subcommand runs. The exit
+code says the verdict: 0 not flagged, 3 flagged.
+
+Example:
+    >>> from cxrexplain.cli import main
+    >>> main(["audit", "pneumonia.keras", "cxr", "--lungs", "lungs.keras",
+    ...       "--out", "audit", "--no-progress"])  # doctest: +SKIP
+    not flagged: ...
+    wrote audit/index.html, audit/audit.csv, audit/audit.json
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cxrexplain.cli._options import add_method, check_methods, load_classifier, target
+from cxrexplain.cli._subcommand import Subcommand
+from cxrexplain.errors import InvalidInputError
+
+__all__ = ["COMMAND"]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="a .keras classifier saved by cxrexplain")
+    parser.add_argument("images", nargs="+", type=Path, help="image files or folders")
+    parser.add_argument("--lungs", type=Path, required=True,
+                        help="a lungs .keras file (cxrexplain lungs train) or a folder of "
+                        "masks named like the images")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder: index.html, audit.csv, audit.json")
+    parser.add_argument("--groups", choices=["folder"],
+                        help="also summarise per parent folder (one per hospital or source)")
+    add_method(parser)
+    parser.add_argument("--target",
+                        help="class name or index to explain (default: predicted)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the films already in OUT/audit.csv and audit the rest")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_methods([args.method])
+    from cxrexplain.cli.audit.to_folder import FLAGGED_EXIT_CODE, audit_to_folder
+    from cxrexplain.io import find_images
+
+    classifier = load_classifier(args.model)
+    if not args.lungs.exists():
+        raise InvalidInputError(f"--lungs: no such file or folder '{args.lungs}'")
+    report = audit_to_folder(
+        classifier, find_images(args.images), args.lungs, args.out, method=args.method,
+        target=target(args.target), groups=args.groups, batch_size=args.batch_size,
+        resume=args.resume, progress=not args.no_progress,
+    )
+    verdict = "FLAGGED" if report.flagged else "not flagged"
+    print(f"{verdict}: {report.reason}")
+    print(f"wrote {args.out / 'index.html'}, {args.out / 'audit.csv'}, "
+          f"{args.out / 'audit.json'}")
+    return FLAGGED_EXIT_CODE if report.flagged else 0
+
+
+COMMAND = Subcommand(
+    name="audit",
+    help="where the model looks across a data set, against the lungs; exit code 3 when "
+    "flagged",
+    add_arguments=_add_arguments, run=_run, order=60)
