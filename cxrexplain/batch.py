@@ -6,7 +6,9 @@ drawn and written (in a writer thread), so file reading and PNG encoding overlap
 Every overlay PNG is written to a temporary name and renamed into place
 (:mod:`cxrexplain._files`), and its row is appended to ``predictions.csv`` only after, so an
 interrupted run (even by ``SIGKILL``) leaves nothing half-written that counts: ``resume=True``
-drops a CSV line cut short, removes stale temporary files and skips the images already done.
+drops a CSV line cut short, removes stale temporary files and skips the images already done
+(the table is :class:`cxrexplain._resumable.ResumableTable`, which ``cxrexplain audit`` writes
+too; the films are read by :func:`cxrexplain.io.load_each`, as on Ray).
 
 Overlays mirror the paths the user gave, relative to their common folder; symbolic links are
 not resolved, so two links to one file get two overlays under the links' names.
@@ -24,10 +26,8 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io as _io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +37,13 @@ import cv2
 import keras
 import numpy as np
 
-from cxrexplain._checks import one_line
-from cxrexplain._files import atomic_write_bytes, atomic_write_text
+from cxrexplain._files import atomic_write_bytes
+from cxrexplain._resumable import ResumableTable, RowWriter
 from cxrexplain.classifier import Classifier
 from cxrexplain.drawing import overlay
-from cxrexplain.errors import CxrExplainError, InvalidInputError
+from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import Explanation, get_explainer
-from cxrexplain.io import load_image
+from cxrexplain.io import Loaded, load_each
 
 __all__ = ["explain_to_folder", "predict_rows"]
 
@@ -58,7 +58,8 @@ def predict_rows(classifier: Classifier, paths: Sequence[Path], *, batch_size: i
         batch_size: Images per forward pass.
 
     Returns:
-        ``{"image", "label", "probability", <class>: p, ..., "error"}`` per path, in order.
+        ``{"image", "label", "probability", <class>: p, ..., "error"}`` per path, in order
+        (a file that cannot be read: ``""`` but for ``image`` and ``error``).
 
     Example:
         >>> row = predict_rows(clf, [Path("a.png")])[0]
@@ -70,18 +71,10 @@ def predict_rows(classifier: Classifier, paths: Sequence[Path], *, batch_size: i
     rows: list[dict[str, Any]] = []
     for start in range(0, len(paths), batch_size):
         chunk = list(paths[start : start + batch_size])
-        images, errors = _read(chunk, classifier)
-        predictions = classifier.decide(classifier.predict_proba(
-            list(images.values()), batch_size=batch_size)) if images else []
-        by_index = dict(zip(images, predictions, strict=True))
-        for i, path in enumerate(chunk):
-            if i in by_index:
-                p = by_index[i]
-                rows.append({"image": str(path), "label": p.label,
-                             "probability": p.probability, **p.probabilities, "error": ""})
-            else:
-                rows.append({"image": str(path), "label": "", "probability": "",
-                             "error": errors[i]})
+        loaded = load_each(chunk, channels=classifier.channels or 1)
+        probabilities = classifier.predict_proba(loaded.films, batch_size=batch_size) \
+            if loaded.films else None
+        rows += _prediction_rows(classifier, chunk, loaded, probabilities, float)
     return rows
 
 
@@ -105,7 +98,8 @@ def explain_to_folder(
     under ``out_dir/overlays/`` mirroring the paths as given (symbolic links are not
     resolved) relative to their common parent folder. A file that cannot be read gets a CSV
     row with its error and the run goes on. Rows are appended as batches finish; a run
-    killed at any moment can be finished with ``resume=True``.
+    killed at any moment can be finished with ``resume=True``. The finished table has one
+    row per path, in the order of ``paths``.
 
     Args:
         classifier: The classifier to explain.
@@ -114,8 +108,9 @@ def explain_to_folder(
         method: Explainer name (``cxrexplain.explainers()``).
         target: Class to explain (name or index); None: each image's predicted class.
         batch_size: Images per batch.
-        resume: Skip images already in ``predictions.csv`` whose overlay exists (a last
-            line cut short by an interruption is dropped and its image redone).
+        resume: Skip the images of ``paths`` already in ``predictions.csv`` whose overlay
+            exists, or that failed with an error (a last line cut short by an interruption is
+            dropped and its image redone; rows of images not in ``paths`` are dropped).
         alpha: Overlay opacity.
         colormap: Matplotlib colormap name.
         threshold: Hide heatmap values below this in the overlay.
@@ -140,12 +135,13 @@ def explain_to_folder(
     explainer = get_explainer(method)(classifier)
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
-    table = out / "predictions.csv"
     columns = ["image", "label", "probability", *classifier.class_names, "target", "method",
                "overlay", "error"]
-    done = _finished_rows(table, columns, out) if resume else {}
-    _remove_partials(out, table)
-    _rewrite(table, columns, list(done.values()))
+    table = ResumableTable(out / "predictions.csv", columns)
+    names = [str(p) for p in paths]
+    done = table.start(names, resume=resume,
+                       keep=lambda row: bool(row["error"]) or _overlay_exists(out, row))
+    _remove_partial_overlays(out)
     root = _common_parent(paths)
     todo = [p for p in paths if str(p) not in done]
     bar = keras.utils.Progbar(len(paths), unit_name="image") if progress else None
@@ -156,10 +152,9 @@ def explain_to_folder(
     # three stages overlap: a reader thread loads (and resizes) batch k + 1 and a writer thread
     # draws and writes batch k - 1 while batch k is explained; OpenCV releases the GIL, so the
     # cores do not wait on files. One thread per stage keeps the CSV in input order.
-    with table.open("a", newline="", encoding="utf-8") as handle, \
+    with table.appending() as rows, \
             ThreadPoolExecutor(1, thread_name_prefix="cxrexplain-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="cxrexplain-write") as writer:
-        table_writer = csv.DictWriter(handle, fieldnames=columns)
         draw = _Drawing(out, root, alpha, colormap, threshold, explainer.name, classifier)
         reading = reader.submit(_read_batch, chunks[0], classifier) if chunks else None
         writing: Future[int] | None = None
@@ -174,28 +169,44 @@ def explain_to_folder(
                 finished += writing.result()
                 if bar is not None:
                     bar.update(finished)
-            writing = writer.submit(draw.write, chunk, loaded, exp, table_writer, handle)
+            writing = writer.submit(draw.write, chunk, loaded, exp, rows)
         if writing is not None:
             finished += writing.result()
             if bar is not None:
                 bar.update(finished)
-    return table
+    return table.finish(names)
+
+
+def _prediction_rows(classifier: Classifier, chunk: Sequence[Path], loaded: Loaded,
+                     probabilities: np.ndarray | None, number: Callable[[float], Any]
+                     ) -> list[dict[str, Any]]:
+    """The rows ``image, label, probability, <class>..., error`` of a chunk, in its order:
+    the readable films' decisions (numbers through ``number``), the others' errors."""
+    blank = dict.fromkeys(["label", "probability", *classifier.class_names], "")
+    rows = [{"image": str(path), **blank, "error": loaded.errors[i]}
+            for i, path in enumerate(chunk)]
+    if probabilities is not None:
+        decisions = classifier.decide(probabilities)
+        for position, decision in zip(loaded.good.tolist(), decisions, strict=True):
+            rows[position].update({
+                "label": decision.label, "probability": number(decision.probability),
+                **{c: number(p) for c, p in decision.probabilities.items()},
+            })
+    return rows
 
 
 @dataclass(frozen=True)
-class _Loaded:
-    """One batch of files: the readable ones at native size, as the model takes them, and
-    the others' error messages (by position in the chunk)."""
+class _Batch:
+    """One chunk of files: read (:func:`~cxrexplain.io.load_each`), and the readable ones
+    as the model takes them."""
 
-    images: dict[int, np.ndarray]
+    loaded: Loaded
     batch: np.ndarray | None
-    errors: dict[int, str]
 
 
-def _read_batch(paths: Sequence[Path], classifier: Classifier) -> _Loaded:
-    images, errors = _read(paths, classifier)
-    batch = classifier.prepare(list(images.values())) if images else None
-    return _Loaded(images, batch, errors)
+def _read_batch(paths: Sequence[Path], classifier: Classifier) -> _Batch:
+    loaded = load_each(paths, channels=classifier.channels or 1)
+    return _Batch(loaded, classifier.prepare(loaded.films) if loaded.films else None)
 
 
 @dataclass(frozen=True)
@@ -210,47 +221,32 @@ class _Drawing:
     method: str
     classifier: Classifier
 
-    def write(self, chunk: Sequence[Path], loaded: _Loaded, exp: Explanation | None,
-              table: csv.DictWriter[str], handle: Any) -> int:
+    def write(self, chunk: Sequence[Path], read: _Batch, exp: Explanation | None,
+              table: RowWriter) -> int:
         """Write the overlays, then the rows (so a row never points at a missing file)."""
-        rows: dict[int, dict[str, Any]] = {
-            i: {"image": str(chunk[i]), "method": self.method, "error": one_line(message)}
-            for i, message in loaded.errors.items()
-        }
+        rows = _prediction_rows(self.classifier, chunk, read.loaded,
+                                None if exp is None else exp.probabilities, _six_digits)
+        for row in rows:
+            row.update(target="", method=self.method, overlay="")
         if exp is not None:
-            decisions = self.classifier.decide(exp.probabilities)
-            for k, i in enumerate(loaded.images):
-                name = _overlay_name(chunk[i], self.root)
-                picture = overlay(loaded.images[i], exp.heatmaps[k], colormap=self.colormap,
-                                  alpha=self.alpha, threshold=self.threshold)
+            for k, position in enumerate(read.loaded.good.tolist()):
+                name = _overlay_name(chunk[position], self.root)
+                picture = overlay(read.loaded.films[k], exp.heatmaps[k],
+                                  colormap=self.colormap, alpha=self.alpha,
+                                  threshold=self.threshold)
                 _write_png_atomically(self.out / "overlays" / name, picture)
-                decision = decisions[k]
-                rows[i] = {
-                    "image": str(chunk[i]), "label": decision.label,
-                    "probability": f"{decision.probability:.6f}",
-                    **{c: f"{p:.6f}" for c, p in decision.probabilities.items()},
-                    "target": exp.class_names[int(exp.targets[k])],
-                    "method": self.method, "overlay": str(Path("overlays") / name),
-                    "error": "",
-                }
-        for i in range(len(chunk)):
-            table.writerow(rows[i])
-        handle.flush()
+                rows[position].update(target=exp.class_names[int(exp.targets[k])],
+                                      overlay=str(Path("overlays") / name))
+        table.write(rows)
         return len(chunk)
 
 
-def _read(paths: Sequence[Path], classifier: Classifier
-          ) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-    """The files that load, at native size, by position; and the others' error messages."""
-    channels = classifier.channels or 1
-    images: dict[int, np.ndarray] = {}
-    errors: dict[int, str] = {}
-    for position, path in enumerate(paths):
-        try:
-            images[position] = load_image(path, channels=channels)
-        except CxrExplainError as err:
-            errors[position] = str(err)
-    return images, errors
+def _six_digits(value: float) -> str:
+    return f"{value:.6f}"
+
+
+def _overlay_exists(out: Path, row: dict[str, str]) -> bool:
+    return bool(row["overlay"]) and (out / row["overlay"]).is_file()
 
 
 def _absolute(path: Path) -> Path:
@@ -284,39 +280,10 @@ def _write_png_atomically(path: Path, rgb: np.ndarray) -> None:
     atomic_write_bytes(path, encoded.tobytes())
 
 
-def _complete_lines(text: str) -> str:
-    """``text`` without a last line cut short (one that does not end in a newline)."""
-    return text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-
-
-def _remove_partials(out: Path, table: Path) -> None:
-    """Delete temporary files an interrupted run left behind (see :mod:`cxrexplain._files`)."""
+def _remove_partial_overlays(out: Path) -> None:
+    """Delete the overlays' temporary files an interrupted run left behind (the table's
+    are :class:`~cxrexplain._resumable.ResumableTable`'s)."""
     overlays = out / "overlays"
-    stale = list(overlays.rglob(".*.partial*")) if overlays.is_dir() else []
-    stale += list(out.glob(f".{table.name}.partial*"))
-    for path in stale:
+    for path in overlays.rglob(".*.partial*") if overlays.is_dir() else []:
         if path.is_file() or path.is_symlink():
             path.unlink(missing_ok=True)
-
-
-def _finished_rows(table: Path, columns: list[str], out: Path) -> dict[str, dict[str, str]]:
-    """Rows of a previous run whose overlay exists (complete rows only)."""
-    if not table.is_file():
-        return {}
-    done: dict[str, dict[str, str]] = {}
-    text = _complete_lines(table.read_text(encoding="utf-8", errors="replace"))
-    for row in csv.DictReader(_io.StringIO(text)):
-        if None in row or any(row.get(c) is None for c in columns):
-            continue  # a row cut short by an interruption
-        if row["error"] or (row["overlay"] and (out / row["overlay"]).is_file()):
-            done[row["image"]] = row
-    return done
-
-
-def _rewrite(table: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    """Replace ``table`` atomically by a header and ``rows``."""
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(table, buffer.getvalue())

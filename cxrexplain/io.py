@@ -34,7 +34,8 @@ import tempfile
 import threading
 import warnings
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -42,8 +43,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from cxrexplain._checks import check_channels, check_size, describe, first_line
-from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
+from cxrexplain._checks import check_channels, check_size, describe, first_line, one_line
+from cxrexplain.errors import (
+    CxrExplainError,
+    ImageLoadError,
+    InvalidInputError,
+    MissingDependencyError,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -808,6 +814,59 @@ def _load_array_batch(
         if float(batch.min()) >= 0.0 and float(batch.max()) <= 1.0:
             return batch.astype(np.float32, copy=False)
     return load_images(list(batch), size=target, channels=channels)
+
+
+@dataclass
+class Loaded:
+    """A batch of films read one by one: the readable ones, and why the others are not.
+
+    Attributes:
+        films: The readable films, ``(H, W, C)`` float32 each at its own size, in order.
+        good: ``(n,)`` int64, the position of each of ``films`` among the sources.
+        errors: One message per source (on one line), ``""`` for a readable film.
+    """
+
+    films: list[np.ndarray]
+    good: np.ndarray
+    errors: list[str]
+
+
+def load_each(sources: Sequence[ImageSource | None], *, channels: int,
+              missing: str = "no image") -> Loaded:
+    """Load each source at its own size; a source that fails is an error, not an exception.
+
+    The one per-film reader of the engines that write a row per film, a bad file an error
+    row: :mod:`cxrexplain.batch` (``explain``, ``predict``) and the Ray callables of
+    :mod:`cxrexplain.distributed`.
+
+    Args:
+        sources: What :func:`load_image` accepts; None is an error saying ``missing``.
+        channels: 1 or 3.
+        missing: The error of a None source.
+
+    Returns:
+        The :class:`Loaded` films and errors.
+
+    Example:
+        >>> loaded = load_each([np.zeros((9, 9)), "missing.png", None], channels=1,
+        ...                    missing="path: the cell is empty")
+        >>> loaded.good.tolist(), loaded.errors[1][:23], loaded.errors[2]
+        ([0], "image 'missing.png': no", 'path: the cell is empty')
+    """
+    films: list[np.ndarray] = []
+    good: list[int] = []
+    errors = [""] * len(sources)
+    for position, source in enumerate(sources):
+        if source is None:
+            errors[position] = missing
+            continue
+        try:
+            films.append(load_image(source, channels=channels))
+        except CxrExplainError as err:
+            errors[position] = one_line(str(err))
+            continue
+        good.append(position)
+    return Loaded(films, np.asarray(good, np.int64), errors)
 
 
 def count_chunk(chunk: Any) -> int:

@@ -21,6 +21,7 @@ import pytest
 from tiny_models import conv_gap_dense
 
 import cxrexplain as cx
+from cxrexplain._resumable import ResumableTable
 from cxrexplain.cli import main
 from cxrexplain.io import find_images
 
@@ -226,3 +227,88 @@ def test_links_keep_their_names_and_layout(films: Path, saved_model: Path, tmp_p
                  "films/right/../right/film.png", "--out", str(out2), "--no-progress"]) == 0
     assert sorted(Path(r["overlay"]).as_posix() for r in _rows(out2 / "predictions.csv")) == [
         "overlays/left/film.png", "overlays/right/film.png"]
+
+
+# ------------------------------------------------- the table explain and audit share, alone
+def _table_rows(names: list[str]) -> list[dict[str, str]]:
+    return [{"image": name, "label": "" if i % 3 == 2 else ("NORMAL", "COVID")[i % 2],
+             "error": "image: cannot decode, \"quoted\"" if i % 3 == 2 else ""}
+            for i, name in enumerate(names)]
+
+
+TABLE_NAMES = [f"films/{i:02d}.png" for i in range(7)] + ["films/a, \"b\".png"]
+
+
+def test_the_table_resumes_from_a_kill_at_any_byte(tmp_path: Path) -> None:
+    columns = ["image", "label", "error"]
+    path = tmp_path / "table.csv"
+    table = ResumableTable(path, columns)
+    assert table.start(TABLE_NAMES, resume=False) == {}
+    rows = _table_rows(TABLE_NAMES)
+    with table.appending() as writer:
+        writer.write(rows)
+    complete = path.read_bytes()
+    assert _rows(path) == rows  # the reference: the csv module reads back what was written
+    ends = [i + 1 for i, byte in enumerate(complete) if byte == ord("\n")]  # header, rows
+    for cut in range(len(complete) + 1):
+        path.write_bytes(complete[:cut])
+        table = ResumableTable(path, columns)
+        done = table.start(TABLE_NAMES, resume=True)
+        whole = max(sum(end <= cut for end in ends) - 1, 0)  # complete rows before the cut
+        assert list(done) == TABLE_NAMES[:whole], cut
+        assert path.read_bytes() == complete[: ends[whole]]  # the header and those rows
+        with table.appending() as writer:
+            writer.write(rows[whole:])
+        assert table.finish(TABLE_NAMES).read_bytes() == complete, cut
+
+
+def test_the_table_restores_input_order_and_ignores_other_runs(tmp_path: Path) -> None:
+    columns = ["image", "label", "error"]
+    path = tmp_path / "table.csv"
+    rows = _table_rows(TABLE_NAMES)
+    table = ResumableTable(path, columns)
+    table.start(TABLE_NAMES, resume=False)
+    with table.appending() as writer:
+        writer.write(rows)
+    complete = path.read_bytes()
+    # rows refused by ``keep`` (an overlay lost, say) are redone, and land in their place
+    table = ResumableTable(path, columns)
+    done = table.start(TABLE_NAMES, resume=True, keep=lambda row: row["image"][-5] in "0246")
+    assert list(done) == [n for n in TABLE_NAMES if n[-5] in "0246"]
+    with table.appending() as writer:
+        writer.write([row for row in rows if row["image"] not in done])
+    assert table.finish(TABLE_NAMES).read_bytes() == complete
+    assert table.rows(TABLE_NAMES[::-1]) == rows[::-1]
+    # a film not in this run is dropped; a table under another header is not resumed
+    assert list(ResumableTable(path, columns).start(TABLE_NAMES[1:], resume=True)) \
+        == TABLE_NAMES[1:]
+    assert _rows(path) == rows[1:]
+    assert ResumableTable(path, ["image", "label"]).start(TABLE_NAMES, resume=True) == {}
+    assert path.read_text() == "image,label\n"
+    # the temporary file of a killed atomic write is removed
+    (tmp_path / ".table.csv.partial.csv").write_text("image,la")
+    ResumableTable(path, columns).start(TABLE_NAMES, resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_explain_resumed_after_a_lost_middle_row_is_in_input_order(
+        films: Path, saved_model: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _link_folder(tmp_path, films, 2)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    table = out / "predictions.csv"
+    command = ["explain", str(saved_model), "films", "--out", str(out), "--batch-size", "2",
+               "--no-progress"]
+    assert main(command) == 0
+    complete = _rows(table)
+    assert [r["image"] for r in complete] == [str(p) for p in find_images("films")]
+    lost = complete[2]
+    (out / lost["overlay"]).unlink()  # its row stays, but the overlay is gone: redone
+    lines = table.read_text().splitlines(keepends=True)
+    table.write_text("".join(lines[:4] + lines[5:]))  # and another row is lost altogether
+    assert main([*command, "--resume"]) == 0
+    again = _check_well_formed(table, [r["image"] for r in complete])
+    assert [r["image"] for r in again] == [r["image"] for r in complete]
+    assert [r["label"] for r in again] == [r["label"] for r in complete]
+    _check_overlays(out, again)

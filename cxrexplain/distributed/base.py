@@ -3,10 +3,11 @@
 A batch is what ``ray.data.Dataset.map_batches`` hands a callable class: a dict of NumPy
 columns. Its films come from a ``path`` column (files the workers can read), or a ``bytes``
 column (the encoded files) with an ``id`` column naming them. Every film is loaded at its own
-size with :func:`cxrexplain.load_image`; one that cannot be read becomes an *error row* (its
-``error`` column says why, its numbers are NaN) and the batch goes on, so a bad file never
-fails a task. The other input columns are passed through unchanged (the ``bytes`` column is
-dropped), so labels or ids travel with the results.
+size by :func:`cxrexplain.io.load_each` (the per-film reader :mod:`cxrexplain.batch` uses
+too); one that cannot be read becomes an *error row* (its ``error`` column says why, its
+numbers are NaN) and the batch goes on, so a bad file never fails a task. The other input
+columns are passed through unchanged (the ``bytes`` column is dropped), so labels or ids
+travel with the results.
 
 Example:
     >>> import numpy as np
@@ -24,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain._checks import check_int, describe, first_line, one_line
+from cxrexplain._checks import check_int, describe, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.distributed._ray import assigned_cpus
-from cxrexplain.errors import CxrExplainError, InvalidInputError
-from cxrexplain.io import load_image
+from cxrexplain.errors import InvalidInputError
+from cxrexplain.io import load_each
 
 __all__ = ["BatchActor", "Rows", "configure_threads", "filled", "quoted", "read_rows"]
 
@@ -101,24 +102,12 @@ def read_rows(batch: dict[str, np.ndarray], *, channels: int) -> Rows:
         raise InvalidInputError(f"batch: the columns differ in length: {lengths}")
     count = lengths[key]
     sources = [_cell(value, key) for value in batch[key]]
-    films: list[np.ndarray] = []
-    good: list[int] = []
-    errors = [""] * count
-    for position, source in enumerate(sources):
-        if source is None:
-            errors[position] = f"{key}: the cell is empty"
-            continue
-        try:
-            films.append(load_image(source, channels=channels))
-        except CxrExplainError as err:
-            errors[position] = one_line(str(err))
-            continue
-        good.append(position)
+    loaded = load_each(sources, channels=channels, missing=f"{key}: the cell is empty")
     if key == "bytes":
         sources = [None if s is None else f"bytes of {batch['id'][i]!s}"
                    for i, s in enumerate(sources)]
     columns = {name: column for name, column in batch.items() if name != "bytes"}
-    return Rows(count, columns, sources, films, np.asarray(good, np.int64), errors)
+    return Rows(count, columns, sources, loaded.films, loaded.good, loaded.errors)
 
 
 def _cell(value: Any, key: str) -> Any:

@@ -1,18 +1,19 @@
 """``cxrexplain audit``: audit a saved classifier on folders of films and write the report.
 
 Writes ``audit.csv`` (one row per film, appended as batches finish, so ``--resume`` after a
-crash loses and repeats nothing), then ``audit.json`` and a self-contained ``index.html``.
+crash loses and repeats nothing: the table is :class:`cxrexplain._resumable.ResumableTable`,
+as ``predictions.csv`` of ``cxrexplain explain``), then ``audit.json`` and a self-contained
+``index.html``.
 The exit code says the verdict: 0 not flagged, 3 flagged (1 for an error, 2 for a usage
 error), so a script or CI pipeline can gate a model on it.
 
 Example:
-    >>> from cxrexplain.audit_command import audit_to_folder
+    >>> from cxrexplain.cli.audit.to_folder import audit_to_folder
     >>> rep = audit_to_folder(clf, paths, "lungs.keras", "audit-out")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 
 from cxrexplain._files import atomic_write_text
+from cxrexplain._resumable import ResumableTable
 from cxrexplain.auditing.measure import DEFAULT_MARGIN
 from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem, film_rows
 from cxrexplain.auditing.run import GALLERY, _groups, audit_batches, lung_source, merge_gallery
@@ -76,13 +78,13 @@ def audit_to_folder(
         raise InvalidInputError("images: no films to audit")
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
-    table = out / "audit.csv"
     names = [str(p) for p in paths]
     labels = _groups(groups, list(paths), len(paths))
     root = Path(os.path.commonpath([str(p.parent.absolute()) for p in paths]))
     columns = list(film_rows(["x"], None, *_empty_row(classifier.num_classes),
                              class_names=classifier.class_names)[0])
-    done = _finished(table, columns, set(names)) if resume else {}
+    table = ResumableTable(out / "audit.csv", columns)
+    done = table.start(names, resume=resume)
     todo = [p for p in paths if str(p) not in done]
     wanted = None if target is None else classifier.target_indices(target, len(todo))
     explainer = get_explainer(method)(classifier)
@@ -91,35 +93,29 @@ def audit_to_folder(
     finished = len(paths) - len(todo)
     if bar is not None:
         bar.update(finished)
-    _rewrite(table, columns, [done[n] for n in names if n in done])
     layer = ""
     position = {name: i for i, name in enumerate(names)}
-    with table.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+    with table.appending() as rows:
         for part in audit_batches(classifier, list(todo), lungs=source, explainer=explainer,
                                   targets=wanted, batch_size=batch_size,
                                   lung_margin=lung_margin, gallery=0):
             chunk = todo[part.start : part.start + len(part.targets)]
             m = part.measures
-            rows = film_rows([str(p) for p in chunk],
-                             None if labels is None else [labels[position[str(p)]]
-                                                          for p in chunk],
-                             m.lung_share, m.border_share, m.peak_in_lungs, m.peak,
-                             part.targets, part.probabilities, classifier.class_names)
-            for row in rows:
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
-                done[row["image"]] = {k: "" if v is None else str(v) for k, v in row.items()}
-            handle.flush()
+            rows.write(film_rows([str(p) for p in chunk],
+                                 None if labels is None else [labels[position[str(p)]]
+                                                              for p in chunk],
+                                 m.lung_share, m.border_share, m.peak_in_lungs, m.peak,
+                                 part.targets, part.probabilities, classifier.class_names))
             layer = part.layer
             finished += len(chunk)
             if bar is not None:
                 bar.update(finished)
-    report = AuditReport.from_rows([done[n] for n in names], class_names=classifier.class_names,
+    report = AuditReport.from_rows(table.rows(names), class_names=classifier.class_names,
                                    method=explainer.name, layer=layer or _layer(explainer),
                                    lung_margin=float(lung_margin), rule=rule or AuditRule())
     report = _with_gallery(report, classifier, paths, lungs, root, explainer, gallery,
                            lung_margin)
-    report.to_csv(table)
+    report.to_csv(table.path)  # the finished table: the report's rows, in input order
     atomic_write_text(out / "audit.json", report.to_json())
     report.to_html(out, k=gallery)
     return report
@@ -168,27 +164,3 @@ def _with_gallery(report: AuditReport, classifier: Classifier, paths: Sequence[P
     from dataclasses import replace
 
     return replace(report, gallery=gallery)
-
-
-def _finished(table: Path, columns: list[str], wanted: set[str]) -> dict[str, dict[str, str]]:
-    """Rows of ``table`` from an earlier run (a last line cut short is dropped)."""
-    if not table.is_file():
-        return {}
-    text = table.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames != columns:
-        return {}
-    return {row["image"]: row for row in reader if row.get("image") in wanted
-            and None not in row.values()}
-
-
-def _rewrite(table: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(table, buffer.getvalue())
