@@ -20,7 +20,7 @@ from cxrexplain.cli import _prepare_environment
 HELP_COMMANDS = [
     ["--help"], ["--version"], ["demo", "--help"], ["train", "--help"], ["predict", "--help"],
     ["explain", "--help"], ["evaluate", "--help"], ["audit", "--help"],
-    ["lungs", "train", "--help"], ["lungs", "--help"],
+    ["lungs", "train", "--help"], ["lungs", "--help"], ["methods", "--help"],
 ]
 NOISE = ["oneDNN", "cuda", "cpu_feature_guard", "absl::InitializeLog"]
 
