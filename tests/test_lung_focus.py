@@ -30,13 +30,8 @@ import tensorflow as tf
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.layers import find_layers
-from cxrexplain.models.lung_focus import (
-    _MIN_BLUR_WEIGHT,
-    BLUR_SIGMA,
-    DEFAULT_MARGIN,
-    MODES,
-    LungFocus,
-)
+from cxrexplain.lungs.focus import _MIN_BLUR_WEIGHT, BLUR_SIGMA, MODES, LungFocus
+from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 
 FILM = 64  # the classifier's input side
 SEG = 32  # the segmenter's input side

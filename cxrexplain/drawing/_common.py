@@ -19,7 +19,7 @@ from cxrexplain.errors import (
     ImageLoadError,
     InvalidInputError,
 )
-from cxrexplain.io import ImageSource, load_image
+from cxrexplain.io import ImageSource, load_image, load_mask
 
 RGBImage: TypeAlias = npt.NDArray[np.uint8]
 """An ``(H, W, 3)`` ``uint8`` RGB image."""
@@ -194,21 +194,12 @@ def _box_border(border: np.ndarray, box: np.ndarray, thickness: int) -> None:
 
 
 def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.bool_]:
-    if isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
-        try:
-            region = load_image(mask, channels=1)[:, :, 0] >= 0.5
-        except (InvalidInputError, ImageLoadError) as err:
-            raise type(err)(f"{name}: {err}") from err
-    else:
-        values = _one_map(mask, name, "mask")
-        is_float = np.issubdtype(values.dtype, np.floating)
-        region = values >= 0.5 if is_float else values != 0
-    height, width = int(size[0]), int(size[1])
-    if region.shape != (height, width):
-        resized = cv2.resize(
-            region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-        )
-        region = resized.astype(bool)
+    """One mask (array, file or bytes) by the one mask rule of :mod:`cxrexplain._arrays`,
+    resized (nearest) to ``size``."""
+    if not isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
+        mask = _one_map(mask, name, "mask") if not (
+            isinstance(mask, np.ndarray) and mask.dtype == bool and mask.ndim == 2) else mask
+    region = load_mask(mask, size=(int(size[0]), int(size[1])), name=name)
     return np.asarray(region, dtype=bool)
 
 
