@@ -212,7 +212,7 @@ def as_boxes(values: Any, name: str = "boxes", *, positive: bool = True) -> np.n
         [[1.0, 2.0, 3.0, 4.0]]
     """
     array = as_numbers(values, name).astype(np.float64)
-    if array.ndim > 2 or array.size % 4 or (array.ndim == 2 and array.shape[1] != 4):
+    if array.shape != (4,) and (array.ndim != 2 or array.shape[1] != 4):
         raise InvalidInputError(
             f"{name}: expected (x, y, width, height) or an (M, 4) array of boxes, got shape "
             f"{array.shape}"

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.colors import Colormap
 
+from cxrexplain._arrays import as_boxes
 from cxrexplain._checks import as_numbers, check_fraction, describe, safe_ndim
 from cxrexplain.errors import (
     ImageLoadError,
@@ -153,17 +154,8 @@ def _check_color(color: object, name: str) -> Color:
 
 
 def _check_boxes(box: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    values = as_numbers(box, name).astype(np.float64)
-    if values.ndim == 1:
-        values = values[None]
-    if values.ndim != 2 or values.shape[1] != 4:
-        raise InvalidInputError(
-            f"{name}: expected (x, y, w, h) or an (M, 4) array of boxes, got shape "
-            f"{np.shape(box)}"
-        )
-    if (values[:, 2:] <= 0).any():
-        raise InvalidInputError(f"{name}: box width and height must be positive, got {values}")
-    return values
+    """``(M, 4)`` boxes with positive width and height (:func:`cxrexplain._arrays.as_boxes`)."""
+    return as_boxes(box, name)
 
 
 def _half_up(value: float) -> int:

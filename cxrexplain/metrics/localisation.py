@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain._arrays import as_heatmaps, mass_share
-from cxrexplain._checks import as_numbers, check_number, describe, safe_ndim
+from cxrexplain._arrays import as_boxes, as_heatmaps, mass_share
+from cxrexplain._checks import check_number, describe, safe_ndim
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics._checks import as_masks
 
@@ -114,20 +114,7 @@ def _boxes_per_image(boxes: Any, count: int) -> list[np.ndarray]:
         raise InvalidInputError(
             f"boxes: expected boxes for {count} images, got {len(groups)}"
         )
-    result = []
-    for i, group in enumerate(groups):
-        try:
-            array = as_numbers(group, f"boxes[{i}]").astype(np.float64)
-        except InvalidInputError:
-            array = None
-        array = array.reshape(-1, 4) if array is not None and array.size % 4 == 0 else None
-        if array is None or (array[:, 2:] < 0).any():
-            raise InvalidInputError(
-                f"boxes[{i}]: expected (x, y, width, height) rows with width, height >= 0, "
-                f"got {group!r}"
-            )
-        result.append(array)
-    return result
+    return [as_boxes(group, f"boxes[{i}]", positive=False) for i, group in enumerate(groups)]
 
 
 def energy_in_mask(heatmaps: Any, masks: Any) -> np.ndarray:
