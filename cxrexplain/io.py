@@ -43,7 +43,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from cxrexplain._checks import check_channels, check_size, describe, first_line, one_line
+from cxrexplain._arrays import as_masks, binary, resize_masks
+from cxrexplain._checks import (
+    as_numbers,
+    check_channels,
+    check_size,
+    describe,
+    first_line,
+    one_line,
+)
 from cxrexplain.errors import (
     CxrExplainError,
     ImageLoadError,
@@ -184,6 +192,106 @@ def load_images(
             f"images: they differ in size ({listed}); pass size= to resize them to one size"
         )
     return np.stack(images).astype(np.float32, copy=False)
+
+
+_ENCODED = (str, os.PathLike, bytes, bytearray, memoryview)
+"""A file's path or its bytes (the sources that are decoded, not read as numbers)."""
+
+MaskSource: TypeAlias = ImageSource
+"""What :func:`load_mask` accepts: a mask file's path, its bytes, or an array."""
+
+
+def load_mask(source: MaskSource, *, size: tuple[int, int] | None = None,
+              name: str = "mask") -> np.ndarray:
+    """One ``(H, W)`` bool mask from a file, its bytes or an array, by the one mask rule.
+
+    A file is read at its stored type (an 8-bit PNG of 0/1 values stays 0/1, not 0..1/255),
+    its colour channels reduced to their largest value (alpha dropped), and then, like an
+    array, goes through the mask rule of :mod:`cxrexplain._arrays`: bool as it is, floats
+    inside at >= 0.5, integers inside above half of the mask's largest value.
+
+    Args:
+        source: A path (PNG, JPEG, BMP, TIFF; DICOM as a [0, 1] image), encoded bytes, or an
+            ``(H, W)`` / ``(H, W, 1)`` array.
+        size: ``(height, width)`` to resize to with nearest neighbour; None keeps the size.
+        name: The argument's name, for messages.
+
+    Raises:
+        ImageLoadError: The file cannot be read.
+        InvalidInputError: An array that is not one 2-D mask of numbers.
+
+    Example:
+        >>> import numpy as np
+        >>> load_mask(np.array([[0, 1], [1, 1]], np.uint8), size=(4, 4)).sum()
+        np.int64(12)
+    """
+    if isinstance(source, _ENCODED):
+        try:
+            values = _decode_stored(_read_bytes(source, _describe(source)), _describe(source))
+        except (ImageLoadError, InvalidInputError) as err:
+            raise type(err)(f"{name}: {err}") from err
+        if values.ndim == 3:
+            values = values[:, :, :3].max(axis=2)
+    else:
+        is_bool = isinstance(source, np.ndarray) and source.dtype == bool
+        values = source if is_bool else as_numbers(source, name)
+        if values.ndim == 3 and values.shape[2] == 1:
+            values = values[:, :, 0]
+        if values.ndim != 2:
+            raise InvalidInputError(
+                f"{name}: expected one mask of shape (H, W), got shape {np.shape(source)}"
+            )
+    mask = binary(values)
+    return mask if size is None else resize_masks(mask[None], size)[0]
+
+
+def load_masks(sources: Any, *, count: int | None = None,
+               size: tuple[int, int] | None = None, name: str = "masks") -> list[np.ndarray]:
+    """Masks, one ``(H, W)`` bool array each, from files, arrays or an ``(N, H, W)`` stack.
+
+    Every mask goes through :func:`load_mask` (files at their stored type, the one mask rule
+    of :mod:`cxrexplain._arrays`).
+
+    Args:
+        sources: An ``(N, H, W)`` or ``(N, H, W, 1)`` array, a list of mask files, bytes or
+            2-D arrays (any mix), or one mask file.
+        count: The number of masks expected (None: any).
+        size: Resize every mask to ``(height, width)`` (nearest neighbour); None: each at its
+            own size.
+        name: The argument's name, for messages (``masks[3]`` for the fourth).
+
+    Returns:
+        A list of 2-D bool arrays, in order.
+
+    Raises:
+        ImageLoadError: A file cannot be read.
+        InvalidInputError: No masks, a malformed one, or not ``count`` of them.
+
+    Example:
+        >>> import numpy as np
+        >>> [m.shape for m in load_masks([np.eye(4), np.ones((2, 2))], size=(2, 2))]
+        [(2, 2), (2, 2)]
+    """
+    if isinstance(sources, _ENCODED):
+        sources = [sources]
+    if isinstance(sources, np.ndarray):
+        return list(as_masks(sources, count=count, size=size, name=name))
+    if not isinstance(sources, Iterable):
+        raise InvalidInputError(
+            f"{name}: expected a list of mask files or arrays, or an (N, H, W) array, got "
+            f"{describe(sources)}"
+        )
+    items = list(sources)
+    if not items:
+        raise InvalidInputError(f"{name}: no masks given")
+    if not any(isinstance(item, _ENCODED) for item in items):  # numbers: one stack if they fit
+        with contextlib.suppress(ValueError, TypeError):
+            stacked = np.asarray(items)
+            if stacked.dtype != object and stacked.ndim >= 2:
+                return list(as_masks(stacked, count=count, size=size, name=name))
+    if count is not None and len(items) != count:
+        raise InvalidInputError(f"{name}: expected {count} masks, got {len(items)}")
+    return [load_mask(item, size=size, name=f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def find_images(
@@ -339,6 +447,12 @@ def _read_bytes(source: object, name: str) -> tuple[bytes, str]:
 
 
 def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
+    """The decoded file as float32 in [0, 1] (see the module docstring)."""
+    return _to_unit_float(_decode_stored(encoded, name), name)
+
+
+def _decode_stored(encoded: tuple[bytes, str], name: str) -> np.ndarray:
+    """The decoded file at its stored type (RGB order); DICOM as float32 in [0, 1]."""
     data, suffix = encoded
     if _is_dicom(data, suffix):
         return _decode_dicom(data, name)
@@ -367,7 +481,8 @@ def _decode(encoded: tuple[bytes, str], name: str) -> np.ndarray:
             decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
         elif decoded.shape[2] == 4:
             decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
-    return _to_unit_float(decoded, name)
+    stored: np.ndarray = decoded
+    return stored
 
 
 def _is_dicom(data: bytes, suffix: str) -> bool:

@@ -30,13 +30,8 @@ import tensorflow as tf
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.layers import find_layers
-from cxrexplain.models.lung_focus import (
-    _MIN_BLUR_WEIGHT,
-    BLUR_SIGMA,
-    DEFAULT_MARGIN,
-    MODES,
-    LungFocus,
-)
+from cxrexplain.lungs.focus import _MIN_BLUR_WEIGHT, BLUR_SIGMA, MODES, LungFocus
+from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 
 FILM = 64  # the classifier's input side
 SEG = 32  # the segmenter's input side
@@ -292,6 +287,37 @@ def test_fit_leaves_the_segmenter_unchanged(unfreeze: bool) -> None:
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.parametrize("trainer", ["cx.training.fit", "keras.fit"])
+def test_a_segmenter_trained_in_this_process_focuses_a_model_that_trains(trainer: str) -> None:
+    """``cx.lungs.train`` then ``with_lung_focus`` then fit: the trained segmenter's compiled
+    state (its Dice metric, never built in the new model) once rode along into the focused
+    model, and the first epoch ended in "Cannot get result() since the metric has not yet
+    been built"."""
+    data = cx.synthetic.generate(8, size=SEG, classes=("NORMAL", "PNEUMONIA"), seed=4)
+    keras.utils.set_random_seed(0)
+    unet = cx.models.build("lung_unet", input_shape=(SEG, SEG, 1), filters=(4, 8))
+    seg = cx.lungs.train(data.images, data.lung_masks, image_size=SEG, epochs=1, model=unet,
+                         validation_split=0.0, verbose=0)
+    assert seg.model.compiled  # what made the focused model fail
+    keras.utils.set_random_seed(1)
+    classifier = cx.models.build("cam_cnn", input_shape=(SEG, SEG, 1), num_classes=2,
+                                 filters=(4, 8))
+    focused = cx.models.with_lung_focus(classifier, seg)
+    inner = focus_of(focused).segmenter
+    assert not inner.compiled and inner is not seg.model
+    for mine, theirs in zip(inner.get_weights(), seg.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert [m.name for m in focused.metrics] == []  # nothing compiled rides along
+    if trainer == "keras.fit":
+        focused.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = focused.fit(data.images, data.labels, epochs=1, batch_size=4, verbose=0)
+    else:
+        history = cx.training.fit(focused, (data.images, data.labels),
+                                  (data.images[:4], data.labels[:4]), epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1 and np.isfinite(history.history["loss"][0])
+    np.testing.assert_array_equal(seg.segment(data.images[:2]).shape, (2, SEG, SEG))
+
+
 # ------------------------------------------------------------------------------ 4. coordinates
 def test_explanations_are_in_the_films_pixels() -> None:
     height, width = 48, 64  # not square: a swapped axis cannot pass
@@ -395,6 +421,30 @@ def test_a_configuration_without_mode_rebuilds_in_mask_mode() -> None:
     config = focus.get_config()
     assert config.pop("mode") == "mask"
     assert LungFocus.from_config(config).mode == "mask"
+
+
+def test_the_layer_keeps_its_registered_name_after_the_move_to_lungs() -> None:
+    """Saved files name the layer ``cxrexplain>LungFocus`` (and the module it was defined
+    in, once ``cxrexplain.models.lung_focus``): both still find the layer, now in lungs/."""
+    assert keras.saving.get_registered_name(LungFocus) == "cxrexplain>LungFocus"
+    assert cx.models.LungFocus is LungFocus
+    focus = LungFocus(fixed_mask_segmenter(lungs_32()).model, name="lung_focus")
+    saved = keras.saving.serialize_keras_object(focus)
+    assert saved["registered_name"] == "cxrexplain>LungFocus"
+    saved["module"] = "cxrexplain.models.lung_focus"  # as files written before the move
+    again = keras.saving.deserialize_keras_object(saved)
+    assert isinstance(again, LungFocus) and again.threshold == focus.threshold
+
+
+def test_a_compiled_segmenter_in_a_saved_configuration_loads_uncompiled() -> None:
+    """A file written while the copy kept the compiled state holds a ``compile_config``
+    (with a loss registered only by training/): it reloads as a clean inference copy."""
+    unet = fixed_mask_segmenter(lungs_32()).model
+    config = LungFocus(unet, name="lung_focus").get_config()
+    config["segmenter"]["compile_config"] = {"loss": {"module": None, "class_name": "Nowhere",
+                                                      "config": {}, "registered_name": "x>y"}}
+    focus = LungFocus.from_config(config)
+    assert not focus.segmenter.compiled
 
 
 def bright_spot_classifier_rgb() -> keras.Model:

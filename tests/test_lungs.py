@@ -120,16 +120,27 @@ def test_dice_shape_mismatch() -> None:
 
 
 # ---------------------------------------------------------------- the mask rule
-def test_binary_masks_above_half_of_each_masks_own_max() -> None:
+def test_binary_masks_integers_above_half_of_each_masks_own_max() -> None:
     masks = np.array([
         [[0, 2], [4, 3]],  # max 4: above 2 is lung (2 itself is not)
         [[0, 100], [60, 40]],  # max 100: above 50
         [[0, 0], [0, 0]],  # all zero: empty
-    ], np.float32)
+    ], np.int32)
     out = binary_masks(masks)
     assert out.dtype == bool
     assert out.tolist() == [[[False, False], [True, True]], [[False, True], [True, False]],
                             [[False, False], [False, False]]]
+
+
+def test_binary_masks_floats_are_probabilities_inside_at_one_half() -> None:
+    masks = np.array([
+        [[0.0, 0.49], [0.5, 1.0]],  # 0.5 itself is lung
+        [[0.3, 0.3], [0.3, 0.3]],  # a soft mask of 0.3: empty (not "above half its max")
+        [[0.0, 100.0], [60.0, 40.0]],  # floats are not labels: everything >= 0.5 is lung
+    ], np.float32)
+    assert binary_masks(masks).tolist() == [[[False, False], [True, True]],
+                                            [[False, False], [False, False]],
+                                            [[False, True], [True, True]]]
 
 
 def test_binary_masks_16_bit_jpeg_background_and_channel_axis() -> None:

@@ -15,9 +15,11 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain.auditing.measure import BORDER_FRACTION, DEFAULT_MARGIN, Measures, border_band
-from cxrexplain.auditing.report import NEGATIVE_NAMES, AuditReport, AuditRule, GalleryItem
+from cxrexplain.auditing.gallery import GalleryItem
+from cxrexplain.auditing.report import NEGATIVE_NAMES, AuditReport, AuditRule
 from cxrexplain.auditing.run import audit
+from cxrexplain.lungs.geometry import BORDER_FRACTION, DEFAULT_MARGIN, border_band
+from cxrexplain.lungs.shares import Measures
 
 __all__ = [
     "BORDER_FRACTION",

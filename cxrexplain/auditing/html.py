@@ -2,16 +2,17 @@
 
 Everything is inline (CSS, and the images as base64 PNG ``data:`` URIs), so the page opens
 offline and can be mailed or archived as one file. From top to bottom: the verdict, the
-per-class and per-group table of :attr:`AuditReport.summary`, histograms of the lung and
-border shares, and a gallery of the films with the lowest lung share (the map over the film,
-the lung outline in white and the map's peak as a magenta cross).
+per-class and per-group table of :attr:`~cxrexplain.AuditReport.summary`, histograms of the
+lung and border shares, and a gallery of the films with the lowest lung share (the map over
+the film, the lung outline in white and the map's peak as a magenta cross).
 
 Example:
     >>> import tempfile
     >>> from pathlib import Path
     >>> import numpy as np
     >>> from cxrexplain.auditing.html import write_html
-    >>> from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem
+    >>> from cxrexplain.auditing.gallery import GalleryItem
+    >>> from cxrexplain.auditing.report import AuditReport, AuditRule
     >>> lungs = np.zeros((32, 32), bool); lungs[8:28, 4:14] = lungs[8:28, 18:28] = True
     >>> heat = np.zeros((32, 32), np.float32); heat[1:4, 1:4] = 1.0  # a corner marker
     >>> rep = AuditReport.from_measures(
@@ -30,9 +31,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -42,11 +43,63 @@ from matplotlib.figure import Figure
 from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import format_number, html_table_rows
 from cxrexplain._version import __version__
-from cxrexplain.auditing.measure import BORDER_FRACTION
-from cxrexplain.auditing.report import AuditReport, GalleryItem
+from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.drawing.pixels import draw_mask, overlay
+from cxrexplain.lungs.geometry import BORDER_FRACTION
 
-__all__ = ["write_html"]
+__all__ = ["AuditPage", "write_html"]
+
+
+class _Rule(Protocol):
+    """What the page reads of an :class:`~cxrexplain.auditing.AuditRule`."""
+
+    @property
+    def min_lung_share(self) -> float: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+    def judged(self, class_names: Sequence[str]) -> list[str]: ...
+
+
+class AuditPage(Protocol):
+    """What the page reads of a report: an :class:`~cxrexplain.AuditReport` has all of it.
+
+    A protocol, so that this module does not import :mod:`cxrexplain.auditing.report` (which
+    imports this one for :meth:`~cxrexplain.AuditReport.to_html`).
+    """
+
+    @property
+    def lung_share(self) -> np.ndarray: ...
+    @property
+    def border_share(self) -> np.ndarray: ...
+    @property
+    def targets(self) -> np.ndarray: ...
+    @property
+    def probabilities(self) -> np.ndarray: ...
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+    @property
+    def paths(self) -> list[str] | None: ...
+    @property
+    def groups(self) -> list[str] | None: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def layer(self) -> str: ...
+    @property
+    def lung_margin(self) -> float: ...
+    @property
+    def rule(self) -> _Rule: ...
+    @property
+    def summary(self) -> list[dict[str, Any]]: ...
+    @property
+    def flagged(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def gallery(self) -> list[GalleryItem]: ...
+
+    def __len__(self) -> int: ...
 
 TILE_WIDTH = 256
 """Width in pixels of each gallery film (resized from the map's size)."""
@@ -75,7 +128,7 @@ figcaption { word-break: break-all; } .note { color: #555; font-size: 0.92em; }
 """
 
 
-def write_html(report: AuditReport, folder: Path, *, k: int) -> Path:
+def write_html(report: AuditPage, folder: Path, *, k: int) -> Path:
     """Write the report's page, ``folder/index.html`` (atomically; the folder is created).
 
     Args:
@@ -104,7 +157,7 @@ def write_html(report: AuditReport, folder: Path, *, k: int) -> Path:
 
 
 # ------------------------------------------------------------------------------- sections
-def _verdict(report: AuditReport) -> str:
+def _verdict(report: AuditPage) -> str:
     state, css = ("FLAGGED", "flagged") if report.flagged else ("Not flagged", "passed")
     rule = ", ".join(f"{key} = {value}" for key, value in report.rule.as_dict().items())
     judged = ", ".join(report.rule.judged(report.class_names)) or "none"
@@ -122,7 +175,7 @@ def _verdict(report: AuditReport) -> str:
             "low border share.</p>")
 
 
-def _table(report: AuditReport) -> str:
+def _table(report: AuditPage) -> str:
     header = ["by", "name", "count", "lung share mean [95% CI]", "lung share q1 / median / q3",
               "border share mean [95% CI]", "border share q1 / median / q3",
               "peaks outside lungs [95% CI]", "mean probability"]
@@ -153,7 +206,7 @@ def _with_interval(row: dict[str, Any], label: str, show: Callable[[float], str]
     return f"{show(mean)} [{show(low)}, {show(high)}]"
 
 
-def _histograms(report: AuditReport) -> str:
+def _histograms(report: AuditPage) -> str:
     figure = Figure(figsize=(10, 3.2), layout="constrained")
     bins = np.linspace(0.0, 1.0, 21)
     drawn = False
@@ -179,7 +232,7 @@ def _histograms(report: AuditReport) -> str:
             f'src="{_data_uri(buffer.getvalue())}">')
 
 
-def _gallery(report: AuditReport, k: int) -> str:
+def _gallery(report: AuditPage, k: int) -> str:
     items = report.gallery[:k]
     if not items:
         return "<h2>Lowest lung share</h2>\n<p>The gallery is empty: no film was kept.</p>"
@@ -189,7 +242,7 @@ def _gallery(report: AuditReport, k: int) -> str:
             f'<div class="gallery">\n{tiles}\n</div>')
 
 
-def _tile(report: AuditReport, item: GalleryItem) -> str:
+def _tile(report: AuditPage, item: GalleryItem) -> str:
     i = item.index
     path = report.paths[i] if report.paths is not None else f"#{i}"
     target = int(report.targets[i])

@@ -37,6 +37,8 @@ from cxrexplain._checks import check_fraction, check_int
 from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import json_number
 from cxrexplain._version import __version__
+from cxrexplain.auditing.gallery import GalleryItem
+from cxrexplain.auditing.html import write_html
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics.bootstrap import bootstrap_ci
 
@@ -108,16 +110,6 @@ class AuditRule:
         return {"min_lung_share": self.min_lung_share,
                 "max_peaks_outside": self.max_peaks_outside, "min_images": self.min_images,
                 "negative": negative}
-
-
-@dataclass(frozen=True)
-class GalleryItem:
-    """One film kept for the report's gallery: the film, its map and lungs at the map's size."""
-
-    index: int
-    image: np.ndarray
-    heatmap: np.ndarray
-    lungs: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -278,8 +270,6 @@ class AuditReport:
             >>> rep.to_html("audit-report")  # doctest: +SKIP
             PosixPath('audit-report/index.html')
         """
-        from cxrexplain.auditing.html import write_html
-
         return write_html(self, Path(os.fspath(folder)), k=check_int(k, "k"))
 
     # ------------------------------------------------------------------ parts

@@ -25,14 +25,16 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import check_int, describe, first_line
-from cxrexplain.auditing.measure import DEFAULT_MARGIN, Measures, measure
-from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem
+from cxrexplain.auditing.gallery import GalleryItem
+from cxrexplain.auditing.report import AuditReport, AuditRule
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
 from cxrexplain.io import find_images, load_image
+from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 from cxrexplain.lungs.masks import binary_masks, match_masks, read_masks
 from cxrexplain.lungs.segmenter import LungSegmenter
+from cxrexplain.lungs.shares import Measures, measure
 
 __all__ = ["Batch", "LungSource", "audit", "audit_batches", "lung_source"]
 

@@ -1,6 +1,6 @@
 """``Audit``: where a data set's explanations lie against the lungs, film by film, on Ray.
 
-The per-film numbers of :func:`cxrexplain.audit` (:mod:`cxrexplain.auditing.measure`) as
+The per-film numbers of :func:`cxrexplain.audit` (:mod:`cxrexplain.lungs.shares`) as
 fixed-shape columns; the summary and the verdict are for the whole table afterwards (read it
 back and give the columns to :meth:`cxrexplain.AuditReport.from_measures`, or aggregate them
 with Ray Data).
@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from cxrexplain._checks import check_number, describe, one_line
-from cxrexplain.auditing.measure import DEFAULT_MARGIN, measure
 from cxrexplain.auditing.run import LungSource
 from cxrexplain.distributed.base import ModelPath, Rows, filled
 from cxrexplain.distributed.explain import Explain
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.io import load_image
+from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 from cxrexplain.lungs.segmenter import LungSegmenter
+from cxrexplain.lungs.shares import measure
 
 __all__ = ["Audit"]
 

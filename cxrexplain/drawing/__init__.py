@@ -2,7 +2,8 @@
 
 Pixels are drawn with OpenCV and returned as ``(H, W, 3)`` ``uint8`` RGB arrays; figures are
 built on :class:`matplotlib.figure.Figure` directly, so nothing touches pyplot's global state
-(and no window opens) unless ``show=True`` is asked for.
+(and no window opens) unless ``show=True`` is asked for. :func:`overlay_grid` lays a batch
+out as one RGB picture (films x maps, a captioned tile each) without matplotlib.
 
 Every function that takes an image also takes what :func:`cxrexplain.load_image` accepts: a
 path, encoded bytes, or an array (gray or RGB, ``float`` in [0, 1] or ``uint8``). Heatmaps are
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from cxrexplain.drawing.feature_maps import plot_feature_maps
 from cxrexplain.drawing.figures import plot_explanations, save_figure
+from cxrexplain.drawing.grid import overlay_grid
 from cxrexplain.drawing.pixels import colorize, draw_box, draw_mask, overlay, save_overlay
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "draw_box",
     "draw_mask",
     "overlay",
+    "overlay_grid",
     "plot_explanations",
     "plot_feature_maps",
     "save_figure",

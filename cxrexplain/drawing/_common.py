@@ -14,12 +14,13 @@ import numpy as np
 import numpy.typing as npt
 from matplotlib.colors import Colormap
 
+from cxrexplain._arrays import as_boxes
 from cxrexplain._checks import as_numbers, check_fraction, describe, safe_ndim
 from cxrexplain.errors import (
     ImageLoadError,
     InvalidInputError,
 )
-from cxrexplain.io import ImageSource, load_image
+from cxrexplain.io import ImageSource, load_image, load_mask
 
 RGBImage: TypeAlias = npt.NDArray[np.uint8]
 """An ``(H, W, 3)`` ``uint8`` RGB image."""
@@ -153,17 +154,8 @@ def _check_color(color: object, name: str) -> Color:
 
 
 def _check_boxes(box: npt.ArrayLike, name: str) -> npt.NDArray[np.float64]:
-    values = as_numbers(box, name).astype(np.float64)
-    if values.ndim == 1:
-        values = values[None]
-    if values.ndim != 2 or values.shape[1] != 4:
-        raise InvalidInputError(
-            f"{name}: expected (x, y, w, h) or an (M, 4) array of boxes, got shape "
-            f"{np.shape(box)}"
-        )
-    if (values[:, 2:] <= 0).any():
-        raise InvalidInputError(f"{name}: box width and height must be positive, got {values}")
-    return values
+    """``(M, 4)`` boxes with positive width and height (:func:`cxrexplain._arrays.as_boxes`)."""
+    return as_boxes(box, name)
 
 
 def _half_up(value: float) -> int:
@@ -194,21 +186,12 @@ def _box_border(border: np.ndarray, box: np.ndarray, thickness: int) -> None:
 
 
 def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.bool_]:
-    if isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
-        try:
-            region = load_image(mask, channels=1)[:, :, 0] >= 0.5
-        except (InvalidInputError, ImageLoadError) as err:
-            raise type(err)(f"{name}: {err}") from err
-    else:
-        values = _one_map(mask, name, "mask")
-        is_float = np.issubdtype(values.dtype, np.floating)
-        region = values >= 0.5 if is_float else values != 0
-    height, width = int(size[0]), int(size[1])
-    if region.shape != (height, width):
-        resized = cv2.resize(
-            region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST
-        )
-        region = resized.astype(bool)
+    """One mask (array, file or bytes) by the one mask rule of :mod:`cxrexplain._arrays`,
+    resized (nearest) to ``size``."""
+    if not isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
+        mask = _one_map(mask, name, "mask") if not (
+            isinstance(mask, np.ndarray) and mask.dtype == bool and mask.ndim == 2) else mask
+    region = load_mask(mask, size=(int(size[0]), int(size[1])), name=name)
     return np.asarray(region, dtype=bool)
 
 

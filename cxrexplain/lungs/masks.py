@@ -1,8 +1,17 @@
-"""Reading lung masks: the binary rule, resizing with nearest neighbour, matching to images.
+"""Reading lung masks: the one mask rule, nearest-neighbour resizing, matching files to films.
 
-One rule for every mask, from a file or an array: a pixel is lung when it is above half the
-mask's largest value. That reads 0/255 and 0/1 masks alike, 16-bit masks, and JPEG-compressed
-masks whose background is not exactly zero. A mask whose largest value is 0 is empty.
+Every mask, from a file or an array, goes through the one mask rule of
+:mod:`cxrexplain._arrays` (the same rule for the audit, the metrics, the drawing and the
+training callback):
+
+* ``bool``: as it is;
+* floating point: probabilities, lung where the value is >= 0.5 (a soft mask of 0.3 is empty);
+* integers: a label image, lung above half of the mask's largest value (0/1, 0/255 and 16-bit
+  masks agree, and JPEG-compressed masks whose background is not exactly zero); an all-zero
+  mask is empty.
+
+Mask files are read at their stored integer type (:func:`cxrexplain.io.load_mask`), so a PNG
+of 0/1 values is read as 0/1 and takes the integer rule.
 
 Example:
     >>> import numpy as np
@@ -14,20 +23,17 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from cxrexplain._checks import as_numbers, describe
+from cxrexplain._arrays import as_masks
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.io import find_images, load_image
+from cxrexplain.io import find_images, load_masks
 
 __all__ = ["binary_masks", "match_masks", "read_masks"]
-
-MaskSource = str | os.PathLike[str] | np.ndarray
 
 
 def binary_masks(masks: Any, *, size: tuple[int, int] | None = None,
@@ -35,13 +41,13 @@ def binary_masks(masks: Any, *, size: tuple[int, int] | None = None,
     """``(N, H, W)`` bool masks from an array of masks, resized (nearest) to ``size``.
 
     Args:
-        masks: ``(N, H, W)`` or ``(N, H, W, 1)`` numbers (bool, 0/1, 0/255, floats), or one
-            ``(H, W)`` mask.
+        masks: ``(N, H, W)`` or ``(N, H, W, 1)`` numbers (bool, 0/1, 0/255, probabilities),
+            or one ``(H, W)`` mask; read by the mask rule (module docs).
         size: ``(height, width)`` to resize to, or None to keep the size.
         name: The argument's name, for messages.
 
     Returns:
-        A bool array: True where a mask is above half its own largest value.
+        A bool array.
 
     Raises:
         InvalidInputError: Not numbers, or a shape that is not a stack of 2-D masks.
@@ -50,39 +56,12 @@ def binary_masks(masks: Any, *, size: tuple[int, int] | None = None,
         >>> binary_masks(np.array([[0, 255], [0, 255]], np.uint8)).tolist()
         [[[False, True], [False, True]]]
     """
-    array = as_numbers(masks, name)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3 or 0 in array.shape:
-        raise InvalidInputError(
-            f"{name}: expected masks of shape (N, H, W) or (N, H, W, 1), got shape "
-            f"{array.shape}"
-        )
-    values = array.astype(np.float32, copy=False)
-    peak = values.reshape(len(values), -1).max(axis=1)
-    binary = values > (0.5 * peak)[:, None, None]
-    binary &= (peak > 0)[:, None, None]
-    if size is not None and binary.shape[1:] != tuple(size):
-        binary = resize_masks(binary, size)
-    result: np.ndarray = binary
-    return result
-
-
-def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``(N, h, w)`` bool masks to ``size`` with nearest neighbour."""
-    if masks.shape[1:] == tuple(size):
-        return masks
-    return np.stack([
-        cv2.resize(m.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-        for m in masks
-    ]).astype(bool)
+    return as_masks(masks, size=size, name=name)
 
 
 def read_masks(sources: Any, *, size: tuple[int, int] | None = None,
                name: str = "masks") -> list[np.ndarray] | np.ndarray:
-    """Masks from files or arrays as bool arrays.
+    """Masks from files or arrays as bool arrays (files at their stored type, module docs).
 
     Args:
         sources: A list of mask files (any format :func:`cxrexplain.load_image` reads) or of
@@ -105,23 +84,7 @@ def read_masks(sources: Any, *, size: tuple[int, int] | None = None,
     """
     if isinstance(sources, np.ndarray) and sources.ndim >= 3:
         return binary_masks(sources, size=size, name=name)
-    if isinstance(sources, (str, os.PathLike)):
-        sources = [sources]
-    if not isinstance(sources, Iterable) or isinstance(sources, (bytes, bytearray)):
-        raise InvalidInputError(
-            f"{name}: expected a list of mask files or arrays, or an (N, H, W) array, got "
-            f"{describe(sources)}"
-        )
-    masks: list[np.ndarray] = []
-    for position, source in enumerate(sources):
-        label = f"{name}[{position}]"
-        if isinstance(source, (str, os.PathLike)):
-            pixels = load_image(source, channels=1)[..., 0]
-        else:
-            pixels = as_numbers(source, label)
-        masks.append(binary_masks(pixels, size=size, name=label)[0])
-    if not masks:
-        raise InvalidInputError(f"{name}: no masks given")
+    masks = load_masks(sources, size=size, name=name)
     return np.stack(masks) if size is not None else masks
 
 

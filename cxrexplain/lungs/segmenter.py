@@ -22,14 +22,14 @@ import cv2
 import keras
 import numpy as np
 
-from cxrexplain._checks import check_int, check_number, check_size, first_line
+from cxrexplain._checks import check_int, check_number, check_size, describe, first_line
 from cxrexplain._model_file import read_model_file, write_model_file
 from cxrexplain._version import __version__
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
 from cxrexplain.io import ImageSource, iter_chunks, load_image, load_images
 from cxrexplain.lungs.postprocess import clean_mask
 
-__all__ = ["LungSegmenter"]
+__all__ = ["LungSegmenter", "check_segmenter"]
 
 KIND = "lung_segmenter"
 """The ``kind`` entry in a saved segmenter's metadata."""
@@ -216,6 +216,23 @@ class LungSegmenter:
                        clean=bool(meta.get("clean", True)))
         except CxrExplainError as err:
             raise ModelLoadError(f"model file '{source}': {err}") from err
+
+
+def check_segmenter(segmenter: Any, name: str) -> LungSegmenter:
+    """``segmenter`` itself when it is a :class:`LungSegmenter`; else an error naming ``name``.
+
+    Example:
+        >>> check_segmenter("lungs.keras", "--lungs")
+        Traceback (most recent call last):
+        ...
+        cxrexplain.errors.InvalidInputError: --lungs: expected a cx.lungs.LungSegmenter (...
+    """
+    if not isinstance(segmenter, LungSegmenter):
+        raise InvalidInputError(
+            f"{name}: expected a cx.lungs.LungSegmenter (cx.lungs.train or "
+            f"cx.lungs.LungSegmenter.load), got {describe(segmenter)}"
+        )
+    return segmenter
 
 
 def _input_shape(model: keras.Model) -> tuple[Any, ...]:

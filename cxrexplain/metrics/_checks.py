@@ -1,53 +1,50 @@
-"""Argument checks shared by the metrics (private)."""
+"""How the metrics read masks (private): arrays or mask files, by the one mask rule.
+
+Maps are read with :func:`cxrexplain._arrays.as_heatmaps` and resized with
+:func:`cxrexplain._arrays.resize_heatmaps`; masks come through :func:`as_masks` below, which
+adds mask files to what :func:`cxrexplain._arrays.as_masks` reads (files at their stored
+type, :func:`cxrexplain.io.load_masks`), so every metric reads a mask as the audit does.
+
+Example:
+    >>> import numpy as np
+    >>> as_masks(np.array([[0, 255], [0, 255]], np.uint8), 1, (2, 4)).tolist()
+    [[[False, False, True, True], [False, False, True, True]]]
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import cv2
 import numpy as np
 
-from cxrexplain._checks import as_numbers
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.io import load_masks
 
-__all__ = ["as_heatmaps", "as_masks", "resize_maps"]
+__all__ = ["as_masks"]
 
 
-def as_heatmaps(heatmaps: Any, name: str = "heatmaps") -> np.ndarray:
-    """``(N, H, W)`` float32 from an array or an :class:`~cxrexplain.Explanation`."""
-    values = getattr(heatmaps, "heatmaps", heatmaps)
-    array = as_numbers(values, name)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3:
+def as_masks(masks: Any, count: int | None = None, size: tuple[int, int] | None = None,
+             name: str = "masks") -> np.ndarray:
+    """``(N, H, W)`` bool masks from an array or a list of arrays or mask files.
+
+    Args:
+        masks: ``(N, H, W)`` or ``(N, H, W, 1)`` numbers, one ``(H, W)`` mask, or a list of
+            2-D arrays or mask files.
+        count: The number of masks expected (None: any).
+        size: ``(height, width)`` to resize to (nearest neighbour); None: their own size,
+            which must then be one size.
+        name: The argument's name, for messages.
+
+    Raises:
+        ImageLoadError: A mask file cannot be read.
+        InvalidInputError: Not masks, not ``count`` of them, or of several sizes without
+            ``size``.
+    """
+    read = load_masks(masks, count=count, size=size, name=name)
+    shapes = sorted({mask.shape for mask in read})
+    if len(shapes) > 1:
         raise InvalidInputError(
-            f"{name}: expected (N, H, W) maps, got shape {array.shape}"
+            f"{name}: the masks differ in size ({', '.join(map(str, shapes[:4]))}); give "
+            "masks of one size"
         )
-    return array.astype(np.float32)
-
-
-def as_masks(masks: Any, count: int, size: tuple[int, int], name: str = "masks") -> np.ndarray:
-    """``(N, H, W)`` bool masks, resized (nearest) to ``size`` when they differ."""
-    array = as_numbers(masks, name)
-    if array.ndim == 2:
-        array = array[None]
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if array.ndim != 3 or array.shape[0] != count:
-        raise InvalidInputError(
-            f"{name}: expected {count} masks of shape (H, W), got shape {array.shape}"
-        )
-    binary = array > (127 if array.dtype == np.uint8 and array.max() > 1 else 0)
-    if binary.shape[1:] != size:
-        binary = resize_maps(binary.astype(np.uint8), size, nearest=True) > 0
-    return binary
-
-
-def resize_maps(maps: np.ndarray, size: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
-    """Resize ``(N, h, w)`` maps to ``size`` (bilinear, or nearest for masks)."""
-    if maps.shape[1:] == size:
-        return maps
-    method = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(m, (size[1], size[0]), interpolation=method) for m in maps])
+    return np.stack(read)

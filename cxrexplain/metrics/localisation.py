@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain._checks import as_numbers, check_number, describe, safe_ndim
+from cxrexplain._arrays import as_boxes, as_heatmaps, mass_share
+from cxrexplain._checks import check_number, describe, safe_ndim
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.metrics._checks import as_heatmaps, as_masks
+from cxrexplain.metrics._checks import as_masks
 
 __all__ = ["PointingResult", "energy_in_mask", "pointing_game"]
 
@@ -113,20 +114,7 @@ def _boxes_per_image(boxes: Any, count: int) -> list[np.ndarray]:
         raise InvalidInputError(
             f"boxes: expected boxes for {count} images, got {len(groups)}"
         )
-    result = []
-    for i, group in enumerate(groups):
-        try:
-            array = as_numbers(group, f"boxes[{i}]").astype(np.float64)
-        except InvalidInputError:
-            array = None
-        array = array.reshape(-1, 4) if array is not None and array.size % 4 == 0 else None
-        if array is None or (array[:, 2:] < 0).any():
-            raise InvalidInputError(
-                f"boxes[{i}]: expected (x, y, width, height) rows with width, height >= 0, "
-                f"got {group!r}"
-            )
-        result.append(array)
-    return result
+    return [as_boxes(group, f"boxes[{i}]", positive=False) for i, group in enumerate(groups)]
 
 
 def energy_in_mask(heatmaps: Any, masks: Any) -> np.ndarray:
@@ -135,11 +123,14 @@ def energy_in_mask(heatmaps: Any, masks: Any) -> np.ndarray:
     ``sum(heatmap * mask) / sum(heatmap)`` per image: 1.0 means the whole explanation lies in
     the mask; a uniform heatmap scores the mask's area fraction. A map with no mass (all
     zero) has no share: NaN (use ``np.nanmean`` to average). Masks of another size are resized
-    with nearest-neighbour interpolation; values > 0 (or > 127 for 0..255 uint8) are inside.
+    with nearest-neighbour interpolation. Masks are read by the one mask rule
+    (:mod:`cxrexplain._arrays`): bool as is, floats inside at >= 0.5, integers inside above
+    half of the mask's largest value (0/1 and 0/255 agree); mask files at their stored type.
 
     Args:
         heatmaps: ``(N, H, W)`` non-negative maps or an :class:`~cxrexplain.Explanation`.
-        masks: ``(N, h, w)`` binary masks (bool, 0/1 or 0/255).
+        masks: ``(N, h, w)`` masks (bool, 0/1, 0/255, probabilities), or a list of mask
+            arrays or files.
 
     Returns:
         ``(N,)`` float64 in [0, 1] (NaN for all-zero maps).
@@ -156,8 +147,4 @@ def energy_in_mask(heatmaps: Any, masks: Any) -> np.ndarray:
     if (maps < 0).any():
         raise InvalidInputError("heatmaps: expected non-negative maps (mass cannot be negative)")
     inside = as_masks(masks, maps.shape[0], (maps.shape[1], maps.shape[2]))
-    total = maps.sum(axis=(1, 2))
-    within = (maps * inside).sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share: np.ndarray = np.where(total > 0, within / np.where(total > 0, total, 1), np.nan)
-    return share
+    return mass_share(maps, inside)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain.metrics._checks import as_heatmaps, as_masks
+from cxrexplain.metrics._checks import as_masks
 
 __all__ = ["iou"]
 
@@ -59,6 +59,5 @@ def iou_of(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
 
 
 def mask_stack(masks: Any, name: str) -> np.ndarray:
-    """``(N, H, W)`` bool masks at their own size (bool, 0/1 or 0/255 accepted)."""
-    shape = as_heatmaps(masks, name).shape
-    return as_masks(masks, shape[0], (shape[1], shape[2]), name)
+    """``(N, H, W)`` bool masks at their own (one) size, by the one mask rule."""
+    return as_masks(masks, name=name)

@@ -21,11 +21,11 @@ import cv2
 import keras
 import numpy as np
 
+from cxrexplain._arrays import as_heatmaps, resize_heatmaps
 from cxrexplain._checks import check_fraction, check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import ImageSource
-from cxrexplain.metrics._checks import as_heatmaps, resize_maps
 
 __all__ = ["PerturbationCurves", "deletion_auc", "insertion_auc", "perturbation_curves"]
 
@@ -107,7 +107,7 @@ def perturbation_curves(
         raise InvalidInputError(
             f"heatmaps: {maps.shape[0]} maps for {count} images; give one map per image"
         )
-    maps = resize_maps(maps, (height, width))
+    maps = resize_heatmaps(maps, (height, width))
     chosen = _targets(clf, batch, targets, count, batch_size)
     canvas = _baseline(batch, baseline if baseline is not None else (
         "zero" if mode == "deletion" else "blur"))

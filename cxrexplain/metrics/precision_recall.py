@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain.metrics._checks import as_heatmaps, as_masks
+from cxrexplain._arrays import as_heatmaps
+from cxrexplain.metrics._checks import as_masks
 
 __all__ = ["pixel_auprc"]
 

@@ -23,9 +23,10 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from cxrexplain._arrays import as_heatmaps
 from cxrexplain._checks import as_numbers, check_fraction, describe
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.metrics._checks import as_heatmaps, as_masks
+from cxrexplain.metrics._checks import as_masks
 from cxrexplain.metrics.overlap import iou_of
 
 __all__ = ["binarize", "tune_threshold"]

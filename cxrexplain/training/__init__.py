@@ -1,5 +1,6 @@
 """Training and evaluation: ``fit``, ``evaluate``, ``threshold_for_recall``, ``cross_validate``,
-``ExplanationCallback`` (explanations while the model trains).
+``ExplanationCallback`` (explanations while the model trains), ``train_segmenter`` (a lung
+U-Net, also ``cx.lungs.train``).
 
 Example:
     >>> import cxrexplain as cx
@@ -23,6 +24,7 @@ from cxrexplain.training.explanation_callback import ExplanationCallback
 from cxrexplain.training.fit import fit
 from cxrexplain.training.preparation import balanced_class_weight, compile_default, has_gpu
 from cxrexplain.training.report import EvaluationReport, evaluate, report_from_predictions
+from cxrexplain.training.segmenter import train_segmenter
 from cxrexplain.training.stats import confusion_matrix, roc_auc, roc_curve
 from cxrexplain.training.threshold import threshold_for_recall
 
@@ -45,4 +47,5 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "threshold_for_recall",
+    "train_segmenter",
 ]

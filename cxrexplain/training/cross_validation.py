@@ -50,7 +50,7 @@ from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
 from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.models.lung_focus import SegmenterLike
+from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.training.checkpoint import load_state
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
 from cxrexplain.training.fit import fit
@@ -83,7 +83,7 @@ def cross_validate(
     fit_options: Mapping[str, Any] | None = None,
     on_fold_end: Callable[[FoldResult], None] | None = None,
     verbose: int | str = 0,
-    lungs: SegmenterLike | None = None,
+    lungs: LungSegmenter | None = None,
     lung_mode: str = "mask",
 ) -> CrossValidationResult:
     """Stratified k-fold cross-validation of the models ``build_fn`` makes.
@@ -179,7 +179,7 @@ def _run_fold(
     build_fn: BuildFn, split: Any, *, k: int, size: tuple[int, int], channels: int,
     epochs: int, batch_size: int, seed: int, validation_fraction: float | None,
     augment: bool | Augmentation, directory: Path | None, fit_options: dict[str, Any],
-    verbose: int | str, lungs: SegmenterLike | None, lung_mode: str,
+    verbose: int | str, lungs: LungSegmenter | None, lung_mode: str,
 ) -> FoldResult:
     index = int(split.index)
     train_files, val_files = split.train, None

@@ -4,12 +4,13 @@ Watch a shortcut appear (or vanish) while a model trains: at the end of every ``
 epoch the callback explains a fixed set of films with the model being trained, in one batched
 compiled pass, and
 
-* writes the overlays as one grid picture, ``out_dir/epoch_003.png`` (the 1-based epoch),
-  atomically;
+* writes the overlays as one grid picture (:func:`cxrexplain.drawing.overlay_grid`),
+  ``out_dir/epoch_003.png`` (the 1-based epoch), atomically;
 * writes the same grid to TensorBoard (``tf.summary.image("explanations", ...)``, step = the
   0-based epoch, as Keras' own ``TensorBoard`` callback counts), with the scalars below;
 * with lung ``masks``, logs the mean **lung share** (the heatmaps' mass inside the lungs, grown
-  by 3% of the image side, exactly as :func:`cxrexplain.audit` measures it), and with lesion
+  by 3% of the image side, exactly as :func:`cxrexplain.audit` measures it: the masks are read
+  by the same rule and measured by :func:`cxrexplain.lungs.shares.measure`), and with lesion
   ``boxes`` the **pointing game** hit rate (:func:`cxrexplain.metrics.pointing_game`), as
   TensorBoard scalars ``explanation/lung_share`` and ``explanation/pointing_game`` and in the
   epoch's ``logs`` as ``expl_lung_share`` and ``expl_pointing_game``, so ``History``,
@@ -55,16 +56,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain._checks import as_numbers, check_int, check_number, describe, safe_ndim
+from cxrexplain._arrays import as_boxes, resize_masks
+from cxrexplain._checks import check_int, check_number, describe
 from cxrexplain._files import atomic_write_bytes
-from cxrexplain.auditing.measure import measure
 from cxrexplain.classifier import Classifier
+from cxrexplain.drawing.grid import overlay_grid
 from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
 from cxrexplain.explain import Explainer, Explanation, Targets, get_explainer
-from cxrexplain.io import ImageSource, load_image, load_images
+from cxrexplain.io import ImageSource, load_image, load_images, load_masks
+from cxrexplain.lungs.shares import measure
 from cxrexplain.metrics import pointing_game
-from cxrexplain.metrics._checks import as_masks
-from cxrexplain.drawing import draw_box, draw_mask, overlay
 
 __all__ = ["ExplanationCallback"]
 
@@ -73,9 +74,6 @@ LUNG_SHARE = "expl_lung_share"
 POINTING_GAME = "expl_pointing_game"
 """The ``logs`` key of the pointing game's hit rate."""
 
-_TILE_MIN, _TILE_MAX = 128, 256  # the grid's tiles are scaled to this side range
-_COLUMNS = 4
-_CAPTION, _HEADER, _GAP = 14, 16, 2
 
 
 class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -93,9 +91,11 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
             None: none written. Needs the ``tensorboard`` package.
         targets: The class each map explains: None (each film's predicted class at that
             epoch), one class (index or name) for all, or one per film.
-        masks: Lung masks, one per film: an ``(N, H, W)`` array or a list of ``(H, W)`` masks,
-            any size (resized to the model's input with nearest neighbours). Logs the lung
-            share.
+        masks: Lung masks, one per film: an ``(N, H, W)`` array, or a list of ``(H, W)``
+            masks or mask files, any size (resized to the model's input with nearest
+            neighbours); read as :func:`cxrexplain.audit` reads them (files at their stored
+            type, the one mask rule of :mod:`cxrexplain._arrays`: bool as is, floats >= 0.5,
+            integers above half their largest value). Logs the lung share.
         boxes: Finding boxes ``(x, y, width, height)`` in each film's own pixels: an
             ``(N, 4)`` array, or one entry per film (a box, an ``(M, 4)`` array of boxes, or
             None for a film without a finding). Logs the pointing game over the films that
@@ -112,8 +112,8 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     Raises:
         InvalidInputError: No films, an unknown method, ``every`` not a whole number >= 1,
-            masks or boxes that do not match the films; when training begins, targets the
-            model does not have.
+            masks or boxes that do not match the films, an empty lung mask; when training
+            begins, targets the model does not have.
         ImageLoadError: A film cannot be read.
         MissingDependencyError: ``tensorboard_dir`` is given and TensorBoard is not installed.
 
@@ -221,8 +221,8 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
         header = f"epoch {epoch + 1}  {self.method}" + "".join(
             f"  {key.removeprefix('expl_').replace('_', ' ')} {value:.2f}"
             for key, value in scalars.items())
-        grid = explanation_grid(batch, explanation, header=header, masks=self._lungs,
-                                boxes=self._scaled_boxes)
+        grid = overlay_grid(batch, explanation.heatmaps, captions=_captions(explanation),
+                            header=header, masks=self._lungs, boxes=self._scaled_boxes)
         if self.out_dir is not None:
             ok, encoded = cv2.imencode(".png", np.ascontiguousarray(grid[:, :, ::-1]))
             if ok:
@@ -253,8 +253,8 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._wanted = (None if self.targets is None
                         else classifier.target_indices(self.targets, count))
         if self._masks is not None:
-            self._lungs = np.stack([as_masks(m, 1, (height, width), f"masks[{i}]")[0]
-                                    for i, m in enumerate(self._masks)])
+            self._lungs = np.concatenate([resize_masks(m[None], (height, width))
+                                          for m in self._masks])
         if self._boxes is not None:
             self._scaled_boxes = [
                 None if box is None else box * np.array(
@@ -275,73 +275,6 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 heatmaps[chosen], [self._scaled_boxes[i] for i in chosen],
                 tolerance=self.tolerance).hit_rate
         return scalars
-
-
-# ------------------------------------------------------------------------------- the grid
-def explanation_grid(
-    images: np.ndarray,
-    explanation: Explanation,
-    *,
-    header: str = "",
-    masks: np.ndarray | None = None,
-    boxes: Sequence[np.ndarray | None] | None = None,
-    columns: int = _COLUMNS,
-) -> np.ndarray:
-    """The overlays of a batch as one ``uint8`` RGB picture, a tile per film with a caption.
-
-    Tiles are the films scaled to 128..256 pixels a side with the heatmap blended over them
-    (lung masks outlined, boxes drawn), captioned ``"<class explained> <probability>"``, in
-    rows of ``columns``, under a one-line ``header``.
-
-    Args:
-        images: ``(N, H, W, C)`` films in [0, 1] at the heatmaps' size.
-        explanation: Their explanation.
-        header: A line of text above the tiles (empty: no header).
-        masks: ``(N, H, W)`` bool masks to outline, or None.
-        boxes: Per film, None or ``(M, 4)`` boxes in the films' pixels, or None.
-        columns: Tiles per row.
-
-    Returns:
-        ``(height, width, 3)`` uint8.
-
-    Example:
-        >>> grid = explanation_grid(batch, exp, header="epoch 1")  # four 32-pixel films
-        >>> grid.shape, grid.dtype
-        ((162, 522, 3), dtype('uint8'))
-    """
-    count, height, width = images.shape[:3]
-    scale = _TILE_MIN / max(height, width) if max(height, width) < _TILE_MIN else (
-        _TILE_MAX / max(height, width) if max(height, width) > _TILE_MAX else 1.0)
-    tile_h, tile_w = round(height * scale), round(width * scale)
-    cols = min(count, columns)
-    rows = -(-count // cols)
-    top = _HEADER if header else 0
-    grid = np.full((top + rows * (tile_h + _CAPTION + _GAP) + _GAP,
-                    cols * (tile_w + _GAP) + _GAP, 3), 32, np.uint8)
-    names = explanation.class_names
-    for i in range(count):
-        film = cv2.resize(images[i], (tile_w, tile_h), interpolation=cv2.INTER_LINEAR)
-        panel = overlay(film, explanation.heatmaps[i], alpha=0.4)
-        if masks is not None:
-            panel = draw_mask(panel, masks[i], alpha=0.0)
-        if boxes is not None and boxes[i] is not None:
-            panel = draw_box(panel, np.asarray(boxes[i]) * scale,
-                             thickness=max(1, round(tile_w / 128)))
-        y = top + _GAP + (i // cols) * (tile_h + _CAPTION + _GAP)
-        x = _GAP + (i % cols) * (tile_w + _GAP)
-        grid[y : y + tile_h, x : x + tile_w] = panel
-        target = int(explanation.targets[i])
-        name = names[target] if target < len(names) else str(target)
-        caption = f"{name[:14]} {float(explanation.scores[i]):.2f}"
-        _text(grid, caption, x + 2, y + tile_h + _CAPTION - 4)
-    if header:
-        _text(grid, header, _GAP + 2, _HEADER - 4)
-    return grid
-
-
-def _text(picture: np.ndarray, text: str, x: int, y: int) -> None:
-    cv2.putText(picture, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (235, 235, 235), 1,
-                cv2.LINE_AA)
 
 
 # ------------------------------------------------------------------------------- arguments
@@ -393,27 +326,30 @@ def _load_films(images: Any) -> tuple[Any, list[tuple[int, int]]]:
 
 
 def _mask_list(masks: Any, count: int) -> list[np.ndarray]:
-    """One bool ``(H, W)`` mask per film (sizes may differ from the films')."""
-    if isinstance(masks, np.ndarray) or safe_ndim(masks) in (3, 4):
-        array = as_masks(masks, count, _shape_of(masks))
-        return list(array)
-    if isinstance(masks, (str, bytes)) or not isinstance(masks, Iterable):
+    """One bool ``(H, W)`` lung mask per film, read as :func:`cxrexplain.audit` reads them.
+
+    Files are read at their stored type and every mask goes through the one mask rule of
+    :mod:`cxrexplain._arrays`; sizes may differ from the films' (resized when training
+    begins). An empty mask is an error, as in the audit: no lungs, no lung share.
+    """
+    read = load_masks(masks, count=count, name="masks")
+    empty = [i for i, mask in enumerate(read) if not mask.any()]
+    if empty:
         raise InvalidInputError(
-            f"masks: expected {count} lung masks, an (N, H, W) array or a list, got "
-            f"{describe(masks)}"
+            f"masks: {len(empty)} mask(s) are empty (no lung pixel), at positions "
+            f"{', '.join(map(str, empty[:10]))}"
         )
-    items = list(masks)
-    if len(items) != count:
-        raise InvalidInputError(f"masks: expected one mask per film ({count}), got {len(items)}")
-    return [as_masks(m, 1, _shape_of(m, 2), f"masks[{i}]")[0] for i, m in enumerate(items)]
+    return read
 
 
-def _shape_of(masks: Any, rank: int = 3) -> tuple[int, int]:
-    """The masks' own (H, W), so that :func:`as_masks` checks them without resizing."""
-    shape = np.shape(masks)
-    if len(shape) >= rank:
-        return int(shape[rank - 2]), int(shape[rank - 1])
-    return (0, 0)  # as_masks reports the bad shape
+def _captions(explanation: Explanation) -> list[str]:
+    """``"<class explained> <probability>"`` per film."""
+    names = explanation.class_names
+    captions = []
+    for target, score in zip(explanation.targets, explanation.scores, strict=True):
+        name = names[int(target)] if int(target) < len(names) else str(int(target))
+        captions.append(f"{name[:14]} {float(score):.2f}")
+    return captions
 
 
 def _box_list(boxes: Any, count: int) -> list[np.ndarray | None]:
@@ -436,13 +372,7 @@ def _box_list(boxes: Any, count: int) -> list[np.ndarray | None]:
         if entry is None:
             result.append(None)
             continue
-        array = as_numbers(entry, f"boxes[{i}]").astype(np.float64)
-        if array.size == 0 or array.size % 4 or (array.reshape(-1, 4)[:, 2:] <= 0).any():
-            raise InvalidInputError(
-                f"boxes[{i}]: expected (x, y, width, height) rows with width, height > 0, "
-                f"got {entry!r}"
-            )
-        result.append(array.reshape(-1, 4))
+        result.append(as_boxes(entry, f"boxes[{i}]"))
     if all(box is None for box in result):
         raise InvalidInputError("boxes: every entry is None; give a box for at least one film")
     return result

@@ -23,9 +23,11 @@ import tensorflow as tf
 
 from cxrexplain._checks import as_labels, check_choice, check_int
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.lungs.focus import MODES
+from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
 from cxrexplain.models.compile import metrics_for
 from cxrexplain.models.losses import head_of, loss_for
-from cxrexplain.models.lung_focus import MODES, SegmenterLike, check_segmenter, with_lung_focus
+from cxrexplain.models.lung_focus import with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 
 __all__ = [
@@ -42,13 +44,13 @@ __all__ = [
 ]
 
 
-def check_lung_focus(lungs: SegmenterLike | None, mode: str = "mask", *,
+def check_lung_focus(lungs: LungSegmenter | None, mode: str = "mask", *,
                      names: tuple[str, str] = ("lungs", "lung_mode")) -> str:
     """Check a training helper's ``lungs`` and ``lung_mode`` before any work starts.
 
     Args:
         lungs: A lung segmenter (:class:`cxrexplain.lungs.LungSegmenter`) or None (no focus).
-        mode: One of :data:`cxrexplain.models.lung_focus.MODES`.
+        mode: One of :data:`cxrexplain.lungs.focus.MODES`.
         names: How the two arguments are named in error messages (``--lungs`` and
             ``--lung-mode`` for the command).
 
@@ -74,7 +76,7 @@ def check_lung_focus(lungs: SegmenterLike | None, mode: str = "mask", *,
     return mode
 
 
-def apply_lung_focus(model: keras.Model, lungs: SegmenterLike | None, mode: str = "mask", *,
+def apply_lung_focus(model: keras.Model, lungs: LungSegmenter | None, mode: str = "mask", *,
                      names: tuple[str, str] = ("lungs", "lung_mode")) -> keras.Model:
     """``model`` itself, or, with a segmenter, ``with_lung_focus(model, lungs, mode=mode)``.
 
@@ -105,7 +107,7 @@ def apply_lung_focus(model: keras.Model, lungs: SegmenterLike | None, mode: str 
     return with_lung_focus(model, lungs, mode=mode)
 
 
-def lung_focus_record(lungs: SegmenterLike | None, mode: str = "mask") -> dict[str, Any] | None:
+def lung_focus_record(lungs: LungSegmenter | None, mode: str = "mask") -> dict[str, Any] | None:
     """What identifies a lung focus in a saved set-up: mode, threshold and a weights digest.
 
     Example:

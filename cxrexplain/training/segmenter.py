@@ -1,4 +1,8 @@
-"""Train a lung segmenter: :func:`train`, its Dice + cross-entropy loss and paired augmentation.
+"""Train a lung segmenter: :func:`train_segmenter`, its Dice + cross-entropy loss, paired
+augmentation.
+
+``cx.lungs.train`` is this :func:`train_segmenter` (resolved on first use, so that
+:mod:`cxrexplain.lungs` imports nothing from training).
 
 The recipe: the ``lung_unet`` builder (:data:`FILTERS` wide, working inside at about 128 px,
 :func:`default_downsample`, so that the default 256 px run fits 15 minutes on 2 CPU cores),
@@ -19,8 +23,8 @@ Example:
     >>> import cxrexplain as cx
     >>> data = cx.synthetic.generate(24, size=32, seed=0)
     >>> tiny = cx.models.build("lung_unet", input_shape=(32, 32, 1), filters=(4, 8))
-    >>> seg = cx.lungs.train(data.images, data.lung_masks, image_size=32, epochs=1, model=tiny,
-    ...                      verbose=0)
+    >>> seg = cx.training.train_segmenter(data.images, data.lung_masks, image_size=32,
+    ...                                   epochs=1, model=tiny, verbose=0)
     >>> seg.segment(data.images[:2]).shape
     (2, 32, 32)
 """
@@ -45,7 +49,13 @@ from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.models.registry import build
 from cxrexplain.training.fit import fit
 
-__all__ = ["DiceBCELoss", "default_downsample", "default_epochs", "dice_coefficient", "train"]
+__all__ = [
+    "DiceBCELoss",
+    "default_downsample",
+    "default_epochs",
+    "dice_coefficient",
+    "train_segmenter",
+]
 
 SAMPLE_BUDGET = 5000
 """Training films shown in a default run (epochs = this / training films, 8 to 100)."""
@@ -126,7 +136,7 @@ def default_epochs(train_count: int) -> int:
     return int(min(100, max(8, math.ceil(SAMPLE_BUDGET / max(train_count, 1)))))
 
 
-def train(
+def train_segmenter(
     images: Any,
     masks: Any,
     *,
@@ -173,7 +183,8 @@ def train(
         ImageLoadError: A file cannot be read.
 
     Example:
-        >>> seg = cx.lungs.train("films/", "masks/")  # doctest: +SKIP
+        >>> seg = cx.training.train_segmenter("films/", "masks/")  # doctest: +SKIP
+        >>> seg = cx.lungs.train("films/", "masks/")  # the same function  # doctest: +SKIP
     """
     if not isinstance(image_size, int) or isinstance(image_size, bool):
         raise InvalidInputError(f"image_size: expected one int (a square), got {image_size!r}")
