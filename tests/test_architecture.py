@@ -28,15 +28,16 @@ ROOT = "cxrexplain"
 
 LAYERS: dict[int, frozenset[str]] = {
     0: frozenset({"errors", "_version", "_files", "_stats", "_tables", "_quiet"}),
-    1: frozenset({"_checks", "_keras_utils", "_passes", "_arrays"}),
+    1: frozenset({"_checks", "_keras_utils", "_passes", "_arrays", "_resumable"}),
     2: frozenset({"io", "synthetic", "_model_file"}),
     3: frozenset({"classifier", "data", "lungs"}),
     4: frozenset({"models", "explain"}),
     5: frozenset({"drawing", "metrics"}),
     6: frozenset({"training", "evaluate", "batch"}),
     7: frozenset({"auditing"}),
-    # the command modules (``cli`` is cli.py today and the cxrexplain/cli/ package tomorrow)
-    8: frozenset({"distributed", "cli", "demo", "train_command", "audit_command", "__main__"}),
+    8: frozenset({"distributed"}),
+    # the command (the cxrexplain/cli/ package) and the deprecated aliases of its old modules
+    9: frozenset({"cli", "demo", "train_command", "audit_command", "__main__"}),
 }
 LAYER_OF = {unit: layer for layer, units in LAYERS.items() for unit in units}
 
