@@ -40,10 +40,10 @@ import numpy as np
 from cxrexplain._checks import one_line
 from cxrexplain._files import atomic_write_bytes, atomic_write_text
 from cxrexplain.classifier import Classifier
+from cxrexplain.drawing import overlay
 from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import Explanation, get_explainer
 from cxrexplain.io import load_image
-from cxrexplain.drawing import overlay
 
 __all__ = ["explain_to_folder", "predict_rows"]
 

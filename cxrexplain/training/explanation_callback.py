@@ -59,12 +59,12 @@ from cxrexplain._checks import as_numbers, check_int, check_number, describe, sa
 from cxrexplain._files import atomic_write_bytes
 from cxrexplain.auditing.measure import measure
 from cxrexplain.classifier import Classifier
+from cxrexplain.drawing import draw_box, draw_mask, overlay
 from cxrexplain.errors import ImageLoadError, InvalidInputError, MissingDependencyError
 from cxrexplain.explain import Explainer, Explanation, Targets, get_explainer
 from cxrexplain.io import ImageSource, load_image, load_images
 from cxrexplain.metrics import pointing_game
 from cxrexplain.metrics._checks import as_masks
-from cxrexplain.drawing import draw_box, draw_mask, overlay
 
 __all__ = ["ExplanationCallback"]
 
