@@ -456,10 +456,11 @@ def test_registry_and_aliases() -> None:
              "hirescam": cx.HiResCAM, "layercam": cx.LayerCAM, "scorecam": cx.ScoreCAM,
              "occlusion": cx.Occlusion}
     assert list(registry.items())[: len(first)] == list(first.items())  # in this order
+    assert registry["eigencam"] is cx.EigenCAM
     assert list(cx.explainers()) == list(registry)  # the same order on every call
     for spelling, cls in [("Grad-CAM++", cx.GradCAMPlusPlus), (" gradcam_pp ", cx.GradCAMPlusPlus),
                           ("SCORE-CAM", cx.ScoreCAM), ("occlusion-sensitivity", cx.Occlusion),
-                          ("grad-cam", cx.GradCAM)]:
+                          ("Eigen-CAM", cx.EigenCAM), ("grad-cam", cx.GradCAM)]:
         assert cx.get_explainer(spelling) is cls, spelling
     with pytest.raises(InvalidInputError, match="known"):
         cx.get_explainer("saliency")
@@ -590,3 +591,23 @@ def test_maps_follow_the_class_unless_the_method_is_class_agnostic(method: str) 
         assert not np.allclose(first.heatmaps, second.heatmaps, atol=1e-3)
     else:
         np.testing.assert_array_equal(first.raw, second.raw)
+
+
+@pytest.mark.parametrize(("build", "layer"), [(cam_model, "last_conv"),
+                                              (two_conv_model, "target")])
+def test_eigencam_matches_numpy_svd(build: Any, layer: str) -> None:
+    """The projection on the first principal component, up to the SVD's choice of sign."""
+    model = build()
+    images = random_images(5, seed=3)
+    activations = np.asarray(keras.Model(model.inputs[0], model.get_layer(layer).output)(images))
+    projection = ref.eigencam_projection(activations)
+    exp = cx.EigenCAM(model, layer=layer).explain(images)
+    assert exp.layer == layer
+    for i in range(len(images)):
+        scale = np.abs(projection[i]).max()
+        sides = [np.maximum(sign * projection[i], 0.0) for sign in (1.0, -1.0)]
+        errors = sorted(np.abs(exp.raw[i] - side).max() / scale for side in sides)
+        assert errors[0] < 1e-4 and errors[1] > 0.1, (i, errors)  # one side, not the other
+        chosen = min(sides, key=lambda side: np.abs(exp.raw[i] - side).max())
+        np.testing.assert_allclose(exp.heatmaps[i], _normalise_upsampled(chosen[None], 16)[0],
+                                   atol=1e-4)
