@@ -10,9 +10,10 @@ imports every module it holds whose name does not start with ``_``. So a method 
 under its class name, and the first line of its class docstring is its one-line summary
 (``cls.__doc__.splitlines()[0]``, for help texts such as the command's ``--method``).
 
-A static type checker cannot follow that discovery: it sees the methods through the
-``TYPE_CHECKING`` block below, one import line per method (``tests/test_explain.py`` checks
-that it lists them all).
+Static tools (type checkers, the API reference) cannot follow that discovery: they see the
+methods through the ``TYPE_CHECKING`` block below, one star import per method module, and the
+package's names through its star imports (``__all__`` is set at run time only);
+``tests/test_explain.py`` checks that the block lists every method module.
 
 Example:
     >>> import cxrexplain as cx
