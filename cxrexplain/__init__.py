@@ -9,145 +9,151 @@ Keras custom objects), except in the ``cxrexplain`` command itself (the console 
 ``python -m cxrexplain``): there the names other than ``__version__`` and the errors load the
 first time one is used (PEP 562), so that ``cxrexplain --help`` imports no TensorFlow.
 
+Every explainer of :func:`explainers` is exported under its class name (``cx.GradCAM``), so a
+new method needs no change here. ``cxrexplain.overlay``, the drawing package's former name, is
+a deprecated alias of :mod:`cxrexplain.drawing`; ``cx.overlay`` is the function.
+
 Example:
     >>> import cxrexplain as cx
     >>> cx.__version__  # doctest: +ELLIPSIS
     '...'
-    >>> cx.GradCAM.__name__
-    'GradCAM'
+    >>> cx.GradCAM.__name__, cx.overlay.__name__
+    ('GradCAM', 'overlay')
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import threading
 import types
+import warnings
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from cxrexplain._version import __version__
-from cxrexplain.errors import (
-    CxrExplainError,
-    ImageLoadError,
-    InvalidInputError,
-    MissingDependencyError,
-    ModelLoadError,
-    ModelStructureError,
-)
+# bound at once, also in the command (light modules: no TensorFlow)
+from cxrexplain._version import __version__ as __version__
+from cxrexplain.errors import CxrExplainError as CxrExplainError
+from cxrexplain.errors import ImageLoadError as ImageLoadError
+from cxrexplain.errors import InvalidInputError as InvalidInputError
+from cxrexplain.errors import MissingDependencyError as MissingDependencyError
+from cxrexplain.errors import ModelLoadError as ModelLoadError
+from cxrexplain.errors import ModelStructureError as ModelStructureError
 
-if TYPE_CHECKING:  # what a static checker sees: the names below, as an eager import binds them
-    from cxrexplain import data, distributed, lungs, metrics, models, synthetic, training
-    from cxrexplain.auditing import AuditReport, AuditRule, audit
-    from cxrexplain.classifier import Classifier, Prediction
-    from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
-    from cxrexplain.explain import (
-        CAM,
-        Explainer,
-        Explanation,
-        GradCAM,
-        GradCAMPlusPlus,
-        HiResCAM,
-        LayerCAM,
-        Occlusion,
-        ScoreCAM,
-        explainers,
-        get_explainer,
-    )
-    from cxrexplain.io import load_image, load_images
-    from cxrexplain.drawing import (
-        colorize,
-        draw_box,
-        draw_mask,
-        overlay,
-        plot_explanations,
-        plot_feature_maps,
-        save_figure,
-        save_overlay,
-    )
+if TYPE_CHECKING:  # what a static checker sees: the names the table below binds
+    from cxrexplain import data as data
+    from cxrexplain import distributed as distributed
+    from cxrexplain import lungs as lungs
+    from cxrexplain import metrics as metrics
+    from cxrexplain import models as models
+    from cxrexplain import synthetic as synthetic
+    from cxrexplain import training as training
+    from cxrexplain.auditing import AuditReport as AuditReport
+    from cxrexplain.auditing import AuditRule as AuditRule
+    from cxrexplain.auditing import audit as audit
+    from cxrexplain.classifier import Classifier as Classifier
+    from cxrexplain.classifier import Prediction as Prediction
+    from cxrexplain.drawing import colorize as colorize
+    from cxrexplain.drawing import draw_box as draw_box
+    from cxrexplain.drawing import draw_mask as draw_mask
+    from cxrexplain.drawing import overlay as overlay
+    from cxrexplain.drawing import plot_explanations as plot_explanations
+    from cxrexplain.drawing import plot_feature_maps as plot_feature_maps
+    from cxrexplain.drawing import save_figure as save_figure
+    from cxrexplain.drawing import save_overlay as save_overlay
+    from cxrexplain.evaluate import ExplainerEvaluation as ExplainerEvaluation
+    from cxrexplain.evaluate import evaluate_explainers as evaluate_explainers
+    from cxrexplain.explain import *  # noqa: F403 (the bases, explainers() and every method)
+    from cxrexplain.io import load_image as load_image
+    from cxrexplain.io import load_images as load_images
 
-__all__ = [
-    "AuditReport",
-    "AuditRule",
-    "CAM",
-    "Classifier",
-    "CxrExplainError",
-    "Explainer",
-    "ExplainerEvaluation",
-    "Explanation",
-    "GradCAM",
-    "GradCAMPlusPlus",
-    "HiResCAM",
-    "ImageLoadError",
-    "InvalidInputError",
-    "LayerCAM",
-    "MissingDependencyError",
-    "ModelLoadError",
-    "ModelStructureError",
-    "Occlusion",
-    "Prediction",
-    "ScoreCAM",
-    "__version__",
-    "audit",
-    "colorize",
-    "data",
-    "distributed",
-    "draw_box",
-    "draw_mask",
-    "evaluate_explainers",
-    "explainers",
-    "get_explainer",
-    "load_image",
-    "load_images",
-    "lungs",
-    "metrics",
-    "models",
-    "overlay",
-    "plot_explanations",
-    "plot_feature_maps",
-    "save_figure",
-    "save_overlay",
-    "synthetic",
-    "training",
-]
+_MODULE = ""
+"""In :data:`_EXPORTS`: the module itself, under its last dotted name (``cx.data``)."""
 
-# The lazily loaded names: module -> the names it gives the facade ("" = the sub-package
-# itself), in the order of the former eager imports.
-_LAZY: dict[str, tuple[str, ...]] = {
-    "cxrexplain.data": ("",),
-    "cxrexplain.distributed": ("",),
-    "cxrexplain.lungs": ("",),
-    "cxrexplain.metrics": ("",),
-    "cxrexplain.models": ("",),
-    "cxrexplain.synthetic": ("",),
-    "cxrexplain.training": ("",),
+_EXPLAINERS = "*"
+"""In :data:`_EXPORTS`: every explainer the registry holds, under its class name."""
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "cxrexplain._version": ("__version__",),
+    "cxrexplain.errors": ("CxrExplainError", "ImageLoadError", "InvalidInputError",
+                          "MissingDependencyError", "ModelLoadError", "ModelStructureError"),
+    "cxrexplain.data": (_MODULE,),
+    "cxrexplain.distributed": (_MODULE,),
+    "cxrexplain.lungs": (_MODULE,),
+    "cxrexplain.metrics": (_MODULE,),
+    "cxrexplain.models": (_MODULE,),
+    "cxrexplain.synthetic": (_MODULE,),
+    "cxrexplain.training": (_MODULE,),
     "cxrexplain.auditing": ("AuditReport", "AuditRule", "audit"),
     "cxrexplain.classifier": ("Classifier", "Prediction"),
     "cxrexplain.evaluate": ("ExplainerEvaluation", "evaluate_explainers"),
-    "cxrexplain.explain": ("CAM", "Explainer", "Explanation", "GradCAM", "GradCAMPlusPlus",
-                           "HiResCAM", "LayerCAM", "Occlusion", "ScoreCAM", "explainers",
-                           "get_explainer"),
+    "cxrexplain.explain": ("Explainer", "Explanation", "InputExplainer", "LayerExplainer",
+                           "explainers", "get_explainer", _EXPLAINERS),
     "cxrexplain.io": ("load_image", "load_images"),
     "cxrexplain.drawing": ("colorize", "draw_box", "draw_mask", "overlay", "plot_explanations",
                            "plot_feature_maps", "save_figure", "save_overlay"),
 }
-_LAZY_NAMES = frozenset(
-    module.rpartition(".")[2] if name == "" else name
-    for module, names in _LAZY.items() for name in names
-)
+"""The facade, in one table: each module and the public names it gives ``cxrexplain``.
+
+``__all__`` and the loader are derived from it; the modules load in this order."""
+
+
+def _exports(module: types.ModuleType, names: tuple[str, ...]) -> dict[str, Any]:
+    """The public names one row of :data:`_EXPORTS` binds, and their values."""
+    bound: dict[str, Any] = {}
+    for name in names:
+        if name == _MODULE:
+            bound[module.__name__.rpartition(".")[2]] = module
+        elif name == _EXPLAINERS:
+            bound.update({cls.__name__: cls for cls in module.explainers().values()})
+        else:
+            bound[name] = getattr(module, name)
+    return bound
 
 
 def _load_all() -> None:
-    """Bind every lazily loaded public name in this module (imports TensorFlow)."""
-    namespace = globals()
-    for module_name, names in _LAZY.items():
-        module = importlib.import_module(module_name)
-        for name in names:
-            if name == "":
-                namespace[module_name.rpartition(".")[2]] = module
-            else:
-                namespace[name] = getattr(module, name)
+    """Bind every public name and ``__all__`` (imports TensorFlow)."""
+    bound: dict[str, Any] = {}
+    for module_name, names in _EXPORTS.items():
+        bound.update(_exports(importlib.import_module(module_name), names))
+    globals().update(bound, __all__=sorted(bound))
 
+
+def _is_the_command() -> bool:
+    """True while this process is the ``cxrexplain`` command: its console script, or ``python
+    -m cxrexplain`` (whose package is imported while ``sys.argv[0]`` is still ``"-m"``)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 != "-m":
+        return PurePath(argv0).stem.lower() in {"cxrexplain", "cxrexplain-script"}
+    args = [*sys.orig_argv, ""]
+    flag = next((i for i, arg in enumerate(args) if arg.startswith("-m")), None)
+    if flag is None:
+        return True
+    target = args[flag][2:] or args[flag + 1]
+    return target.split(".")[0] == __name__
+
+
+def _deprecated_alias(old: str, new: str) -> None:
+    """Make ``import old`` and ``from old import name`` reach the module ``new`` (imported on
+    first use, with a DeprecationWarning), without binding anything in this package."""
+    alias = types.ModuleType(old, f"Deprecated alias of {new}.")
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 (PEP 562)
+        if name.startswith("__") and name != "__all__":
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(new), name)
+
+    def __dir__() -> list[str]:  # noqa: N807 (PEP 562)
+        return dir(importlib.import_module(new))
+
+    vars(alias).update(__getattr__=__getattr__, __dir__=__dir__)
+    # in sys.modules before anyone imports it: the import system then returns it as it is and
+    # does not set it as this package's attribute ``overlay`` (the function)
+    sys.modules.setdefault(old, alias)
+
+
+_deprecated_alias(f"{__name__}.overlay", f"{__name__}.drawing")
 
 _LOCK = threading.RLock()  # other threads wait while one loads; the loading one may re-enter
 _loading = False
@@ -155,10 +161,11 @@ _loading = False
 if not TYPE_CHECKING:  # at run time only, so that a checker still flags unknown names
 
     def __getattr__(name: str) -> Any:
+        """PEP 562, in the command: the first public name asked for loads them all."""
         global _loading
-        if name in _LAZY_NAMES:
+        if name == "__all__" or not name.startswith("_"):
             with _LOCK:
-                if name not in globals() and not _loading:
+                if "__all__" not in globals() and not _loading:
                     _loading = True
                     try:
                         _load_all()
@@ -166,43 +173,12 @@ if not TYPE_CHECKING:  # at run time only, so that a checker still flags unknown
                         _loading = False
             if name in globals():
                 return globals()[name]
-            # asked for while loading (``from cxrexplain import data`` inside a module that
-            # loads): the import system then imports the sub-module itself
-        raise AttributeError(f"module 'cxrexplain' has no attribute '{name}'")
+            # asked for while loading (``from cxrexplain import x`` in a module that loads):
+            # the import system then imports the sub-module itself
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:
-        return sorted(set(globals()) | set(__all__))
-
-
-class _Facade(types.ModuleType):
-    """The package's module type: ``cx.overlay`` stays the function ``overlay`` (as the eager
-    facade had it) when the sub-package ``cxrexplain.drawing`` is first imported on its own,
-    which would otherwise bind the sub-package to that name."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (name == "overlay" and isinstance(value, types.ModuleType)
-                and value.__name__ == "cxrexplain.drawing"):
-            value = value.overlay
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Facade
-
-
-def _is_the_command() -> bool:
-    """True while this process is the ``cxrexplain`` command: the console script, or ``python
-    -m cxrexplain`` (whose package is imported while ``sys.argv[0]`` is ``"-m"``)."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    if argv0 == "-m":
-        orig = list(getattr(sys, "orig_argv", []))
-        for i, arg in enumerate(orig):
-            if arg.startswith("-m"):
-                target = arg[2:] or (orig[i + 1] if i + 1 < len(orig) else "")
-                return target.split(".")[0] == "cxrexplain"
-        return True
-    name = os.path.basename(argv0).lower()
-    return name in {"cxrexplain", "cxrexplain.exe", "cxrexplain-script.py"}
-
+        return sorted(set(globals()) | set(__getattr__("__all__")))
 
 if not _is_the_command():  # a library import: eager, as it always was
     _load_all()

@@ -5,7 +5,8 @@ Independent of cxrexplain on purpose: nothing here imports it (nor TensorFlow or
 caller takes the target layer's activations ``a`` and the gradients ``g`` of the target score
 (the logit, before any softmax) with respect to them by its own means; for Score-CAM it passes
 its own upsampling and forward pass. ``a`` and ``g`` are ``(n, h, w, k)``; every map returned is
-``(n, h, w)`` with the final ReLU applied.
+``(n, h, w)`` with the final ReLU applied, except Eigen-CAM's projection, returned before it
+(its sign is the SVD's choice, which the caller compares up to sign).
 """
 
 from __future__ import annotations
@@ -89,4 +90,19 @@ def scorecam(a: Array, images: Array, targets: Sequence[int] | Array,
         if not epsilon:
             weights = np.where(high - low > 0, weights, 0.0)
         maps[i] = np.maximum(a[i] @ weights, 0.0)
+    return maps
+
+
+def eigencam_projection(a: Array) -> Array:
+    """Muhammad and Yeasin 2020, as pytorch-grad-cam's ``get_2d_projection`` computes it: per
+    image, NaN set to 0, the ``(h*w, k)`` activations minus their mean over locations,
+    projected on the first right-singular vector of that matrix; ``(n, h, w)`` before ReLU."""
+    a = np.nan_to_num(np.asarray(a, np.float64), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    n, h, w, k = a.shape
+    maps = np.zeros((n, h, w))
+    for i in range(n):
+        rows = a[i].reshape(h * w, k)
+        rows = rows - rows.mean(axis=0)
+        _, _, vt = np.linalg.svd(rows, full_matrices=True)
+        maps[i] = (rows @ vt[0, :]).reshape(h, w)
     return maps

@@ -106,18 +106,40 @@ def test_a_library_import_stays_eager(tmp_path: Path) -> None:
 
 
 def test_overlay_stays_the_function_in_the_command() -> None:
-    # in the command the facade is lazy; importing the sub-package first must not turn
-    # ``cx.overlay`` into the sub-package
-    code = PROBE.replace("heavy = ", "import cxrexplain as cx, cxrexplain.drawing; "
-                         "print('OVERLAY', callable(cx.overlay), 'NoSuchName' in dir(cx), "
-                         "set(cx.__all__) <= set(dir(cx))); heavy = ")
+    # in the command the facade is lazy; the deprecated module name ``cxrexplain.overlay`` (the
+    # drawing package's former name) must not turn ``cx.overlay`` into a module
+    code = PROBE.replace("heavy = ", """import cxrexplain as cx, cxrexplain.overlay, warnings
+print('OVERLAY', callable(cx.overlay), 'NoSuchName' in dir(cx), set(cx.__all__) <= set(dir(cx)))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    from cxrexplain.overlay import colorize
+from cxrexplain.drawing import colorize as drawn
+print('ALIAS', colorize is drawn, [w.category.__name__ for w in caught], callable(cx.overlay))
+heavy = """)
     result = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True,
                             text=True, timeout=300, check=False,
                             env=_clean_env() | {"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr
     assert "OVERLAY True False True" in result.stdout
+    assert "ALIAS True ['DeprecationWarning'] True" in result.stdout
     with pytest.raises(AttributeError):
         cx.NoSuchName  # noqa: B018
+
+
+def test_deprecated_overlay_module_in_a_library() -> None:
+    import cxrexplain.overlay  # noqa: F401 (the deprecated name imports)
+
+    from cxrexplain import drawing
+
+    alias = sys.modules["cxrexplain.overlay"]
+    assert callable(cx.overlay) and cx.overlay is drawing.overlay
+    with pytest.warns(DeprecationWarning, match=r"cxrexplain\.drawing"):
+        from cxrexplain.overlay import save_overlay
+    assert save_overlay is drawing.save_overlay
+    assert set(drawing.__all__) <= set(dir(alias))
+    assert cx.overlay is drawing.overlay  # importing the alias bound nothing in the package
+    with pytest.raises(AttributeError):
+        alias.__path__  # noqa: B018 (a module, not a package: no second copy of drawing's)
 
 
 def test_prepare_environment_quiets_tensorflow_by_default() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from rounding import output_tolerance
 
 import cxrexplain as cx
 from cxrexplain.cli import main
@@ -268,11 +269,17 @@ def test_audit_on_ray_matches_cx_audit(ray_local: Any, model_file: Path, clf: cx
     report = cx.audit(clf, films, lungs=masks)
     got = {k: np.array([r[k] for r in out[:6]])
            for k in ("lung_share", "border_share", "peak_in_lungs", "target", "probabilities")}
-    np.testing.assert_allclose(got["lung_share"], report.lung_share, atol=1e-5)
-    np.testing.assert_allclose(got["border_share"], report.border_share, atol=1e-5)
+    # batches of 4 against one of 6 round apart: a Grad-CAM heatmap value moves by up to
+    # 2 * output_tolerance (a map over its peak), a share of N pixels by that times
+    # N / sum(heatmap) (rounding.py)
+    heat = cx.GradCAM(clf).explain(films).heatmaps
+    shares = 2 * output_tolerance(clf.model) * heat[0].size / heat.sum(axis=(1, 2))
+    assert (np.abs(got["lung_share"] - report.lung_share) <= shares).all()
+    assert (np.abs(got["border_share"] - report.border_share) <= shares).all()
     assert got["peak_in_lungs"].tolist() == report.peak_in_lungs.tolist()
     assert got["target"].tolist() == report.targets.tolist()
-    np.testing.assert_allclose(got["probabilities"], report.probabilities, atol=1e-5)
+    np.testing.assert_allclose(got["probabilities"], report.probabilities, rtol=0,
+                               atol=output_tolerance(clf.model))
     assert out[6]["error"].startswith("lungs: ") and "nope.png" in out[6]["error"]
     assert np.isnan(out[6]["lung_share"])
 

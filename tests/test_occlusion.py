@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -35,7 +38,7 @@ def region_model() -> keras.Model:
     return model
 
 
-def brute_force(model: keras.Model, images: np.ndarray, target: int, patch: int,
+def brute_force(model: Callable[..., Any], images: np.ndarray, target: int, patch: int,
                 stride: int, fill: float) -> np.ndarray:
     """The definition, one occluded image at a time: mean drop over covering windows."""
     n, h, w, _ = images.shape
@@ -90,6 +93,27 @@ def test_mean_baseline_and_windows_cover_every_pixel() -> None:
     expected = np.stack([brute_force(model, images[i:i + 1], 0, 4, 4, float(means[i]))[0]
                          for i in range(2)])
     np.testing.assert_allclose(mean.raw, np.maximum(expected, 0), atol=1e-6)
+
+
+def test_a_model_without_conv_layers() -> None:
+    """An input explainer reads no layer: the library's dense baseline (Flatten -> Dense, one
+    sigmoid unit), where every class activation map raises, is explained like any model."""
+    model = cx.models.build("dense_baseline", input_shape=(16, 16, 1), num_classes=2,
+                            hidden=(8,))
+    with pytest.raises(cx.ModelStructureError, match="convolutional"):
+        cx.GradCAM(model)
+    images = random_images(2, 16)
+    exp = cx.Occlusion(model, patch=4, stride=4, baseline=0.0).explain(images, targets=[1, 0])
+    assert exp.layer == "input" and exp.raw.shape == (2, 16, 16)
+
+    def two_columns(x: np.ndarray, training: bool = False) -> np.ndarray:
+        p = np.asarray(model(x, training=training))  # (n, 1): class 1
+        return np.concatenate([1.0 - p, p], axis=1)
+
+    expected = np.stack([brute_force(two_columns, images[i:i + 1], t, 4, 4, 0.0)[0]
+                         for i, t in enumerate((1, 0))])
+    np.testing.assert_allclose(exp.raw, np.maximum(expected, 0), atol=1e-6)
+    assert exp.raw.max() > 0
 
 
 def test_registered_and_default_patch() -> None:

@@ -15,7 +15,6 @@ import pytest
 from matplotlib.figure import Figure
 from tiny_models import adapted_backbone
 
-from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelStructureError
 from cxrexplain.drawing import (
     colorize,
     draw_box,
@@ -26,6 +25,7 @@ from cxrexplain.drawing import (
     save_figure,
     save_overlay,
 )
+from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelStructureError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PNEUMONIA = DATA / "cxr" / "PNEUMONIA"

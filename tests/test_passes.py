@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import keras
 import numpy as np
 import pytest
+from rounding import output_tolerance
 from tiny_models import conv_gap_dense, random_images
 
 import cxrexplain as cx
@@ -82,8 +83,10 @@ def test_a_different_head_reading_gets_its_own_pass() -> None:
     as_logits = cx.Classifier(model, output_activation="linear").predict_proba(batch)
     as_given = cx.Classifier(model, output_activation="softmax").predict_proba(batch)
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(as_logits, expected, rtol=1e-5)
-    np.testing.assert_allclose(as_given, logits, rtol=1e-5)
+    # compiled passes against an eager call round apart (rounding.py)
+    np.testing.assert_allclose(as_logits, expected, rtol=0, atol=output_tolerance(model))
+    np.testing.assert_allclose(as_given, logits, rtol=0,
+                               atol=output_tolerance(model, float(np.abs(logits).max())))
 
 
 def test_predict_is_traced_once_and_shared() -> None:
@@ -91,11 +94,12 @@ def test_predict_is_traced_once_and_shared() -> None:
     batch = random_images(5, 24)
     expected = np.asarray(model(batch, training=False))
     first = cx.Classifier(model).predict_proba(batch, batch_size=2)
-    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    tolerance = output_tolerance(model)  # compiled vs eager, batches of 2 vs 4 (rounding.py)
+    np.testing.assert_allclose(first, expected, rtol=0, atol=tolerance)
     with python_calls(model.layers[0]) as calls:
         again = cx.Classifier(model).predict_proba(batch, batch_size=4)
     assert calls[0] == 0
-    np.testing.assert_allclose(again, first, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(again, first, rtol=0, atol=tolerance)
 
 
 def test_cam_records_no_gradient_tape() -> None:

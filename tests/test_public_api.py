@@ -6,6 +6,7 @@ When the API changes on purpose, regenerate ``tests/public_api.json`` with
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 from pathlib import Path
@@ -44,3 +45,31 @@ def test_design_names_are_exported() -> None:
                  "ImageLoadError", "InvalidInputError", "ModelStructureError", "ModelLoadError",
                  "__version__"]:
         assert name in cx.__all__
+
+
+def test_a_type_checker_sees_the_facade() -> None:
+    """``__all__`` of ``cxrexplain`` is derived from one table at run time; a type checker reads
+    the imports at the top of ``cxrexplain/__init__.py`` and under ``if TYPE_CHECKING:``, and
+    the explainers through its star import of ``cxrexplain.explain`` (whose own static block
+    ``tests/test_explain.py`` checks). Both views hold the same names."""
+    import cxrexplain as cx
+    import cxrexplain.explain
+
+    tree = ast.parse(Path(cx.__file__).read_text())
+    blocks = [tree.body, *(node.body for node in tree.body if isinstance(node, ast.If)
+                           and ast.unparse(node.test) == "TYPE_CHECKING")]
+    static: set[str] = set()
+    for statement in (s for block in blocks for s in block):
+        if isinstance(statement, ast.ImportFrom) and statement.module != "__future__":
+            for alias in statement.names:
+                if alias.name == "*":
+                    assert statement.module == "cxrexplain.explain"
+                    static |= set(cxrexplain.explain.__all__)
+                elif (statement.module or "").startswith("cxrexplain"):
+                    static.add(alias.asname or alias.name)
+    assert set(cx.__all__) <= static, sorted(set(cx.__all__) - static)
+    extra = static - set(cx.__all__)
+    assert extra <= {"Targets"}, sorted(extra)  # the star import's one name not re-exported
+    assert cx.__all__ == sorted(cx.__all__)
+    for name in cx.__all__:
+        assert getattr(cx, name) is not None

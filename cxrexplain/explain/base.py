@@ -1,25 +1,32 @@
-"""The :class:`Explainer` base class and the :class:`Explanation` it returns.
+"""The :class:`Explainer` base class, the pipeline every explainer shares, and its result.
 
-Every explainer shares one compiled pass per batch: the model runs once on the batch, the
-target layer's activations ``A`` and the class scores *before* the final softmax/sigmoid are
-captured (without rebuilding the model), and, for gradient methods, one backward pass gives
-``dS/dA`` for every image at once (what is differentiated, and how the logits are captured, is
-:mod:`cxrexplain.explain.targets`). A method overrides one of two hooks that turn the pass
-into a map at the layer's resolution:
+Explainers come in two kinds, one pipeline under both (the white-box / black-box split of
+xplique):
 
-* :meth:`Explainer.combine`, a formula over activations and gradients, traced into the one
-  compiled pass (CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM);
-* :meth:`Explainer.combine_with_model`, for methods that run the model again on the batch
-  (Score-CAM's masked inputs); it is called eagerly after the compiled forward pass.
+* a :class:`~cxrexplain.explain.kinds.LayerExplainer` turns one target layer's activations
+  into a map (the CAM family: CAM, Grad-CAM, Score-CAM, ...);
+* an :class:`~cxrexplain.explain.kinds.InputExplainer` works on the input pixels and reads no
+  layer (perturbation and input-gradient methods: occlusion); its ``layer`` is ``"input"``.
 
-The base applies ReLU, bilinear upsampling to the input size and per-image normalisation to
-[0, 1] (an all-zero map stays zero). A new method is one small file with one hook.
+The pipeline is this module: the images of a batch go through one compiled pass in which the
+model runs once, the class scores *before* the final softmax/sigmoid are captured (without
+rebuilding the model; :mod:`cxrexplain.explain.targets`) and, for gradient methods, one
+backward pass differentiates them with respect to what the kind explains (the layer's
+activations, or the images). The targets (each image's predicted class unless given), the
+probabilities and the scores come from the same pass. A method then turns the pass into a map
+by one of its kind's two hooks, ``combine`` (a formula traced into the pass) or
+``combine_with_model`` (eager, once per batch, for methods that run the model again on
+altered images), and the base applies ReLU, bilinear upsampling to the input size and
+per-image normalisation to [0, 1] (an all-zero map stays zero).
 
-The pass is traced once per model, method, target layer and input signature and shared
-through :mod:`cxrexplain._passes`: a second ``cx.GradCAM(clf)`` (the one-line pattern
+The pass is traced once per model, method, settings and input signature and shared through
+:mod:`cxrexplain._passes`: a second ``cx.GradCAM(clf)`` (the one-line pattern
 ``cx.GradCAM(clf).explain(batch)`` builds one per call) finds it traced, and so do the layer
-probe and :meth:`Explainer.for_model`'s twin on the same model. CAM and Score-CAM record no
-gradient tape, so CAM costs one forward pass, as a predict does.
+probe and :meth:`Explainer.for_model`'s twin on the same model. Methods without gradients
+record no gradient tape, so CAM costs one forward pass, as a predict does.
+
+Every concrete subclass that sets its own ``name`` registers itself
+(:mod:`cxrexplain.explain._registry`): a new method is one module in ``cxrexplain/explain/``.
 
 Example:
     >>> import cxrexplain as cx
@@ -45,7 +52,8 @@ from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
-from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers, intercept
+from cxrexplain.explain._registry import register
+from cxrexplain.explain.layers import intercept
 from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource, count_chunk, iter_chunks
 
@@ -97,27 +105,58 @@ class Explanation:
 
 
 class Explainer:
-    """Base class of every explainer: one model, one target layer, batched compiled passes.
+    """Base class of every explainer: one model, batched compiled passes, one result type.
+
+    A method subclasses one of the two kinds, :class:`~cxrexplain.explain.LayerExplainer`
+    (a map from a target layer) or :class:`~cxrexplain.explain.InputExplainer` (a map over
+    the input pixels), sets ``name`` and overrides one of its kind's hooks. Setting ``name``
+    registers the class (``cx.explainers()``, ``cx.get_explainer``); the first line of its
+    docstring is its one-line summary.
 
     Args:
         model: A :class:`~cxrexplain.Classifier` (class names, threshold and input size are
             taken from it) or a bare ``keras.Model``.
-        layer: The layer to explain: a name, a nested path (``"vgg16/block5_conv3"``) or a
-            layer object. Default: the last layer with a 4-D output before the global pooling.
+        layer: The layer to explain, for a layer explainer: a name, a nested path
+            (``"vgg16/block5_conv3"``) or a layer object. Default: the last layer with a 4-D
+            output before the global pooling. An input explainer takes ``None`` only.
 
     Raises:
         ModelStructureError: The layer is unknown or has no 4-D output, or the model has no
-            convolutional layer.
+            convolutional layer (layer explainers).
+        InvalidInputError: A layer given to an input explainer.
+
+    Attributes:
+        name: The registry name (``"gradcam"``); a class without its own is not registered.
+        aliases: Other spellings :func:`~cxrexplain.explain.get_explainer` accepts.
+        order: Where the method comes in ``explainers()`` (then by name).
+        needs_gradients: Whether the compiled pass records a gradient tape.
+        class_specific: False for a method whose map is the same for every target class
+            (Eigen-CAM); the targets, probabilities and scores are still reported.
 
     Example:
         >>> import cxrexplain as cx
         >>> explainer = cx.GradCAM(clf, layer="block1_relu")
         >>> explainer.explain(["a.png", "b.png"], targets="PNEUMONIA").heatmaps.shape
         (2, 32, 32)
+        >>> isinstance(explainer, cx.Explainer), cx.GradCAM.order < cx.Occlusion.order
+        (True, True)
     """
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    order: ClassVar[int] = 100
     needs_gradients: ClassVar[bool] = True
+    class_specific: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            if cls._features is Explainer._features:
+                raise InvalidInputError(
+                    f"{cls.__qualname__}: an explainer subclasses LayerExplainer (a map from a "
+                    "layer's activations) or InputExplainer (a map over the input pixels)"
+                )
+            register(cls)
 
     def __init__(
         self,
@@ -127,25 +166,15 @@ class Explainer:
     ) -> None:
         self.classifier = model if isinstance(model, Classifier) else Classifier(model)
         self.model: keras.Model = self.classifier.model
-        self._layer_arg = layer
-        self._structure: ModelLayers | None = None
-        self._target: LayerCall | None = None
         self._compiled: Any = None
         self._captured = Captured()
         self._finish: Any = None
-        if self.classifier.input_size is not None and self.classifier.channels is not None:
-            self._inspect((*self.classifier.input_size, self.classifier.channels))
 
     # ------------------------------------------------------------------ public
     @property
     def layer(self) -> str:
-        """Path of the target layer (resolved on first use for models of unknown input size)."""
-        if self._target is None:
-            raise ModelStructureError(
-                "layer: not resolved yet; the model's input size is unknown until the first "
-                "explain() call"
-            )
-        return self._target.path
+        """What the maps explain: the target layer's path, or ``"input"``."""
+        raise NotImplementedError
 
     def for_model(self, model: Classifier | keras.Model) -> Explainer:
         """A new explainer of the same method, settings and layer path for another model.
@@ -166,12 +195,15 @@ class Explainer:
         """
         if not isinstance(model, Classifier):
             model = self.classifier.with_model(model)
-        layer = self._target.path if self._target is not None else self._layer_arg
-        return type(self)(model, layer=layer, **self._options())
+        return type(self)(model, **self._twin_options())
 
     def _options(self) -> dict[str, Any]:
-        """Constructor keywords of a subclass beyond ``layer`` (for :meth:`for_model`)."""
+        """Constructor keywords of a method beyond ``layer`` (for :meth:`for_model`)."""
         return {}
+
+    def _twin_options(self) -> dict[str, Any]:
+        """Every constructor keyword :meth:`for_model` passes on (the kind adds ``layer``)."""
+        return self._options()
 
     def explain(
         self,
@@ -236,58 +268,47 @@ class Explainer:
             class_names=tuple(self.classifier.class_names),
         )
 
-    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
-                targets: tf.Tensor) -> tf.Tensor:
-        """Hook 1: the method's map at the layer's resolution, before ReLU: ``(N, h, w)``.
+    # ------------------------------------------------------------------ what a kind provides
+    def _prepare(self, image_shape: tuple[int, ...]) -> None:
+        """Called before each batch's pass with ``(H, W, C)`` (a layer explainer finds its
+        layer here when the model's input size was unknown)."""
 
-        Traced into the compiled pass. Methods that are a formula over activations and
-        gradients override this one.
-
-        Args:
-            activations: ``(N, h, w, k)`` float32 target-layer activations.
-            gradients: ``(N, h, w, k)`` float32 gradients of the target scores (before
-                softmax/sigmoid), or None when :attr:`needs_gradients` is False.
-            targets: ``(N,)`` int32 target classes.
-
-        Returns:
-            ``(N, h, w)`` float32.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} must override combine() or combine_with_model()"
-        )
-
-    def combine_with_model(self, images: tf.Tensor, activations: tf.Tensor,
-                           targets: tf.Tensor) -> tf.Tensor:
-        """Hook 2: the map at the layer's resolution, before ReLU, from further model passes.
-
-        Methods that run the model again on (altered) images override this one instead of
-        :meth:`combine` (Score-CAM). It is called eagerly, once per batch, after the compiled
-        forward pass; the base then applies ReLU, upsampling and normalisation.
-
-        Args:
-            images: ``(N, H, W, C)`` float32, the batch as the model takes it.
-            activations: ``(N, h, w, k)`` float32 target-layer activations.
-            targets: ``(N,)`` int32 target classes.
-
-        Returns:
-            ``(N, h, w)`` float32.
-        """
+    def _features(self, images: tf.Tensor) -> tf.Tensor:
+        """Traced: the tensor the maps are made of and gradients are taken for."""
         raise NotImplementedError
 
-    @classmethod
-    def _combines_in_graph(cls) -> bool:
-        return cls.combine_with_model is Explainer.combine_with_model
+    def _combines_in_graph(self) -> bool:
+        """Whether the method's map is traced into the pass (its ``combine``)."""
+        raise NotImplementedError
 
-    # ------------------------------------------------------------------ structure
-    def _inspect(self, input_shape: tuple[int, int, int]) -> None:
-        model = self.model
-        self._structure = _passes.shared(model, ("layers", tuple(input_shape)),
-                                         lambda: find_layers(model, input_shape))
-        self._target = self._structure.resolve(self._layer_arg)
-        self._check_structure(self._structure, self._target)
+    def _combine_traced(self, images: tf.Tensor, features: tf.Tensor,
+                        gradients: tf.Tensor | None, targets: tf.Tensor) -> tf.Tensor:
+        """Traced: the kind's ``combine`` hook, ``(N, h, w)`` before ReLU."""
+        raise NotImplementedError
 
-    def _check_structure(self, structure: ModelLayers, target: LayerCall) -> None:
-        """Hook for methods with structural needs (CAM): raise ModelStructureError."""
+    def _combine_eagerly(self, images: tf.Tensor, features: tf.Tensor | None,
+                         targets: tf.Tensor) -> tf.Tensor:
+        """Eager: the kind's ``combine_with_model`` hook, ``(N, h, w)`` before ReLU."""
+        raise NotImplementedError
+
+    def _returns_features(self) -> bool:
+        """Whether an eager hook needs the features back from the compiled pass."""
+        return False
+
+    def _hooks(self) -> list[tuple[keras.layers.Layer, Any]]:
+        """The layers intercepted while the pass is traced, each with its hook: here the
+        model's head, whose pre-activation (the logits) is captured."""
+        head = _keras_utils.output_layer(self.model)
+        hook = logit_hook(head, self._captured) if head is not None else None
+        return [(head, hook)] if hook is not None else []
+
+    @contextlib.contextmanager
+    def _interception(self) -> Iterator[None]:
+        """Every hook of :meth:`_hooks` in place (while the pass is traced)."""
+        with contextlib.ExitStack() as stack:
+            for layer, hook in self._hooks():
+                stack.enter_context(intercept(layer, hook))
+            yield
 
     # ------------------------------------------------------------------ targets
     def _resolve_targets(self, targets: Targets, count: int) -> np.ndarray:
@@ -297,9 +318,8 @@ class Explainer:
 
     # ------------------------------------------------------------------ the compiled pass
     def _explain_batch(self, batch: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the compiled pass on one batch (and hook 2, if used); return NumPy results."""
-        if self._target is None:
-            self._inspect(tuple(batch.shape[1:]))
+        """Run the compiled pass on one batch (and the eager hook, if used); NumPy results."""
+        self._prepare(tuple(batch.shape[1:]))
         threshold = self.classifier.threshold
         # only a two-class model's one threshold changes the predicted class (multi-label
         # models predict their most probable finding whatever the operating points)
@@ -316,7 +336,7 @@ class Explainer:
             ) from err
         if not self._combines_in_graph():
             images = tf.constant(batch)
-            raw = self.combine_with_model(images, result.pop("activations"), result["targets"])
+            raw = self._combine_eagerly(images, result.pop("features", None), result["targets"])
             result.update(self._finishing()(tf.cast(raw, tf.float32), tf.shape(images)[1:3]))
         return {key: value.numpy() for key, value in result.items()}
 
@@ -346,12 +366,12 @@ class Explainer:
         return self._compiled
 
     def _trace(self, specs: tuple[tf.TensorSpec, ...]) -> Any:
-        """Trace :meth:`_graph` with the target layer and the head intercepted."""
+        """Trace :meth:`_graph` with the kind's interceptions in place."""
         with self._interception():
             return tf.function(self._graph).get_concrete_function(*specs)
 
     def _finishing(self) -> Any:
-        """ReLU, upsampling and normalisation of hook 2's maps, compiled once per model."""
+        """ReLU, upsampling and normalisation of eager maps, compiled once per model."""
         if self._finish is None:
             self._finish = _passes.shared(self.model, ("finish",), _trace_finish)
         return self._finish
@@ -367,8 +387,10 @@ class Explainer:
             "scores": forward["scores"],
         }
         if not in_graph:
-            return {**result, "activations": forward["activations"]}
-        raw = self.combine(forward["activations"], forward["gradients"], forward["targets"])
+            extra = {"features": forward["features"]} if self._returns_features() else {}
+            return {**result, **extra}
+        raw = self._combine_traced(images, forward["features"], forward["gradients"],
+                                   forward["targets"])
         return {**result, **_finish_maps(raw, tf.shape(images)[1:3])}
 
     def _forward(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor, *,
@@ -393,16 +415,14 @@ class Explainer:
             )
             scores = target_scores(logits, chosen)
             total = tf.reduce_sum(scores)
-        activations = captured.activations
-        if activations is None:  # pragma: no cover - the hook always fires on a traced call
-            raise ModelStructureError(f"layer: '{self.layer}' was not called by the model")
-        grads = tape.gradient(total, activations) if tape is not None else None
+        features = self._features(images)
+        grads = tape.gradient(total, features) if tape is not None else None
         if gradients and grads is None:
             raise ModelStructureError(
                 f"layer: the class score does not depend on '{self.layer}' (no gradient path)"
             )
         return {
-            "activations": activations,
+            "features": features,
             "gradients": grads,
             "probabilities": probabilities,
             "targets": chosen,
@@ -427,27 +447,6 @@ class Explainer:
                         threshold: tf.Tensor) -> tf.Tensor:
         predicted = self.classifier._decision(probabilities, threshold)
         return tf.where(targets < 0, predicted, targets)
-
-    # ------------------------------------------------------------------ interception
-    @contextlib.contextmanager
-    def _interception(self) -> Iterator[None]:
-        """Capture the target layer's output (as float32) and the head's pre-activation."""
-        assert self._target is not None
-        captured = self._captured
-
-        def capture_activations(original: Any, *args: Any, **kwargs: Any) -> Any:
-            output = original(*args, **kwargs)
-            as_float = tf.cast(output, tf.float32)
-            captured.activations = as_float
-            return tf.cast(as_float, output.dtype)
-
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(intercept(self._target.layer, capture_activations))
-            head = _keras_utils.output_layer(self.model)
-            hook = logit_hook(head, captured) if head is not None else None
-            if hook is not None and head is not self._target.layer:
-                stack.enter_context(intercept(head, hook))
-            yield
 
 
 def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from cxrexplain.errors import ModelStructureError
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 from cxrexplain.explain.layers import LayerCall, ModelLayers
 
 __all__ = ["CAM"]
@@ -31,7 +31,7 @@ _PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.laye
                  keras.layers.GaussianNoise, keras.layers.AlphaDropout)
 
 
-class CAM(Explainer):
+class CAM(LayerExplainer):
     """Class activation map: final Dense weights times the features before global pooling.
 
     Args:
@@ -51,6 +51,7 @@ class CAM(Explainer):
     """
 
     name: ClassVar[str] = "cam"
+    order: ClassVar[int] = 10
     needs_gradients: ClassVar[bool] = False
 
     def _check_structure(self, structure: ModelLayers, target: LayerCall) -> None:

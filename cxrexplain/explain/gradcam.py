@@ -16,12 +16,12 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 
 __all__ = ["GradCAM"]
 
 
-class GradCAM(Explainer):
+class GradCAM(LayerExplainer):
     """Gradient-weighted class activation map: channel weights are spatially averaged gradients.
 
     Args:
@@ -36,6 +36,8 @@ class GradCAM(Explainer):
     """
 
     name: ClassVar[str] = "gradcam"
+    aliases: ClassVar[tuple[str, ...]] = ("grad-cam",)
+    order: ClassVar[int] = 20
 
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:

@@ -19,12 +19,12 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 
 __all__ = ["GradCAMPlusPlus"]
 
 
-class GradCAMPlusPlus(Explainer):
+class GradCAMPlusPlus(LayerExplainer):
     """Grad-CAM++: channel weights from positive gradients weighted by higher-order terms.
 
     Better than Grad-CAM when a class appears at several places in the image.
@@ -40,6 +40,9 @@ class GradCAMPlusPlus(Explainer):
     """
 
     name: ClassVar[str] = "gradcampp"
+    aliases: ClassVar[tuple[str, ...]] = ("gradcam++", "grad-cam++", "gradcam_pp",
+                                          "gradcamplusplus")
+    order: ClassVar[int] = 30
 
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:

@@ -17,12 +17,12 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 
 __all__ = ["HiResCAM"]
 
 
-class HiResCAM(Explainer):
+class HiResCAM(LayerExplainer):
     """High-resolution CAM: gradient times activation, summed over channels.
 
     Args:
@@ -36,6 +36,8 @@ class HiResCAM(Explainer):
     """
 
     name: ClassVar[str] = "hirescam"
+    aliases: ClassVar[tuple[str, ...]] = ("hires-cam",)
+    order: ClassVar[int] = 40
 
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:

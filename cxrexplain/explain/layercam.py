@@ -16,12 +16,12 @@ from typing import ClassVar
 
 import tensorflow as tf
 
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 
 __all__ = ["LayerCAM"]
 
 
-class LayerCAM(Explainer):
+class LayerCAM(LayerExplainer):
     """Layer-wise CAM: location-wise positive gradients times activations.
 
     Args:
@@ -35,6 +35,8 @@ class LayerCAM(Explainer):
     """
 
     name: ClassVar[str] = "layercam"
+    aliases: ClassVar[tuple[str, ...]] = ("layer-cam",)
+    order: ClassVar[int] = 50
 
     def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
                 targets: tf.Tensor) -> tf.Tensor:

@@ -3,10 +3,12 @@
 A patch slides over the image; at each position it replaces the pixels by a baseline and the
 model runs again. A pixel's value is the mean drop of the target-class probability over all
 patch positions that cover it (the averaging of Captum's ``Occlusion``), then ReLU and
-per-image scaling to [0, 1] as for every explainer. It needs no gradients and no target layer,
-sees the model as a black box, and costs one forward pass per patch position per image: all
-positions of all images run in large batches of occluded images (``mask_batch_size``), built
-inside one compiled function, with no Python loop over images or positions.
+per-image scaling to [0, 1] as for every explainer. It needs no gradients and no target layer
+and sees the model as a black box (an :class:`~cxrexplain.explain.InputExplainer`: models
+without a convolutional layer are explained too). It costs one forward pass per patch position
+per image: all positions of all images run in large batches of occluded images
+(``mask_batch_size``), built inside one compiled function, with no Python loop over images or
+positions.
 
 Example:
     >>> import cxrexplain as cx
@@ -27,14 +29,14 @@ from cxrexplain import _passes
 from cxrexplain._checks import check_fraction, check_int, describe
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import InputExplainer
 
 __all__ = ["Occlusion"]
 
 Pair = tuple[int, int]
 
 
-class Occlusion(Explainer):
+class Occlusion(InputExplainer):
     """Occlusion sensitivity: how much the target probability drops when a patch is hidden.
 
     Args:
@@ -47,12 +49,12 @@ class Occlusion(Explainer):
         baseline: What a hidden patch shows: a value in [0, 1] (default 0.5, the grey square
             of Zeiler & Fergus) or ``"mean"``, each image's mean.
         mask_batch_size: Occluded images per forward pass.
-        layer: Not used by the method (it reads no layer); accepted so that the registry can
-            build every explainer alike. :attr:`layer` is ``"input"``.
+        layer: ``None``: the method reads no layer (:attr:`layer` is ``"input"``); accepted so
+            that every explainer is built alike.
 
     Raises:
         InvalidInputError: A patch or stride that is not a positive int (or pair), a patch
-            larger than the image, or a bad baseline.
+            larger than the image, a bad baseline, or a layer.
 
     Example:
         >>> exp = Occlusion(clf, patch=4, stride=4, baseline="mean").explain(batch[:1])
@@ -61,6 +63,8 @@ class Occlusion(Explainer):
     """
 
     name: ClassVar[str] = "occlusion"
+    aliases: ClassVar[tuple[str, ...]] = ("occlusion-sensitivity", "occlusion_sensitivity")
+    order: ClassVar[int] = 70
     needs_gradients: ClassVar[bool] = False
 
     def __init__(
@@ -85,11 +89,6 @@ class Occlusion(Explainer):
         self.mask_batch_size = check_int(mask_batch_size, "mask_batch_size")
         self._scores: Any = None
         super().__init__(model, layer=layer)
-
-    @property
-    def layer(self) -> str:
-        """``"input"``: occlusion works on the input pixels, not on a layer."""
-        return "input"
 
     def _options(self) -> dict[str, Any]:
         return {"patch": self.patch, "stride": self.stride, "baseline": self.baseline,
@@ -116,8 +115,7 @@ class Occlusion(Explainer):
         stride = self.stride or (max(1, patch[0] // 2), max(1, patch[1] // 2))
         return patch, _starts(height, patch[0], stride[0]), _starts(width, patch[1], stride[1])
 
-    def combine_with_model(self, images: tf.Tensor, activations: tf.Tensor,
-                           targets: tf.Tensor) -> tf.Tensor:
+    def combine_with_model(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """Mean drop of the target probability over the patches covering each pixel."""
         count, height, width = (int(d) for d in images.shape[:3])
         (ph, pw), tops, lefts = self.windows((height, width))

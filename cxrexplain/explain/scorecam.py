@@ -23,12 +23,12 @@ import tensorflow as tf
 from cxrexplain import _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
-from cxrexplain.explain.base import Explainer
+from cxrexplain.explain.kinds import LayerExplainer
 
 __all__ = ["ScoreCAM"]
 
 
-class ScoreCAM(Explainer):
+class ScoreCAM(LayerExplainer):
     """Score-weighted CAM: channel weights from the model's score on channel-masked inputs.
 
     Args:
@@ -45,6 +45,8 @@ class ScoreCAM(Explainer):
     """
 
     name: ClassVar[str] = "scorecam"
+    aliases: ClassVar[tuple[str, ...]] = ("score-cam",)
+    order: ClassVar[int] = 60
     needs_gradients: ClassVar[bool] = False
 
     def __init__(

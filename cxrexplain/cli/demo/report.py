@@ -29,10 +29,10 @@ from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
+from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
 from cxrexplain.explain import ScoreCAM, explainers
 from cxrexplain.models import build
-from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.synthetic import PhantomSet, generate
 
 __all__ = ["DemoSettings", "run_demo"]
