@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from cxrexplain.explain._registry import *  # noqa: F403 (explainers, get_explainer)
-from cxrexplain.explain._registry import explainers as _registered
+from cxrexplain.explain import _registry
 from cxrexplain.explain.base import *  # noqa: F403 (Explainer, Explanation, Targets)
+from cxrexplain.explain.base import Explainer
 from cxrexplain.explain.kinds import *  # noqa: F403 (InputExplainer, LayerExplainer)
 
 if TYPE_CHECKING:  # what static tools see of the methods: one line each (run time: below)
@@ -45,6 +45,35 @@ if TYPE_CHECKING:  # what static tools see of the methods: one line each (run ti
     from cxrexplain.explain.scorecam import *  # noqa: F403
 
 
+def explainers() -> dict[str, type[Explainer]]:
+    """The explainer classes by registry name (a new dict each call), in a fixed order.
+
+    The order is each class's ``order`` (CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM,
+    Score-CAM and occlusion first, as they were added), then the registry name. The first
+    line of a class's docstring is its one-line summary (``cls.__doc__``), for help texts.
+
+    Example:
+        >>> explainers()["gradcam"].__name__
+        'GradCAM'
+        >>> explainers()["hirescam"].__doc__.splitlines()[0]
+        'High-resolution CAM: gradient times activation, summed over channels.'
+    """
+    return {cls.name: cast("type[Explainer]", cls) for cls in _registry.registered()}
+
+
+def get_explainer(name: str) -> type[Explainer]:
+    """The explainer class for a name, case-insensitive, with aliases (``"gradcam++"``).
+
+    Raises:
+        InvalidInputError: Unknown name; the message lists the known ones.
+
+    Example:
+        >>> get_explainer("Grad-CAM++").__name__
+        'GradCAMPlusPlus'
+    """
+    return cast("type[Explainer]", _registry.lookup(name))
+
+
 def _public_names() -> list[str]:
     """Import every public module of this package (methods register themselves), bind the
     methods defined in it under their class names, and return the package's public names:
@@ -52,11 +81,11 @@ def _public_names() -> list[str]:
     for module in pkgutil.iter_modules(__path__):  # noqa: F405 (the package's own)
         if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}")
-    methods = [cls for cls in _registered().values() if cls.__module__.startswith(f"{__name__}.")]
+    methods = [cls for cls in explainers().values() if cls.__module__.startswith(f"{__name__}.")]
     globals().update({cls.__name__: cls for cls in methods})
-    shared = [name for part in ("base", "kinds", "_registry")
+    shared = [name for part in ("base", "kinds")
               for name in importlib.import_module(f"{__name__}.{part}").__all__]
-    return [*shared, *(cls.__name__ for cls in methods)]
+    return [*shared, "explainers", "get_explainer", *(cls.__name__ for cls in methods)]
 
 
 # set through globals(): static tools, which cannot run the discovery, then take the names

@@ -3,14 +3,16 @@
 :class:`~cxrexplain.explain.base.Explainer` calls :func:`register` from ``__init_subclass__``
 for each subclass that sets its own ``name``, so a method is listed as soon as its module is
 imported; the package ``cxrexplain.explain`` imports every one of its public modules. The
-order of :func:`explainers` is each class's ``order``, then its name; a name is found by
-:func:`get_explainer` under its registry name or one of its ``aliases``, case-insensitively.
+order of :func:`registered` is each class's ``order``, then its name; :func:`lookup` finds a
+class under its registry name or one of its ``aliases``, case-insensitively. The public faces
+are :func:`cxrexplain.explain.explainers` and :func:`cxrexplain.explain.get_explainer`. The
+registry reads only what :class:`Registered` names, so it imports nothing of ``base``, which
+imports it.
 
 Example:
-    >>> from cxrexplain.explain import explainers, get_explainer
-    >>> list(explainers())[:3]
+    >>> [cls.name for cls in registered()][:3]
     ['cam', 'gradcam', 'gradcampp']
-    >>> get_explainer("Grad-CAM++").__name__
+    >>> lookup("Grad-CAM++").__name__
     'GradCAMPlusPlus'
 """
 
@@ -18,22 +20,28 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import ClassVar, Protocol
 
 from cxrexplain._checks import describe
 from cxrexplain.errors import InvalidInputError
 
-if TYPE_CHECKING:
-    from cxrexplain.explain.base import Explainer
+__all__: list[str] = []
 
-__all__ = ["explainers", "get_explainer"]
 
-_REGISTRY: dict[str, type[Explainer]] = {}
+class Registered(Protocol):
+    """What the registry reads of a class."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]]
+    order: ClassVar[int]
+
+
+_REGISTRY: dict[str, type[Registered]] = {}
 _LOCK = threading.Lock()
 _NAME = re.compile(r"[a-z][a-z0-9_+\-]*\Z")
 
 
-def register(cls: type[Explainer]) -> None:
+def register(cls: type[Registered]) -> None:
     """Add ``cls`` under ``cls.name`` and its ``cls.aliases`` (called by ``__init_subclass__``).
 
     A class defined again by the same module under the same name (a module reloaded)
@@ -66,44 +74,30 @@ def register(cls: type[Explainer]) -> None:
         _REGISTRY[cls.name] = cls
 
 
-def explainers() -> dict[str, type[Explainer]]:
-    """The explainer classes by registry name (a new dict each call), in a fixed order.
-
-    The order is each class's ``order`` (CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM,
-    Score-CAM and occlusion first, as they were added), then the registry name. The first
-    line of a class's docstring is its one-line summary (``cls.__doc__``), for help texts.
-
-    Example:
-        >>> explainers()["gradcam"].__name__
-        'GradCAM'
-        >>> explainers()["hirescam"].__doc__.splitlines()[0]
-        'High-resolution CAM: gradient times activation, summed over channels.'
-    """
+def registered() -> list[type[Registered]]:
+    """The registered classes in a fixed order: each class's ``order``, then its name."""
     with _LOCK:
-        ordered = sorted(_REGISTRY.values(), key=lambda cls: (cls.order, cls.name))
-    return {cls.name: cls for cls in ordered}
+        return sorted(_REGISTRY.values(), key=lambda cls: (cls.order, cls.name))
 
 
-def get_explainer(name: str) -> type[Explainer]:
-    """The explainer class for a name, case-insensitive, with aliases (``"gradcam++"``).
+def lookup(name: str) -> type[Registered]:
+    """The class registered under ``name`` or one of its aliases, case-insensitively.
 
     Raises:
-        InvalidInputError: Unknown name; the message lists the known ones.
-
-    Example:
-        >>> get_explainer("Grad-CAM++").__name__
-        'GradCAMPlusPlus'
+        InvalidInputError: ``name`` is not a string, or is unknown; the message lists the
+            known names.
     """
     if not isinstance(name, str):
         raise InvalidInputError(
             f"method: expected an explainer name such as 'gradcam', got {describe(name)}"
         )
     key = name.strip().lower()
-    registry = explainers()
-    for cls in registry.values():
+    classes = registered()
+    for cls in classes:
         if key == cls.name or key in cls.aliases:
             return cls
-    raise InvalidInputError(f"method: unknown explainer {name!r}; known: {sorted(registry)}")
+    raise InvalidInputError(
+        f"method: unknown explainer {name!r}; known: {sorted(cls.name for cls in classes)}")
 
 
 def _same_class(a: type, b: type) -> bool:
