@@ -25,14 +25,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cxrexplain._batchnorm import recalibrate as recalibrate_batchnorm
 from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
+from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
 from cxrexplain.explain import ScoreCAM, explainers
 from cxrexplain.models import build
-from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.synthetic import PhantomSet, generate
 
 __all__ = ["DemoSettings", "run_demo"]
@@ -138,6 +139,8 @@ def _train(train: PhantomSet, test: PhantomSet, config: DemoSettings
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(train.images, train.labels, epochs=config.epochs, batch_size=32,
                         verbose=2, shuffle=True)
+    # the moving averages lag the last epochs' weights: use the final weights' statistics
+    recalibrate_batchnorm(model, train.images, batch_size=32)
     classifier = Classifier(model, list(CLASSES))
     predicted = classifier.predict_proba(test.images).argmax(axis=1)
     accuracy = float((predicted == test.labels).mean())
