@@ -4,6 +4,7 @@ full form's held-out accuracy."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,11 @@ def test_quick_demo_writes_a_complete_report(tmp_path: Path) -> None:
     out = report.parent
     page = report.read_text()
     assert '<img id="grid" src="grid.png"' in page
-    assert '<table id="metrics">' in page
+    # the wide metrics table scrolls inside its box rather than past the page's right edge,
+    # and each interval sits under its value on one line of its own
+    assert '<div class="table-scroll"><table id="metrics">' in page
+    assert ".table-scroll { overflow-x: auto;" in page
+    assert re.search(r"<td>-?\d\.\d{3}<small>\[-?\d\.\d{3}, -?\d\.\d{3}\]", page)
     for method in cx.explainers():
         assert f"<td>{method}</td>" in page
         assert (out / "overlays" / f"{method}.png").is_file()
