@@ -11,13 +11,13 @@ from matplotlib.figure import Figure
 
 from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
-from cxrexplain.errors import CxrExplainError, InvalidInputError
-from cxrexplain.explain.layers import layer_activations
-from cxrexplain.io import ImageSource
 from cxrexplain.drawing._common import (
     ColormapLike,
     _resolve_colormap,
 )
+from cxrexplain.errors import CxrExplainError, InvalidInputError
+from cxrexplain.explain.layers import layer_activations
+from cxrexplain.io import ImageSource
 
 __all__ = ["plot_feature_maps"]
 

@@ -15,10 +15,6 @@ from matplotlib.figure import Figure
 
 from cxrexplain._checks import as_numbers, check_fraction, check_number, describe
 from cxrexplain._files import atomic_path
-from cxrexplain.errors import (
-    InvalidInputError,
-)
-from cxrexplain.io import ImageSource
 from cxrexplain.drawing._common import (
     ColormapLike,
     RGBImage,
@@ -29,6 +25,10 @@ from cxrexplain.drawing._common import (
     _resolve_colormap,
 )
 from cxrexplain.drawing.pixels import draw_box, draw_mask, overlay
+from cxrexplain.errors import (
+    InvalidInputError,
+)
+from cxrexplain.io import ImageSource
 
 __all__ = ["plot_explanations", "save_figure"]
 

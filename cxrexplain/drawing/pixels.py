@@ -14,10 +14,6 @@ import numpy.typing as npt
 
 from cxrexplain._checks import check_fraction, check_int, describe
 from cxrexplain._files import atomic_write_bytes
-from cxrexplain.errors import (
-    InvalidInputError,
-)
-from cxrexplain.io import ImageSource
 from cxrexplain.drawing._common import (
     Color,
     ColormapLike,
@@ -32,6 +28,10 @@ from cxrexplain.drawing._common import (
     _fit_heatmap,
     _lookup_table,
 )
+from cxrexplain.errors import (
+    InvalidInputError,
+)
+from cxrexplain.io import ImageSource
 
 __all__ = ["colorize", "draw_box", "draw_mask", "overlay", "save_overlay"]
 
