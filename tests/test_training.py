@@ -445,6 +445,42 @@ def test_cross_validate_writes_each_fold_and_skips_finished_ones(tmp_path: Path)
                                 results_dir=out, validation_fraction=None)
 
 
+def test_cross_validate_keeps_patients_whole(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from cxrexplain.training import cross_validation
+
+    root = _png_folder(tmp_path / "xr", n=36)
+    patient = {f"{part}/{i:03d}.png": f"p{i // 3}"  # three films per patient
+               for part in ("NORMAL", "PNEUMONIA") for i in range(36)}
+    seen: list[cxdata.LabeledFiles] = []
+    real = cross_validation.from_files
+
+    def recorded(files: cxdata.LabeledFiles, **kwargs: Any) -> Any:
+        seen.append(files)  # the training, validation and test parts, in that order
+        return real(files, **kwargs)
+
+    monkeypatch.setattr(cross_validation, "from_files", recorded)
+
+    def build(setup: training.FoldSetup) -> keras.Model:
+        return models.build("cam_cnn", input_shape=setup.input_shape,
+                            num_classes=setup.num_classes, filters=(4,))
+
+    out = tmp_path / "cv"
+    training.cross_validate(build, root, k=3, image_size=SIZE, epochs=1, batch_size=8,
+                            folds=[0], validation_fraction=0.25, groups=patient,
+                            results_dir=out)
+    train, val, test = ({patient[str(Path(p).relative_to(root))] for p in part.paths}
+                        for part in seen)
+    assert train and val and test
+    assert not train & val and not train & test and not val & test
+    assert sum(len(part) for part in seen) == 36
+    with pytest.raises(InvalidInputError, match="another set-up.*groups"):
+        training.cross_validate(build, root, k=3, image_size=SIZE, epochs=1, batch_size=8,
+                                folds=[0], validation_fraction=0.25, results_dir=out,
+                                groups={key: "p0" if group == "p1" else group
+                                        for key, group in patient.items()})
+
+
 def test_accuracy_interval_is_the_wilson_interval() -> None:
     """Against published Wilson 95% intervals (Newcombe 1998, Table I: 81/263, 15/148, 0/20,
     1/29) and the report's own summary line."""
