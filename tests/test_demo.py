@@ -45,7 +45,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_full_demo_classifies_held_out_phantoms(tmp_path: Path) -> None:
-    # seed 2: with the moving BatchNormalization averages of the last epoch (no
+    # --seed 2: with the moving BatchNormalization averages of the last epoch (no
     # recalibration) this run classified every NORMAL phantom as PNEUMONIA (66.7 %)
     report = run_demo(tmp_path / "demo", seed=2)
     metrics = json.loads((report.parent / "metrics.json").read_text())
