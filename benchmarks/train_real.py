@@ -32,6 +32,7 @@ Usage::
     python benchmarks/train_real.py --quick               # smoke test: 1 fold, 2 epochs, 64 px
     python benchmarks/train_real.py --report              # report from the results so far
     python benchmarks/train_real.py --lungs lungs.keras   # lung-focused models (issue 14)
+    python benchmarks/train_real.py --group-by-patient    # no patient in two folds
 
 ``--quick`` writes its report to ``benchmarks/out/train_real/quick/RESULTS.md``, never to
 ``benchmarks/RESULTS.md`` (pass ``--results-md`` to choose).
@@ -102,6 +103,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lung-mode", choices=("mask", "inverse"), default="mask",
                         help="with --lungs: only the lungs visible (mask) or only what lies "
                              "outside them (inverse, the shortcut-strength check)")
+    parser.add_argument("--group-by-patient", action="store_true",
+                        help="whole patients per fold and per validation slice (metadata.csv's "
+                             "patient column, cx.data.k_folds(groups=...))")
     parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity")
     args = parser.parse_args(argv)
     if args.quick:
@@ -112,6 +116,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--lung-mode: needs --lungs")
     noes = "_noes" if args.no_early_stopping else ""
     noes += "" if args.lungs is None else f"_lungs-{args.lung_mode}"
+    noes += "_patients" if args.group_by_patient else ""
     run = f"quick{noes}" if args.quick else (f"{args.image_size}px_{args.epochs}ep_"
                                              f"bs{args.batch_size}_seed{args.seed}{noes}")
     args.out = OUT / run
@@ -171,10 +176,19 @@ def run(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
                 on_fold_end=done, verbose=args.verbose,
                 lungs=None if args.lungs is None else cx.lungs.LungSegmenter.load(args.lungs),
                 lung_mode=args.lung_mode,
+                groups=patients(args.data) if args.group_by_patient else None,
             )
             print(f"  wall time {time.perf_counter() - started:.0f} s", flush=True)
             results[(name, task)] = result
     return results
+
+
+def patients(folder: Path) -> dict[str, str]:
+    """``metadata.csv``'s patient of each film, keyed by ``CLASS/name.png``."""
+    import csv
+
+    with (folder / "metadata.csv").open(newline="", encoding="utf-8") as table:
+        return {row["image"]: row["patient"] for row in csv.DictReader(table)}
 
 
 def load(args: argparse.Namespace) -> dict[tuple[str, str], Any]:
@@ -210,6 +224,7 @@ def command(args: argparse.Namespace) -> str:
     noes = " --no-early-stopping" if args.no_early_stopping else ""
     if args.lungs is not None:
         noes += f" --lungs {args.lungs} --lung-mode {args.lung_mode}"
+    noes += " --group-by-patient" if args.group_by_patient else ""
     return (f"python benchmarks/train_real.py --image-size {args.image_size} --epochs "
             f"{args.epochs}{tasks}{noes}")
 
@@ -219,6 +234,7 @@ def heading(args: argparse.Namespace) -> str:
     noes = ", no early stopping" if args.no_early_stopping else ""
     if args.lungs is not None:
         noes += f", lung focus ({args.lung_mode})"
+    noes += ", folds grouped by patient" if args.group_by_patient else ""
     return f"{SECTION}: {args.image_size} px, {args.epochs} epochs{noes}"
 
 

@@ -257,8 +257,8 @@ def as_numbers(values: object, name: str) -> np.ndarray:
         raise InvalidInputError(
             f"{name}: expected an array of numbers, got {describe(values)}"
         ) from err
-    if array.dtype == bool:
-        return array.astype(np.float32)
+    if array.dtype == bool:  # empty or not: the size rule below is for every dtype
+        array = array.astype(np.float32)
     if not np.issubdtype(array.dtype, np.number):
         raise InvalidInputError(
             f"{name}: expected an array of numbers, got {describe(values)}"

@@ -1,4 +1,4 @@
-"""COVID-19 vs pneumonia with a CAM network (seed 1's workflow), explained with CAM.
+"""COVID-19 vs pneumonia with a CAM network (Lovi07's workflow), explained with CAM.
 
 Trains ``cam_cnn`` (conv blocks -> global average pooling -> Dense, so CAM is exact) on the
 COVID and PNEUMONIA films, evaluates it on a held-out split, draws CAM heat maps of held-out
@@ -36,7 +36,7 @@ def main() -> None:
     train, val, test = datasets([train_files, val_files, test_files], size=args.size,
                                 seed=args.seed, batch_size=args.batch)
 
-    # seed 1's model idea with a head that makes CAM exact; the seed's fixed recipe (Adam 1e-3)
+    # Lovi07's model idea with a head that makes CAM exact; its fixed recipe (Adam 1e-3)
     model = cx.models.build("cam_cnn", input_shape=(args.size, args.size, 1),
                             num_classes=len(CLASSES))
     if args.lungs is not None:  # hide everything outside the lungs, inside the model

@@ -1,8 +1,8 @@
-"""NORMAL vs PNEUMONIA with seed 2's small binary CNN (one sigmoid unit), explained by Grad-CAM.
+"""NORMAL vs PNEUMONIA with doguilmak's small binary CNN (one sigmoid unit), explained by Grad-CAM.
 
-``seed_binary_cnn`` is two conv/pool blocks -> Flatten -> Dense 128 -> Dense 1 (sigmoid),
-compiled with its seed's recipe (Adam, binary cross-entropy) by ``cx.models.compile_for``.
-Unlike the seed, which scored its model on the training folder, this script evaluates on a
+``two_block_cnn`` is two conv/pool blocks -> Flatten -> Dense 128 -> Dense 1 (sigmoid),
+compiled with its project's recipe (Adam, binary cross-entropy) by ``cx.models.compile_for``.
+Unlike that project, which scored its model on the training folder, this script evaluates on a
 held-out test split. Its Flatten head rules CAM out; Grad-CAM needs no particular head. Run
 from a checkout:
 
@@ -25,14 +25,14 @@ def main() -> None:
     args = parse(parser(__doc__, __file__))
     files = cx.data.list_images(args.data, classes=CLASSES)
     train_files, val_files, test_files = split(files, seed=args.seed, quick=args.quick)
-    # the seed fed 64x64 RGB copies of gray films; one gray channel carries the same pixels
+    # the project fed 64x64 RGB copies of gray films; one gray channel carries the same pixels
     train, val, test = datasets([train_files, val_files, test_files], size=args.size,
                                 seed=args.seed, batch_size=args.batch)
 
-    model = cx.models.build("seed_binary_cnn", input_shape=(args.size, args.size, 1),
+    model = cx.models.build("two_block_cnn", input_shape=(args.size, args.size, 1),
                             num_classes=2)
-    cx.models.compile_for(model, "seed_binary_cnn")  # Adam 1e-3, binary cross-entropy
-    print(cx.models.recipe_for("seed_binary_cnn").notes)
+    cx.models.compile_for(model, "two_block_cnn")  # Adam 1e-3, binary cross-entropy
+    print(cx.models.recipe_for("two_block_cnn").notes)
     cx.training.fit(model, train, val, epochs=args.epochs, class_weight="balanced",
                     seed=args.seed, verbose=2)
     clf = cx.Classifier(model, class_names=CLASSES)  # threshold None: p(PNEUMONIA) >= 0.5

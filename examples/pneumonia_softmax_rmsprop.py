@@ -1,9 +1,9 @@
-"""NORMAL vs PNEUMONIA with seed 3's softmax CNN and its RMSprop recipe, explained by Grad-CAM.
+"""NORMAL vs PNEUMONIA with shafayet98's softmax CNN and its RMSprop recipe, explained by Grad-CAM.
 
-``seed_softmax_cnn`` is four conv/pool blocks -> Flatten -> Dropout -> Dense 512 -> Dense 264
--> Dense 2 (softmax). ``cx.models.compile_for(model, "seed_softmax_cnn")`` compiles it as its
-seed did: RMSprop at 1e-3 and cross-entropy (sparse here, for integer labels: the same values
-as the seed's one-hot categorical cross-entropy). Run from a checkout:
+``four_block_cnn`` is four conv/pool blocks -> Flatten -> Dropout -> Dense 512 -> Dense 264
+-> Dense 2 (softmax). ``cx.models.compile_for(model, "four_block_cnn")`` compiles it as its
+project did: RMSprop at 1e-3 and cross-entropy (sparse here, for integer labels: the same
+values as the project's one-hot categorical cross-entropy). Run from a checkout:
 
     python examples/pneumonia_softmax_rmsprop.py --quick    # smoke test, under a minute
     python examples/pneumonia_softmax_rmsprop.py            # 128 px, 25 epochs: ~2 min, 2 cores
@@ -22,14 +22,14 @@ def main() -> None:
     args = parse(parser(__doc__, __file__))
     files = cx.data.list_images(args.data, classes=CLASSES)
     train_files, val_files, test_files = split(files, seed=args.seed, quick=args.quick)
-    # the seed augmented with shifts, shear and zoom; pass augment=True for the library's
+    # the project augmented with shifts, shear and zoom; pass augment=True for the library's
     # milder default (small rotation, zoom, shift, brightness, contrast; never a flip)
     train, val, test = datasets([train_files, val_files, test_files], size=args.size,
                                 seed=args.seed, batch_size=args.batch)
 
-    model = cx.models.build("seed_softmax_cnn", input_shape=(args.size, args.size, 1),
+    model = cx.models.build("four_block_cnn", input_shape=(args.size, args.size, 1),
                             num_classes=2)
-    cx.models.compile_for(model, "seed_softmax_cnn")
+    cx.models.compile_for(model, "four_block_cnn")
     print(f"optimizer {type(model.optimizer).__name__}, learning rate "
           f"{float(model.optimizer.learning_rate):g}, loss {type(model.loss).__name__}")
     history = cx.training.fit(model, train, val, epochs=args.epochs, class_weight="balanced",

@@ -1,14 +1,13 @@
 """Transfer learning with a Keras Applications backbone, explained by Grad-CAM inside it.
 
-Builds ``backbone -> global average pooling -> Dropout -> Dense`` (seed 4's VGG16, VGG19,
-ResNet50 and MobileNetV2 models) for NORMAL vs PNEUMONIA. The backbone is a nested Keras model,
-so Grad-CAM is pointed at its last convolutional block by path (``"vgg16/block5_conv3"``) and
-compared with CAM, which weighs the backbone's output by the Dense weights. For MobileNetV2 and
-ResNet50 that block is the backbone's output and the two maps agree (the Grad-CAM/CAM identity
-of a GAP -> Dense head); VGG's block5_conv3 lies before its last max pooling, at twice CAM's
-resolution. Weights are random
-by default (nothing is downloaded); ``--weights imagenet`` lets Keras download ImageNet weights,
-or pass a local ``*_notop.h5`` file. Run from a checkout:
+Builds ``backbone -> global average pooling -> Dropout -> Dense`` (SaraElwatany's VGG16, VGG19,
+ResNet50 and MobileNetV2 models) for NORMAL vs PNEUMONIA. The backbone is a nested Keras model, so
+Grad-CAM is pointed at its last convolutional block by path (``"vgg16/block5_conv3"``) and compared
+with CAM, which weighs the backbone's output by the Dense weights. For MobileNetV2 and ResNet50
+that block is the backbone's output and the two maps agree (the Grad-CAM/CAM identity of a GAP ->
+Dense head); VGG's block5_conv3 lies before its last max pooling, at twice CAM's resolution.
+Weights are random by default (nothing is downloaded); ``--weights imagenet`` lets Keras download
+ImageNet weights, or pass a local ``*_notop.h5`` file. Run from a checkout:
 
     python examples/transfer_learning_gradcam.py --quick    # MobileNetV2, 96 px, 3 epochs
     python examples/transfer_learning_gradcam.py            # 128 px, 20 epochs: ~2-3 min
@@ -54,7 +53,7 @@ def main() -> None:
                                      if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
         layer.momentum = 0.9
-    # seed 4's rates (1e-6 or 1e-5) suit pretrained weights; from random ones we use 1e-3
+    # SaraElwatany's rates (1e-6 or 1e-5) suit pretrained weights; from random ones we use 1e-3
     rate = 1e-3 if args.weights is None else None
     cx.models.compile_for(model, args.backbone, learning_rate=rate)
     cx.training.fit(model, train, val, epochs=args.epochs, class_weight="balanced",

@@ -185,6 +185,158 @@ def test_k_folds_needs_enough_images_per_class(tree: Path) -> None:
         data.k_folds(tree, k=1)
 
 
+# ----------------------------------------------------------------------- grouped k folds
+def _patients(seed: int = 0, count: int = 120) -> tuple[data.LabeledFiles, dict[str, str]]:
+    """Films of ``count`` patients, 1 to 6 films each; a patient's films share one class but
+    for a few with two, and the classes are unbalanced (about 1 : 3 : 4)."""
+    rng = np.random.default_rng(seed)
+    paths: list[str] = []
+    labels: list[int] = []
+    patient: dict[str, str] = {}
+    for p in range(count):
+        label = int(rng.choice(3, p=[0.12, 0.4, 0.48]))
+        for film in range(int(rng.integers(1, 7))):
+            if film == 2 and p % 10 == 0:
+                label = (label + 1) % 3  # a patient seen again with another finding
+            path = f"/films/{'ABC'[label]}/p{p}_{film}.png"
+            paths.append(path)
+            labels.append(label)
+            patient[path] = f"patient-{p}"
+    return data.LabeledFiles(tuple(paths), tuple(labels), ("A", "B", "C")), patient
+
+
+def _share_gap(folds: list[data.Fold], files: data.LabeledFiles) -> float:
+    """The largest gap between a fold's class share and the whole's."""
+    whole = np.bincount(files.label_array, minlength=3) / len(files)
+    return max(float(np.abs(np.bincount(f.test.label_array, minlength=3) / len(f.test)
+                            - whole).max()) for f in folds)
+
+
+def _check_grouped(folds: list[data.Fold], files: data.LabeledFiles,
+                   group: dict[str, str]) -> None:
+    fold_of_group: dict[str, int] = {}
+    for fold in folds:
+        for path in fold.test.paths:  # no group spans two folds
+            assert fold_of_group.setdefault(group[path], fold.index) == fold.index, path
+    tests = [set(f.test.paths) for f in folds]
+    assert sum(len(t) for t in tests) == len(files)  # every file in exactly one test fold
+    assert set().union(*tests) == set(files.paths)
+    for fold, test in zip(folds, tests, strict=True):
+        assert set(fold.train.paths) == set(files.paths) - test
+        assert fold.test.paths == tuple(p for p in files.paths if p in test)  # listed order
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grouped_k_folds_keep_patients_whole_and_stratify(seed: int) -> None:
+    files, patient = _patients(seed)
+    folds = data.k_folds(files, k=5, seed=seed, groups=patient)
+    _check_grouped(folds, files, patient)
+    sizes = [len(f.test) for f in folds]
+    assert max(sizes) - min(sizes) <= 0.2 * len(files) / 5
+    gap = _share_gap(folds, files)
+    assert gap < 0.06
+    # the same patients dealt to folds at random are far less balanced
+    rng = np.random.default_rng(seed)
+    names = sorted(set(patient.values()))
+    random_gaps = []
+    for _ in range(20):
+        fold_of = dict(zip(names, rng.permutation(len(names)) % 5, strict=True))
+        parts = [np.flatnonzero([fold_of[patient[p]] == i for p in files.paths])
+                 for i in range(5)]
+        random_gaps.append(_share_gap([data.Fold(i, files, files.subset(part.tolist()))
+                                       for i, part in enumerate(parts)], files))
+    assert gap < 0.5 * float(np.median(random_gaps))
+    again = data.k_folds(files, k=5, seed=seed, groups=patient)
+    assert [f.test.paths for f in again] == [f.test.paths for f in folds]
+    other = data.k_folds(files, k=5, seed=seed + 10, groups=patient)
+    assert [f.test.paths for f in other] != [f.test.paths for f in folds]
+
+
+def test_ungrouped_k_folds_split_patients() -> None:
+    """Why ``groups`` exists: plain stratified folds put one patient's films in several."""
+    files, patient = _patients(0)
+    folds = data.k_folds(files, k=5, seed=0)
+    with pytest.raises(AssertionError):
+        _check_grouped(folds, files, patient)
+
+
+def test_groups_as_callable_and_mapping_keys(tree: Path) -> None:
+    files = data.list_images(tree)
+
+    def person(path: str) -> str:  # two films per person: pneumonia_00 and _01 share one
+        stem = Path(path).stem
+        return f"{stem.split('_')[0]}-{int(stem.split('_')[1]) // 2}"
+
+    by_call = data.k_folds(tree, k=2, seed=3, groups=person)
+    _check_grouped(by_call, files, {p: person(p) for p in files.paths})
+    relative = {str(Path(p).relative_to(tree)): person(p) for p in files.paths}
+    names = {Path(p).name: person(p) for p in files.paths}
+    absolute = {Path(p).resolve(): person(p) for p in files.paths}
+    inside = {f"cxr/{key}": group for key, group in relative.items()}  # from the parent
+    for mapping in (relative, names, absolute, inside):
+        folds = data.k_folds(tree, k=2, seed=3, groups=mapping)
+        assert [f.test.paths for f in folds] == [f.test.paths for f in by_call]
+    # the longest matching key wins over a bare file name
+    clash = {**{name: "everyone" for name in names}, **relative}
+    folds = data.k_folds(tree, k=2, seed=3, groups=clash)
+    assert [f.test.paths for f in folds] == [f.test.paths for f in by_call]
+
+
+def test_groups_errors(tree: Path) -> None:
+    files = data.list_images(tree)
+    partial = {p: "x" for p in files.paths[1:]}
+    with pytest.raises(InvalidInputError, match=f"groups: no group for '{files.paths[0]}'"):
+        data.k_folds(tree, k=2, groups=partial)
+    with pytest.raises(InvalidInputError, match=f"no group for '{files.paths[0]}'"):
+        data.k_folds(tree, k=2, groups=lambda path: partial[path])
+    with pytest.raises(InvalidInputError, match="2 groups, too few for k=3 folds"):
+        data.k_folds(tree, k=3, groups=lambda path: path.endswith("0.png"))
+    with pytest.raises(InvalidInputError, match="groups: expected a mapping"):
+        data.k_folds(tree, k=2, groups=["a", "b"])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="not hashable"):
+        data.k_folds(tree, k=2, groups=lambda path: [path])
+    with pytest.raises(InvalidInputError, match="too few for the validation split"):
+        data.stratified_split(files, 0.2, groups=lambda path: "everyone")
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.35])
+def test_grouped_validation_split(fraction: float) -> None:
+    files, patient = _patients(4)
+    train, val = data.stratified_split(files, fraction, seed=4, groups=patient)
+    assert not {patient[p] for p in train.paths} & {patient[p] for p in val.paths}
+    assert sorted(train.paths + val.paths) == sorted(files.paths)
+    whole = np.bincount(files.label_array, minlength=3)
+    got = np.bincount(val.label_array, minlength=3)
+    assert np.abs(got / whole - fraction).max() < 0.05  # each class's share near fraction
+    assert abs(len(val) / len(files) - fraction) < 0.03
+    again = data.stratified_split(files, fraction, seed=4, groups=patient)
+    assert again == (train, val)
+
+
+@pytest.mark.slow
+def test_grouped_k_folds_on_the_real_patients(data_dir: Path) -> None:
+    """The 886 films of ``cxr/`` by ``metadata.csv``'s patient (625 patients, 146 with
+    several films): whole patients per fold, class shares within a point of the whole."""
+    import csv
+
+    root = data_dir / "cxr"
+    with (root / "metadata.csv").open(newline="") as table:
+        patient = {row["image"]: row["patient"] for row in csv.DictReader(table)}
+    files = data.list_images(root)
+    by_path = {p: patient[str(Path(p).relative_to(root))] for p in files.paths}
+    plain = data.k_folds(root, k=5, seed=0)
+    with pytest.raises(AssertionError):  # ungrouped folds share patients
+        _check_grouped(plain, files, by_path)
+    for seed in (0, 1):
+        folds = data.k_folds(root, k=5, seed=seed, groups=patient)
+        _check_grouped(folds, files, by_path)
+        assert _share_gap(folds, files) < 0.01
+        assert max(len(f.test) for f in folds) - min(len(f.test) for f in folds) <= 5
+    train, val = data.stratified_split(files, 0.2, seed=0, groups=patient)
+    assert not {by_path[p] for p in train.paths} & {by_path[p] for p in val.paths}
+    assert abs(len(val) / len(files) - 0.2) < 0.01
+
+
 # -------------------------------------------------------------------------- augmentation
 def _asymmetric(n: int) -> np.ndarray:
     """A bright band on the left third and a dark right side: far from its mirror."""

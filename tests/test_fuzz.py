@@ -138,9 +138,9 @@ def entry_points() -> list[tuple[str, Callable[[Any], Any]]]:
         ("report_from_predictions(v)", lambda v: training.report_from_predictions(
             np.array([0, 1]), v, ["A", "B"])),
         ("models.build(input_shape=v)", lambda v: cx.models.build(
-            "seed_dense", input_shape=v, num_classes=2) if _small(v) else None),
+            "dense_baseline", input_shape=v, num_classes=2) if _small(v) else None),
         ("models.build(num_classes=v)", lambda v: cx.models.build(
-            "seed_dense", input_shape=(8, 8, 1), num_classes=v) if _small(v) else None),
+            "dense_baseline", input_shape=(8, 8, 1), num_classes=v) if _small(v) else None),
         ("models.build(name=v)", lambda v: cx.models.build(v, input_shape=(8, 8, 1),
                                                             num_classes=2)),
     ]

@@ -177,7 +177,7 @@ def test_spearman_against_hand_values_and_ties() -> None:
 
 
 def _small_cnn() -> keras.Sequential:
-    """Conv 6 -> Conv 8 ``last_conv`` -> GAP -> Dense 2 softmax, 24x24x1, seed 5."""
+    """Conv 6 -> Conv 8 ``last_conv`` -> GAP -> Dense 2 softmax, 24x24x1, random seed 5."""
     return conv_gap_dense(filters=(6, 8), padding="same", last_conv="last_conv", seed=5)
 
 

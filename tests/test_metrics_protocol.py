@@ -203,6 +203,34 @@ def test_tune_threshold_errors(kwargs: dict[str, Any], match: str) -> None:
         metrics.tune_threshold(_ramp(2), np.zeros((3, 10, 10)))
 
 
+# ------------------------------------------------------ empty bool masks (not cv2.error)
+_MAPS = np.random.default_rng(0).uniform(size=(2, 8, 8)).astype(np.float32)
+_EMPTY = {"0x0": np.zeros((2, 0, 0), bool), "0xW": np.zeros((2, 0, 8), bool),
+          "Hx0": np.zeros((2, 8, 0), bool)}
+
+
+@pytest.mark.parametrize("shape", list(_EMPTY))
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [  # each ended in cv2.error (!ssize.empty() in resize): bool skipped the size rule
+        (lambda e: metrics.energy_in_mask(_MAPS, e), "masks"),
+        (lambda e: metrics.tune_threshold(_MAPS, e), "masks"),
+        (lambda e: metrics.iou(e, _MAPS > 0.5), "pred_masks"),
+        (lambda e: metrics.iou(_MAPS > 0.5, e), "true_masks"),
+        (lambda e: metrics.iou(e, e), "pred_masks"),
+        (lambda e: metrics.hit_rate(_MAPS, e), "true_masks"),
+        (lambda e: metrics.pixel_auprc(_MAPS, e), "true_masks"),
+        (lambda e: metrics.hit_rate(e, e), "heatmaps"),
+    ],
+    ids=["energy_in_mask", "tune_threshold", "iou-pred", "iou-true", "iou-both", "hit_rate",
+         "pixel_auprc", "hit_rate-maps"],
+)
+def test_empty_bool_masks_raise_invalid_input(call: Any, argument: str, shape: str) -> None:
+    with pytest.raises(InvalidInputError, match="empty") as info:
+        call(_EMPTY[shape])
+    assert str(info.value).startswith(argument), str(info.value)
+
+
 # ---------------------------------------------------------------- iou
 def test_iou_against_hand_counts() -> None:
     pred = np.zeros((4, 6, 6), bool)

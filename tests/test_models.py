@@ -1,5 +1,5 @@
-"""Reference builders against independent references: the seeds' published parameter counts and
-layer shapes, PyTorch's dilated max pooling written in NumPy, Keras Applications' own
+"""Reference builders against independent references: the source projects' published parameter
+counts and layer shapes, PyTorch's dilated max pooling written in NumPy, Keras Applications' own
 ``preprocess_input``, hand-computed CAMs, and save/reload round trips."""
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from cxrexplain.errors import InvalidInputError, ModelLoadError
 from cxrexplain.models.layers import DilatedMaxPooling2D, ImagenetPreprocessing
 
 REQUIRED = [
-    "cam_cnn", "seed_binary_cnn", "seed_softmax_cnn", "seed_proposed_cnn", "dense_baseline",
+    "cam_cnn", "two_block_cnn", "four_block_cnn", "five_block_cnn", "dense_baseline",
     "vgg16", "vgg19", "resnet50", "mobilenet_v2", "densenet121", "vgg19_finetune",
 ]
-SIGMOID_SEEDS = {"seed_binary_cnn", "dense_baseline", "densenet121", "vgg19_finetune"}
+SIGMOID_PROJECTS = {"two_block_cnn", "dense_baseline", "densenet121", "vgg19_finetune"}
+FORMER = {"seed_binary_cnn": "two_block_cnn", "seed_softmax_cnn": "four_block_cnn",
+          "seed_proposed_cnn": "five_block_cnn"}
 SEGMENTERS = {"lung_unet"}  # a mask head: one sigmoid per pixel, no classes
 TRANSFER = {"vgg16", "vgg19", "resnet50", "mobilenet_v2", "densenet121", "vgg19_finetune"}
 HEAVY = {"resnet50", "densenet121"}  # hundreds of layers: reloading takes seconds
@@ -38,7 +40,7 @@ def _build(name: str, size: int, channels: int = 1, num_classes: int = 2,
 
 
 # ------------------------------------------------------------------------------ registry
-def test_available_lists_every_builder_with_description_and_seed() -> None:
+def test_available_lists_every_builder_with_description_and_source() -> None:
     infos = models.available()
     assert set(REQUIRED) | SEGMENTERS <= set(infos)
     for name, info in infos.items():
@@ -46,7 +48,7 @@ def test_available_lists_every_builder_with_description_and_seed() -> None:
         assert info.description and info.source
         assert "\n" not in str(info) and str(info).startswith(f"{name}: ")
         expected = ("mask" if name in SEGMENTERS
-                    else "sigmoid" if name in SIGMOID_SEEDS else "softmax")
+                    else "sigmoid" if name in SIGMOID_PROJECTS else "softmax")
         assert info.head == expected
         assert info.transfer == (name in TRANSFER)
 
@@ -96,7 +98,7 @@ def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
 @pytest.mark.parametrize("name", REQUIRED)
 def test_builds_at_224_with_the_output_rule(name: str, channels: int) -> None:
     model = _build(name, 224, channels)
-    units = 1 if name in SIGMOID_SEEDS else 2
+    units = 1 if name in SIGMOID_PROJECTS else 2
     assert model.input_shape == (None, 224, 224, channels)
     assert model.output_shape == (None, units)
     out = np.asarray(model(_images(2, 224, channels), training=False))
@@ -120,7 +122,7 @@ def test_save_and_reload_gives_identical_outputs(name: str, tmp_path: Path) -> N
     np.testing.assert_array_equal(np.asarray(reloaded(images, training=False)), expected)
 
 
-@pytest.mark.parametrize("name", ["cam_cnn", "seed_proposed_cnn"])
+@pytest.mark.parametrize("name", ["cam_cnn", "five_block_cnn"])
 def test_classifier_save_and_load_of_built_models(name: str, tmp_path: Path) -> None:
     model = _build(name, 48, 1)
     images = _images(2, 48, 1, seed=2)
@@ -147,8 +149,8 @@ def test_save_and_reload_at_224(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "classes", "head", "units", "activation"),
     [
-        ("seed_binary_cnn", 2, "auto", 1, "sigmoid"),
-        ("seed_binary_cnn", 3, "auto", 3, "softmax"),
+        ("two_block_cnn", 2, "auto", 1, "sigmoid"),
+        ("two_block_cnn", 3, "auto", 3, "softmax"),
         ("cam_cnn", 2, "auto", 2, "softmax"),
         ("cam_cnn", 2, "sigmoid", 1, "sigmoid"),
         ("cam_cnn", 4, "sigmoid", 4, "sigmoid"),
@@ -164,25 +166,26 @@ def test_output_rule(name: str, classes: int, head: str, units: int, activation:
     assert last.activation.__name__ == activation
 
 
-# ----------------------------------------------------------- seeds' published numbers
-def test_seed_binary_cnn_matches_seed2_summary() -> None:
-    # seed 2's logged summary: 813,217 parameters at 64x64x3, Flatten of 6,272 values
-    model = _build("seed_binary_cnn", 64, 3)
+# -------------------------------------------------------- the projects' published numbers
+def test_two_block_cnn_matches_doguilmaks_summary() -> None:
+    # doguilmak's logged summary: 813,217 parameters at 64x64x3, Flatten of 6,272 values
+    model = _build("two_block_cnn", 64, 3)
     assert model.count_params() == 813_217
     assert model.get_layer("flatten").output.shape == (None, 6272)
 
 
-def test_seed_softmax_cnn_matches_seed3_summary() -> None:
-    # seed 3: 931,130 parameters at 80x80x3, last conv block 3x3x128 (1,152 values)
-    model = _build("seed_softmax_cnn", 80, 3)
+def test_four_block_cnn_matches_shafayet98s_summary() -> None:
+    # shafayet98: 931,130 parameters at 80x80x3, last conv block 3x3x128 (1,152 values)
+    model = _build("four_block_cnn", 80, 3)
     assert model.count_params() == 931_130
     assert model.get_layer("flatten").output.shape == (None, 1152)
 
 
-def test_seed_proposed_cnn_matches_seed4_shapes() -> None:
-    # seed 4: 150x150x3 -> 5x5x256 before Flatten (6,400 values). Parameters by hand from its
-    # layer list: convs 896 + 18,496 + 36,928 + 73,856 + 295,168, Linear 819,328 + 258.
-    model = _build("seed_proposed_cnn", 150, 3)
+def test_five_block_cnn_matches_elwatanys_shapes() -> None:
+    # SaraElwatany's proposed CNN: 150x150x3 -> 5x5x256 before Flatten (6,400 values).
+    # Parameters by hand from its layer list: convs 896 + 18,496 + 36,928 + 73,856 + 295,168,
+    # Linear 819,328 + 258.
+    model = _build("five_block_cnn", 150, 3)
     assert model.get_layer("pool5").output.shape == (None, 5, 5, 256)
     assert model.get_layer("flatten").output.shape == (None, 6400)
     assert model.count_params() == 896 + 18_496 + 36_928 + 73_856 + 295_168 + 819_328 + 258
@@ -191,8 +194,8 @@ def test_seed_proposed_cnn_matches_seed4_shapes() -> None:
     assert model.get_layer("pool4").output.shape[1:3] == (10, 10)
 
 
-def test_seed_proposed_cnn_can_restore_the_seed_relu() -> None:
-    model = _build("seed_proposed_cnn", 48, 3, relu_before_softmax=True)
+def test_five_block_cnn_can_restore_the_projects_relu() -> None:
+    model = _build("five_block_cnn", 48, 3, relu_before_softmax=True)
     assert [layer.name for layer in model.layers][-3:] == ["logits", "logits_relu", "predictions"]
     assert cx.Classifier(model).output_activation == "softmax"
 
@@ -366,21 +369,21 @@ def test_cam_on_a_transfer_model() -> None:
 
 
 # ---------------------------------------------------------------------------- compiling
-def test_compile_for_gives_each_seed_its_settings() -> None:
-    softmax = models.compile_for(_build("seed_softmax_cnn", 48, 3), "seed_softmax_cnn")
+def test_compile_for_gives_each_project_its_settings() -> None:
+    softmax = models.compile_for(_build("four_block_cnn", 48, 3), "four_block_cnn")
     assert type(softmax.optimizer).__name__ == "RMSprop"
     assert math.isclose(float(softmax.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
     assert type(softmax.loss).__name__ == "SparseCategoricalCrossentropy"
-    binary = models.compile_for(_build("seed_binary_cnn", 32), "seed_binary_cnn")
+    binary = models.compile_for(_build("two_block_cnn", 32), "two_block_cnn")
     assert type(binary.optimizer).__name__ == "Adam"
     assert type(binary.loss).__name__ == "BinaryCrossentropy"
     dense = models.compile_for(_build("dense_baseline", 32), "dense_baseline")
     assert type(dense.optimizer).__name__ == "SGD"
-    proposed = models.compile_for(_build("seed_proposed_cnn", 48), "seed_proposed_cnn")
+    proposed = models.compile_for(_build("five_block_cnn", 48), "five_block_cnn")
     assert math.isclose(float(proposed.optimizer.learning_rate), 1e-6, rel_tol=1e-6)
 
 
-def test_compile_for_seed1_quirk_only_on_request() -> None:
+def test_compile_for_lovi07_quirk_only_on_request() -> None:
     sensible = models.compile_for(_build("cam_cnn", 32, num_classes=3), "cam_cnn")
     assert sensible.loss.get_config()["from_logits"] is False
     assert math.isclose(float(sensible.optimizer.learning_rate), 1e-3, rel_tol=1e-6)
@@ -390,6 +393,8 @@ def test_compile_for_seed1_quirk_only_on_request() -> None:
     assert math.isclose(float(faithful.optimizer.learning_rate), 1e-6, rel_tol=1e-6)
     with pytest.raises(InvalidInputError, match="known tasks"):
         models.compile_for(sensible, "seed_9")
+    with pytest.raises(InvalidInputError, match="known tasks"):
+        models.compile_for(sensible, "old_name_of_nothing")
 
 
 def test_compiled_models_train_with_their_metrics() -> None:
@@ -438,7 +443,7 @@ def test_with_dtype_policy_keeps_weights_and_outputs() -> None:
 
 def test_model_info_seed_is_a_deprecated_alias_of_source() -> None:
     info = cx.models.available()["cam_cnn"]
-    assert info.source.startswith("seed 1")
+    assert info.source.startswith("Lovi07/")
     with pytest.warns(DeprecationWarning, match="source"):
         assert info.seed == info.source
     with pytest.warns(DeprecationWarning, match="source="):
@@ -446,3 +451,49 @@ def test_model_info_seed_is_a_deprecated_alias_of_source() -> None:
                                     head="softmax", min_size=8)(lambda shape, classes: None)
     assert cx.models.available()["old_style_builder_name"].source == "paper"
     cx.models.registry._REGISTRY.pop("old_style_builder_name")
+
+
+# ------------------------------------------------------------- former ("seed_...") names
+@pytest.mark.parametrize(("old", "new"), sorted(FORMER.items()))
+def test_former_names_warn_and_build_the_renamed_builder(old: str, new: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"'{old}' is deprecated; use '{new}'"):
+        model = _build(old, 150 if new == "five_block_cnn" else 80, 3)
+    reference = _build(new, 150 if new == "five_block_cnn" else 80, 3)
+    assert model.name == new
+    assert [w.shape for w in model.weights] == [w.shape for w in reference.weights]
+    assert old not in models.available() and new in models.available()
+    assert old not in models.RECIPES and new in models.RECIPES
+    with pytest.warns(DeprecationWarning, match=old):
+        assert models.recipe_for(old) is models.RECIPES[new]
+    with pytest.warns(DeprecationWarning, match=old):
+        assert models.registry.get_info(old) is models.available()[new]
+    with pytest.warns(DeprecationWarning, match=old):
+        compiled = models.compile_for(reference, old)
+    assert type(compiled.optimizer).__name__.lower() == models.RECIPES[new].optimizer
+
+
+def test_former_module_paths_warn_and_give_the_same_builders() -> None:
+    import importlib
+
+    from cxrexplain.models import dense_baseline as dense_module
+    from cxrexplain.models import small_cnns
+
+    for module, attributes in (("seed_cnns", {"seed_binary_cnn": small_cnns.two_block_cnn,
+                                              "seed_softmax_cnn": small_cnns.four_block_cnn,
+                                              "seed_proposed_cnn": small_cnns.five_block_cnn}),
+                               ("seed_dense", {"dense_baseline": dense_module.dense_baseline})):
+        old = importlib.import_module(f"cxrexplain.models.{module}")
+        for name, builder in attributes.items():
+            with pytest.warns(DeprecationWarning,
+                              match=f"cxrexplain.models.{module}.* is deprecated"):
+                assert getattr(old, name) is builder
+        with pytest.raises(AttributeError):
+            old.nothing_here  # noqa: B018
+
+
+def test_transfer_model_sigmoid_seed_is_a_deprecated_alias() -> None:
+    from cxrexplain.models.transfer import transfer_model
+
+    with pytest.warns(DeprecationWarning, match="binary_sigmoid"):
+        model = transfer_model("mobilenet_v2", (32, 32, 1), 2, sigmoid_seed=True)
+    assert model.get_layer("predictions").units == 1

@@ -500,6 +500,15 @@ class _Targets:
         (lambda: colorize(np.zeros((16, 16), np.complex64)), "heatmap", "complex"),
         (lambda: colorize(np.zeros((16, 16), object)), "heatmap", "numbers"),
         (lambda: draw_mask(GOOD_IMAGE, np.zeros((0, 16))), "mask", "empty"),
+        # empty bool maps were converted before the size rule and reached cv2.resize
+        (lambda: overlay(GOOD_IMAGE, np.zeros((0, 0), bool)), "heatmap", "empty"),
+        (lambda: overlay(GOOD_IMAGE, np.zeros((5, 0), bool)), "heatmap", "empty"),
+        (lambda: colorize(np.zeros((0, 3), bool)), "heatmap", "empty"),
+        (lambda: draw_mask(GOOD_IMAGE, np.zeros((0, 0), bool)), "mask", "empty"),
+        (lambda: save_overlay("o.png", GOOD_IMAGE, np.zeros((0, 0), bool)), "heatmap",
+         "empty"),
+        (lambda: plot_explanations(GOOD_IMAGE, [np.zeros((1, 0, 0), bool)]), "explanations[0]",
+         "empty"),
         (lambda: overlay(np.zeros((16, 16), np.complex128), GOOD_HEAT), "image", "complex"),
     ],
 )

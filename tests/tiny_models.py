@@ -67,7 +67,7 @@ def conv_gap_dense(
 
 def cam_model(units: int = 3, activation: str | None = "softmax", *, size: int = 16,
               channels: int = 1, head_dtype: str | None = None) -> keras.Sequential:
-    """Conv 6 -> MaxPool -> Conv 8 ``last_conv`` -> GAP -> Dropout 0.3 -> Dense (seed 4)."""
+    """Conv 6 -> MaxPool -> Conv 8 ``last_conv`` -> GAP -> Dropout 0.3 -> Dense (random seed 4)."""
     return conv_gap_dense(units, activation, size=size, channels=channels, filters=(6, 8),
                           padding="same", pool=True, last_conv="last_conv", dropout=0.3,
                           head_dtype=head_dtype, seed=4)
@@ -75,7 +75,7 @@ def cam_model(units: int = 3, activation: str | None = "softmax", *, size: int =
 
 def two_conv_model(units: int = 3, activation: str = "softmax", size: int = 16) -> keras.Model:
     """Input -> conv ``target`` -> ``pool`` -> conv ``after`` -> ``gap`` -> Dense ``head``
-    (seed 3): the gradients at ``target`` vary over space."""
+    (random seed 3): the gradients at ``target`` vary over space."""
     keras.utils.set_random_seed(3)
     inputs = keras.Input((size, size, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="target")(inputs)
@@ -152,7 +152,7 @@ def adapted_backbone() -> keras.Sequential:
 
 def small_cam_cnn(num_classes: int = 2, *, size: int = 24, dropout: float = 0.0
                   ) -> keras.Model:
-    """cxrexplain's own ``cam_cnn`` with filters (8, 16) on ``size`` x ``size`` x 1 (seed 1)."""
+    """cxrexplain's own ``cam_cnn``, filters (8, 16), ``size`` x ``size`` x 1 (random seed 1)."""
     keras.utils.set_random_seed(1)
     return models.build("cam_cnn", input_shape=(size, size, 1), num_classes=num_classes,
                         filters=(8, 16), dropout=dropout)

@@ -1,25 +1,30 @@
 """Reference model builders, one module per family, behind one registry.
 
 ``build(name, input_shape=..., num_classes=...)`` builds any of them; ``available()`` lists
-them with the seed project each follows; ``compile_for(model, task)`` compiles a model with its
-seed's settings and ``compile_recommended`` with ours. ``with_lung_focus(model, segmenter)``
-wraps any classifier so that it sees only the lungs (:mod:`cxrexplain.models.lung_focus`).
+them with the project (or paper) each follows; ``compile_for(model, task)`` compiles a model
+with that project's settings and ``compile_recommended`` with ours. ``with_lung_focus(model,
+segmenter)`` wraps any classifier so that it sees only the lungs
+(:mod:`cxrexplain.models.lung_focus`).
 
-=====================  ==========================================================  =========
-name                   architecture                                                two classes
-=====================  ==========================================================  =========
-``cam_cnn``            Conv3x3+BN+ReLU(+MaxPool) x4 -> GAP -> Dropout -> Dense      2 softmax
-``seed_binary_cnn``    seed 2: 2 conv/pool blocks, Flatten -> Dense 128            1 sigmoid
-``seed_softmax_cnn``   seed 3: 4 conv/pool blocks, Flatten -> Dense 512 -> 264      2 softmax
-``seed_proposed_cnn``  seed 4: 5 convs, exact dilated max pooling, Dense 128       2 softmax
-``dense_baseline``     seed 5: Flatten -> Dense 128 -> Dense 64                    1 sigmoid
-``vgg16``, ``vgg19``   seed 4: backbone -> GAP -> Dropout -> Dense                  2 softmax
-``resnet50``           seed 4: backbone -> GAP -> Dropout -> Dense                  2 softmax
-``mobilenet_v2``       seed 4: backbone -> GAP -> Dropout -> Dense                  2 softmax
-``densenet121``        CheXNet: backbone -> GAP -> Dropout -> Dense                 1 sigmoid
-``vgg19_finetune``     seed 5: VGG19 with block5 trainable -> GAP -> Dense          1 sigmoid
-``lung_unet``          U-Net, 4 down / 4 up, sigmoid lung mask (no classes)        mask
-=====================  ==========================================================  =========
+====================  ================================================================  ===========
+name                  architecture (the project it follows)                             two classes
+====================  ================================================================  ===========
+``cam_cnn``           Conv3x3+BN+ReLU(+MaxPool) x4 -> GAP -> Dropout -> Dense (Lovi07)  2 softmax
+``two_block_cnn``     2 conv/pool blocks, Flatten -> Dense 128 (doguilmak)              1 sigmoid
+``four_block_cnn``    4 conv/pool blocks, Flatten -> Dense 512 -> 264 (shafayet98)      2 softmax
+``five_block_cnn``    5 convs, exact dilated max pooling, Dense 128 (SaraElwatany)      2 softmax
+``dense_baseline``    Flatten -> Dense 128 -> Dense 64 (Maltanno)                       1 sigmoid
+``vgg16``, ``vgg19``  backbone -> GAP -> Dropout -> Dense (SaraElwatany)                2 softmax
+``resnet50``          backbone -> GAP -> Dropout -> Dense (SaraElwatany)                2 softmax
+``mobilenet_v2``      backbone -> GAP -> Dropout -> Dense (SaraElwatany)                2 softmax
+``densenet121``       backbone -> GAP -> Dropout -> Dense (CheXNet)                     1 sigmoid
+``vgg19_finetune``    VGG19 with block5 trainable -> GAP -> Dense (Maltanno)            1 sigmoid
+``lung_unet``         U-Net, 4 down / 4 up, sigmoid lung mask (no classes)              mask
+====================  ================================================================  ===========
+
+The former names ``seed_binary_cnn``, ``seed_softmax_cnn`` and ``seed_proposed_cnn`` still
+build ``two_block_cnn``, ``four_block_cnn`` and ``five_block_cnn``, with a
+``DeprecationWarning``; ``available()`` lists only the current names.
 
 Example:
     >>> import cxrexplain as cx
@@ -31,9 +36,9 @@ Example:
 from __future__ import annotations
 
 from cxrexplain.models import cam_cnn as _cam_cnn
+from cxrexplain.models import dense_baseline as _dense_baseline
 from cxrexplain.models import lung_unet as _lung_unet
-from cxrexplain.models import seed_cnns as _seed_cnns
-from cxrexplain.models import seed_dense as _seed_dense
+from cxrexplain.models import small_cnns as _small_cnns
 from cxrexplain.models import transfer as _transfer
 from cxrexplain.models.compile import (
     RECIPES,
@@ -49,7 +54,8 @@ from cxrexplain.models.lung_focus import LungFocus, with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 from cxrexplain.models.registry import ModelInfo, available, build, dtype_policy_scope
 
-del _cam_cnn, _lung_unet, _seed_cnns, _seed_dense, _transfer  # imported to register their builders
+# imported to register their builders
+del _cam_cnn, _dense_baseline, _lung_unet, _small_cnns, _transfer
 
 __all__ = [
     "DilatedMaxPooling2D",

@@ -2,15 +2,16 @@
 
 The output rule (every builder documents which side it is on):
 
-* a builder that follows a **sigmoid seed** (seed 2, seed 5, CheXNet) gives one sigmoid unit for
-  ``num_classes=2`` (the probability of class 1) and ``num_classes`` softmax units otherwise;
+* a builder that follows a **sigmoid project** (doguilmak's two-block CNN, Maltanno's models,
+  CheXNet) gives one sigmoid unit for ``num_classes=2`` (the probability of class 1) and
+  ``num_classes`` softmax units otherwise;
 * every other builder gives ``num_classes`` softmax units;
 * ``head="softmax"`` or ``head="sigmoid"`` overrides the rule; ``head="sigmoid"`` with more than
   two classes gives one independent sigmoid per class (multi-label, CheXNet style).
 
 Example:
     >>> from cxrexplain.models._common import output_units
-    >>> output_units(2, head="auto", sigmoid_seed=True)
+    >>> output_units(2, head="auto", binary_sigmoid=True)
     (1, 'sigmoid')
 """
 
@@ -102,24 +103,26 @@ def check_rate(value: float, name: str) -> float:
     return check_number(value, name, low=0.0, high=1.0, high_open=True)
 
 
-def output_units(num_classes: int, *, head: Head, sigmoid_seed: bool) -> tuple[int, str]:
+def output_units(num_classes: int, *, head: Head, binary_sigmoid: bool) -> tuple[int, str]:
     """The number of output units and their activation for ``num_classes`` classes.
 
     Args:
         num_classes: Number of classes (>= 2).
-        head: ``"auto"`` (the builder's seed decides), ``"softmax"`` or ``"sigmoid"``.
-        sigmoid_seed: Whether the builder follows a seed with a sigmoid output.
+        head: ``"auto"`` (the project the builder follows decides), ``"softmax"`` or
+            ``"sigmoid"``.
+        binary_sigmoid: Whether the builder follows a project with one sigmoid output for two
+            classes.
 
     Returns:
         ``(units, activation)``.
 
     Example:
-        >>> output_units(3, head="auto", sigmoid_seed=True)
+        >>> output_units(3, head="auto", binary_sigmoid=True)
         (3, 'softmax')
     """
     if head not in HEADS:
         raise InvalidInputError(f"head: expected one of {', '.join(HEADS)}, got {head!r}")
-    kind = head if head != "auto" else ("sigmoid" if sigmoid_seed and num_classes == 2 else
+    kind = head if head != "auto" else ("sigmoid" if binary_sigmoid and num_classes == 2 else
                                         "softmax")
     if kind == "sigmoid":
         return (1 if num_classes == 2 else num_classes), "sigmoid"
@@ -127,7 +130,7 @@ def output_units(num_classes: int, *, head: Head, sigmoid_seed: bool) -> tuple[i
 
 
 def classifier_output(
-    features: Any, num_classes: int, *, head: Head, sigmoid_seed: bool,
+    features: Any, num_classes: int, *, head: Head, binary_sigmoid: bool,
     name: str = "predictions",
 ) -> Any:
     """Apply the final ``Dense`` layer (float32 under a mixed-precision policy).
@@ -136,7 +139,7 @@ def classifier_output(
         features: The tensor that feeds the output layer.
         num_classes: Number of classes (>= 2).
         head: See :func:`output_units`.
-        sigmoid_seed: See :func:`output_units`.
+        binary_sigmoid: See :func:`output_units`.
         name: The output layer's name.
 
     Returns:
@@ -144,11 +147,11 @@ def classifier_output(
 
     Example:
         >>> import keras
-        >>> out = classifier_output(keras.Input((8,)), 2, head="auto", sigmoid_seed=False)
+        >>> out = classifier_output(keras.Input((8,)), 2, head="auto", binary_sigmoid=False)
         >>> tuple(out.shape)
         (None, 2)
     """
-    units, activation = output_units(num_classes, head=head, sigmoid_seed=sigmoid_seed)
+    units, activation = output_units(num_classes, head=head, binary_sigmoid=binary_sigmoid)
     return keras.layers.Dense(units, activation=activation, name=name,
                               dtype=output_dtype())(features)
 

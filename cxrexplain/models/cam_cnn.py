@@ -1,16 +1,17 @@
 """``cam_cnn``: a batch-normalised CNN whose last convolution feeds GAP -> Dense, so CAM is exact.
 
-It keeps seed 1's idea (a small CNN on 224x224 gray chest films, COVID vs pneumonia, with a
-class activation map) and fixes what kept that model from having an exact CAM: seed 1 flattens
-its last 1x1-conv map into a 128-unit Dense layer, so its final Dense weights (128 x 3) cannot
-weight the 64 feature maps. Here every block is Conv 3x3 (same padding, no bias) ->
+It keeps the idea of Lovi07/Advanced-Classification-using-Machine-Learning-in-HealthCare (a
+small CNN on 224x224 gray chest films, COVID vs pneumonia, with a class activation map) and
+fixes what kept that model from having an exact CAM: it flattens its last 1x1-conv map into
+a 128-unit Dense layer, so its final Dense weights (128 x 3) cannot weight the 64 feature maps.
+Here every block is Conv 3x3 (same padding, no bias) ->
 BatchNormalization(momentum=0.9) -> ReLU -> MaxPool 2x2, the last block without pooling, then
 GlobalAveragePooling2D -> Dropout -> Dense: ``CAM_c = sum_k w[k, c] * A_k`` exactly.
 
 Layer names are stable: ``block{i}_conv``, ``block{i}_bn``, ``block{i}_relu``, ``block{i}_pool``,
 ``gap``, ``dropout``, ``predictions``; the CAM layer is ``block{n}_relu``.
 
-Output rule: softmax seed (seed 1): ``num_classes`` softmax units, also for two classes
+Output rule: a softmax project (Lovi07's): ``num_classes`` softmax units, also for two classes
 (``head="sigmoid"`` gives one sigmoid unit for two classes).
 
 Example:
@@ -44,7 +45,7 @@ _DEFAULT_FILTERS = (32, 64, 128, 256)
 @register(
     "cam_cnn",
     description="4 blocks Conv3x3+BN(0.9)+ReLU(+MaxPool), GAP -> Dropout -> Dense; exact CAM",
-    source="seed 1 (Lovi07 Advanced-Classification-using-Machine-Learning-in-HealthCare), "
+    source="Lovi07/Advanced-Classification-using-Machine-Learning-in-HealthCare, "
     "COVID vs pneumonia CNN with CAM",
     head="softmax",
     min_size=8,
@@ -93,7 +94,7 @@ def cam_cnn(
             x = keras.layers.MaxPooling2D(2, name=f"block{index}_pool")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dropout(rate, name="dropout")(x)
-    outputs = classifier_output(x, num_classes, head=head, sigmoid_seed=False)
+    outputs = classifier_output(x, num_classes, head=head, binary_sigmoid=False)
     return keras.Model(inputs, outputs, name="cam_cnn")
 
 

@@ -6,8 +6,9 @@ Both layers hold no weights, are registered with
 has been imported (:meth:`cxrexplain.Classifier.load` imports it for you).
 
 * :class:`DilatedMaxPooling2D`: PyTorch's ``MaxPool2d(kernel, stride, padding, dilation)``,
-  which seed 4's proposed CNN uses and ``keras.layers.MaxPooling2D`` cannot express (Keras max
-  pooling has no dilation, and ``tf.nn.pool`` allows dilation only with stride 1).
+  which SaraElwatany's proposed CNN (``five_block_cnn``) uses and ``keras.layers.MaxPooling2D``
+  cannot express (Keras max pooling has no dilation, and ``tf.nn.pool`` allows dilation only
+  with stride 1).
 * :class:`ImagenetPreprocessing`: the input scaling of a Keras Applications backbone
   (``"caffe"``, ``"torch"`` or ``"tf"`` mode) for images in [0, 1], inside the model.
 
@@ -56,7 +57,7 @@ class DilatedMaxPooling2D(keras.layers.Layer):  # type: ignore[misc]
     Output position ``i`` takes the maximum of the inputs at ``i * strides - padding + j *
     dilation`` for ``j`` in ``0 .. pool_size - 1`` (per axis), with the padding filled with
     ``-inf`` so it never wins. Output size per axis: ``floor((n + 2 * padding - dilation *
-    (pool_size - 1) - 1) / strides) + 1``. Seed 4's ``MaxPool2d(kernel_size=2, stride=2,
+    (pool_size - 1) - 1) / strides) + 1``. That CNN's ``MaxPool2d(kernel_size=2, stride=2,
     padding=1, dilation=2)`` (the defaults here) maps 75 -> 38 and 19 -> 10.
 
     Args:

@@ -84,7 +84,7 @@ def head_of(model: keras.Model) -> tuple[int, str]:
     Example:
         >>> head_of(cx.models.build("cam_cnn", input_shape=(32, 32, 1), num_classes=3))
         (3, 'softmax')
-        >>> head_of(cx.models.build("seed_binary_cnn", input_shape=(32, 32, 1), num_classes=2))
+        >>> head_of(cx.models.build("two_block_cnn", input_shape=(32, 32, 1), num_classes=2))
         (1, 'sigmoid')
     """
     units = _keras_utils.output_units(model)
@@ -116,7 +116,7 @@ def loss_for(
 
     Example:
         >>> import cxrexplain as cx
-        >>> m = cx.models.build("seed_binary_cnn", input_shape=(32, 32, 1), num_classes=2)
+        >>> m = cx.models.build("two_block_cnn", input_shape=(32, 32, 1), num_classes=2)
         >>> type(loss_for(m)).__name__
         'BinaryCrossentropy'
     """

@@ -2,7 +2,12 @@
 
 Each family module registers its builders with :func:`register`; :func:`build` checks the
 arguments, builds under a mixed-precision policy when asked (restoring the global policy
-afterwards), and loads weights from a local file.
+afterwards), and loads weights from a local file. A renamed builder keeps its former names
+(``register(former=...)``): :func:`build`, :func:`get_info` and
+:func:`~cxrexplain.models.recipe_for` accept them with a ``DeprecationWarning``, and
+:func:`available` lists only the current names (``seed_binary_cnn`` is now
+``two_block_cnn``, ``seed_softmax_cnn`` ``four_block_cnn``, ``seed_proposed_cnn``
+``five_block_cnn``).
 
 Example:
     >>> import cxrexplain as cx
@@ -36,6 +41,7 @@ __all__ = [
     "get_info",
     "load_weights_file",
     "register",
+    "resolve_name",
 ]
 
 Builder = Callable[..., keras.Model]
@@ -48,8 +54,8 @@ class ModelInfo:
     Attributes:
         name: The registry name, as passed to :func:`build`.
         description: One line on the architecture.
-        source: The seed project (or paper) the builder follows (its provenance; not a
-            random seed). ``seed`` is a deprecated alias.
+        source: The project (or paper) the builder follows: its provenance. ``seed`` is a
+            deprecated alias (from the "seed projects"; the word also means a random seed).
         head: ``"sigmoid"`` when ``num_classes=2`` gives one sigmoid unit, ``"softmax"`` when
             it gives two softmax units, ``"mask"`` for a segmenter (a sigmoid per pixel).
         min_size: The smallest height/width the builder takes with its default options.
@@ -60,7 +66,7 @@ class ModelInfo:
     Example:
         >>> import cxrexplain as cx
         >>> print(cx.models.available()["vgg16"].source)  # doctest: +ELLIPSIS
-        seed 4 ...
+        SaraElwatany/Pneumonia-Detection-...
     """
 
     name: str
@@ -89,22 +95,25 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+_FORMER: dict[str, str] = {}  # a former (deprecated) name -> the current one
 
 
 def register(
     name: str, *, description: str, source: str | None = None, head: str, min_size: int,
-    transfer: bool = False, seed: str | None = None,
+    transfer: bool = False, seed: str | None = None, former: Sequence[str] = (),
 ) -> Callable[[Builder], Builder]:
     """Decorator that adds a builder ``fn(input_shape, num_classes, **options)`` to the registry.
 
     Args:
         name: Registry name.
         description: One line on the architecture.
-        source: The seed project (or paper) it follows.
+        source: The project (or paper) it follows.
         head: ``"sigmoid"`` or ``"softmax"`` (what ``num_classes=2`` gives), or ``"mask"``.
         min_size: Smallest height/width with default options.
         transfer: Whether the builder takes ``weights="imagenet"`` itself.
         seed: Deprecated alias of ``source``.
+        former: Earlier names of the builder, still accepted with a ``DeprecationWarning``
+            (see :func:`resolve_name`).
 
     Returns:
         The decorator (it returns the builder unchanged).
@@ -127,8 +136,10 @@ def register(
                       stacklevel=2)
         source = seed if source is None else source
     if source is None:
-        raise InvalidInputError("source: name the seed project or paper the builder follows")
+        raise InvalidInputError("source: name the project or paper the builder follows")
     provenance = source
+    if isinstance(former, str):
+        former = (former,)
 
     def decorate(builder: Builder) -> Builder:
         params = inspect.signature(builder).parameters
@@ -138,13 +149,17 @@ def register(
         )
         info = ModelInfo(name, description, provenance, head, min_size, transfer, options)
         _REGISTRY[name] = _Entry(info, builder)
+        for old in former:
+            _FORMER[old] = name
         return builder
 
     return decorate
 
 
 def available() -> dict[str, ModelInfo]:
-    """Every reference builder by name, with its description and the seed it follows.
+    """Every reference builder by its current name, with its description and provenance.
+
+    Former names (:func:`resolve_name`) are not listed.
 
     Returns:
         A dict ``name -> ModelInfo`` in registration order; ``str(info)`` is a one-line
@@ -152,12 +167,41 @@ def available() -> dict[str, ModelInfo]:
 
     Example:
         >>> import cxrexplain as cx
-        >>> "cam_cnn" in cx.models.available()
-        True
-        >>> print(cx.models.available()["seed_binary_cnn"])  # doctest: +ELLIPSIS
-        seed_binary_cnn: ...
+        >>> "cam_cnn" in cx.models.available(), "seed_binary_cnn" in cx.models.available()
+        (True, False)
+        >>> print(cx.models.available()["two_block_cnn"])  # doctest: +ELLIPSIS
+        two_block_cnn: 2x (Conv3x3 valid + MaxPool), Flatten -> Dense 128 -> sigmoid [doguilmak/...]
     """
     return {name: entry.info for name, entry in _REGISTRY.items()}
+
+
+def resolve_name(name: str) -> str:
+    """The current name of a builder: ``name`` itself, or the new name of a former one.
+
+    A former name (such as ``"seed_binary_cnn"``, now ``"two_block_cnn"``) gives a
+    ``DeprecationWarning``; any other name comes back unchanged (unknown ones too:
+    :func:`build` and :func:`get_info` reject those).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     resolve_name("seed_binary_cnn"), resolve_name("cam_cnn")
+        ('two_block_cnn', 'cam_cnn')
+        >>> [w.category.__name__ for w in caught]
+        ['DeprecationWarning']
+    """
+    return current_name(name, stacklevel=3)
+
+
+def current_name(name: str, *, stacklevel: int) -> str:
+    """:func:`resolve_name` for the package: the warning points ``stacklevel`` frames up."""
+    if isinstance(name, str) and name in _FORMER and name not in _REGISTRY:
+        current = _FORMER[name]
+        warnings.warn(f"model name {name!r} is deprecated; use {current!r}",
+                      DeprecationWarning, stacklevel=stacklevel)
+        return current
+    return name
 
 
 def get_info(name: str) -> ModelInfo:
@@ -170,7 +214,7 @@ def get_info(name: str) -> ModelInfo:
         >>> get_info("vgg19_finetune").head
         'sigmoid'
     """
-    return _entry(name).info
+    return _entry(current_name(name, stacklevel=3)).info
 
 
 def _entry(name: str) -> _Entry:
@@ -245,10 +289,11 @@ def build(
 
     Example:
         >>> import cxrexplain as cx
-        >>> cx.models.build("seed_binary_cnn", input_shape=(64, 64, 3), num_classes=2
+        >>> cx.models.build("two_block_cnn", input_shape=(64, 64, 3), num_classes=2
         ...                 ).output_shape
         (None, 1)
     """
+    name = current_name(name, stacklevel=3)
     entry = _entry(name)
     info = entry.info
     accepted = dict(info.options)

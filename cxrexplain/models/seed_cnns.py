@@ -1,193 +1,35 @@
-"""Faithful Keras ports of the small CNNs of seeds 2, 3 and 4 (see ``shared/seed_models.md``).
+"""Deprecated: the module is now :mod:`cxrexplain.models.small_cnns`.
 
-They keep each seed's layers, padding and head (Flatten -> Dense), so Grad-CAM works on them
-but CAM does not (use ``cam_cnn`` for that). Their training settings come from
-:func:`cxrexplain.models.compile_for`.
-
-* ``seed_binary_cnn`` (seed 2, 64x64x3 in the seed): sigmoid seed, so ``num_classes=2`` gives
-  one sigmoid unit (binary cross-entropy); more classes give softmax units. 813,217 parameters
-  at 64x64x3, as the seed's logged summary.
-* ``seed_softmax_cnn`` (seed 3, 80x80x3): ``num_classes`` softmax units (RMSprop). 931,130
-  parameters at 80x80x3.
-* ``seed_proposed_cnn`` (seed 4's "proposed CNN", 150x150x3): ``num_classes`` softmax units.
-  Its PyTorch ``MaxPool2d(kernel 2, stride 2, padding 1, dilation 2)`` is
-  :class:`~cxrexplain.models.layers.DilatedMaxPooling2D`, which computes it exactly (same
-  windows, ``-inf`` padding); 150x150 gives the seed's 5x5x256 map and 6,400 flattened
-  values. The seed's ``Linear -> ReLU -> Softmax`` output (a ReLU on the logits, a bug: a
-  class whose logit is negative gets no gradient) is off by default; ``relu_before_softmax=
-  True`` restores it. The seed normalised inputs with ImageNet mean/std; this port takes
-  [0, 1] inputs as every cxrexplain model (it trains from scratch, so only the scale changes).
+Its old builder functions are the renamed ones, each with a ``DeprecationWarning`` when it is
+taken from here: ``seed_binary_cnn`` is ``two_block_cnn``, ``seed_softmax_cnn`` is
+``four_block_cnn`` and ``seed_proposed_cnn`` is ``five_block_cnn``.
 
 Example:
-    >>> import cxrexplain as cx
-    >>> cx.models.build("seed_binary_cnn", input_shape=(64, 64, 3), num_classes=2).count_params()
-    813217
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     from cxrexplain.models.seed_cnns import seed_binary_cnn
+    >>> seed_binary_cnn((64, 64, 3), 2).name
+    'two_block_cnn'
 """
 
 from __future__ import annotations
 
-import keras
+import warnings
+from typing import Any
 
-from cxrexplain.errors import InvalidInputError
-from cxrexplain.models._common import (
-    Head,
-    InputShape,
-    check_input_shape,
-    check_rate,
-    classifier_output,
-    output_dtype,
-    output_units,
-)
-from cxrexplain.models.layers import DilatedMaxPooling2D
-from cxrexplain.models.registry import register
+from cxrexplain.models import small_cnns
 
-__all__ = ["seed_binary_cnn", "seed_proposed_cnn", "seed_softmax_cnn"]
+__all__: list[str] = []  # the old names are served, with a warning, by __getattr__
+
+_RENAMED = {"seed_binary_cnn": "two_block_cnn", "seed_softmax_cnn": "four_block_cnn",
+            "seed_proposed_cnn": "five_block_cnn"}
 
 
-@register(
-    "seed_binary_cnn",
-    description="2x (Conv3x3 valid + MaxPool), Flatten -> Dense 128 -> sigmoid",
-    source="seed 2 (doguilmak Classify-X-Ray-Images-with-Convolutional-Neural-Network)",
-    head="sigmoid",
-    min_size=10,
-)
-def seed_binary_cnn(
-    input_shape: InputShape, num_classes: int, *, head: Head = "auto"
-) -> keras.Model:
-    """Build seed 2's CNN.
-
-    Args:
-        input_shape: ``(height, width, channels)``, at least 10x10 (the seed used 64x64x3).
-        num_classes: 2 gives one sigmoid unit; more give softmax units.
-        head: ``"auto"``, ``"softmax"`` or ``"sigmoid"``.
-
-    Returns:
-        The model ``seed_binary_cnn``.
-
-    Example:
-        >>> seed_binary_cnn((64, 64, 3), 2).output_shape
-        (None, 1)
-    """
-    check_input_shape("seed_binary_cnn", input_shape, min_size=10)
-    inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    for index in (1, 2):
-        x = keras.layers.Conv2D(32, 3, activation="relu", name=f"conv{index}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(128, activation="relu", name="fc1")(x)
-    outputs = classifier_output(x, num_classes, head=head, sigmoid_seed=True)
-    return keras.Model(inputs, outputs, name="seed_binary_cnn")
-
-
-@register(
-    "seed_softmax_cnn",
-    description="4x (Conv3x3 valid + MaxPool), Flatten -> Dropout -> Dense 512 -> 264 -> softmax",
-    source="seed 3 (shafayet98 ML-Pneumonia-Classification)",
-    head="softmax",
-    min_size=46,
-)
-def seed_softmax_cnn(
-    input_shape: InputShape, num_classes: int, *, dropout: float = 0.2, head: Head = "auto"
-) -> keras.Model:
-    """Build seed 3's CNN.
-
-    Args:
-        input_shape: ``(height, width, channels)``, at least 46x46 (the seed used 80x80x3).
-        num_classes: Number of softmax units.
-        dropout: Dropout after the flattening (the seed's 0.2).
-        head: ``"auto"``, ``"softmax"`` or ``"sigmoid"``.
-
-    Returns:
-        The model ``seed_softmax_cnn``.
-
-    Example:
-        >>> seed_softmax_cnn((80, 80, 3), 2).count_params()
-        931130
-    """
-    check_input_shape("seed_softmax_cnn", input_shape, min_size=46)
-    rate = check_rate(dropout, "dropout")
-    inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    for index, filters in enumerate((64, 32, 128, 128), start=1):
-        x = keras.layers.Conv2D(filters, 3, activation="relu", name=f"conv{index}")(x)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dropout(rate, name="dropout")(x)
-    x = keras.layers.Dense(512, activation="relu", name="fc1")(x)
-    x = keras.layers.Dense(264, activation="relu", name="fc2")(x)
-    outputs = classifier_output(x, num_classes, head=head, sigmoid_seed=False)
-    return keras.Model(inputs, outputs, name="seed_softmax_cnn")
-
-
-@register(
-    "seed_proposed_cnn",
-    description="5x Conv3x3 (same) with MaxPool and exact dilated MaxPool, Flatten -> Dense 128 "
-    "-> softmax",
-    source="seed 4 (SaraElwatany Pneumonia-Detection-using-Deep-learning-Approach...), "
-    "proposed CNN",
-    head="softmax",
-    min_size=22,
-)
-def seed_proposed_cnn(
-    input_shape: InputShape,
-    num_classes: int,
-    *,
-    relu_before_softmax: bool = False,
-    head: Head = "auto",
-) -> keras.Model:
-    """Build seed 4's proposed CNN.
-
-    Args:
-        input_shape: ``(height, width, channels)``, at least 22x22 (the seed used 150x150x3).
-        num_classes: Number of softmax units.
-        relu_before_softmax: Reproduce the seed's ``Linear -> ReLU -> Softmax`` output (off:
-            the ReLU stops the gradient of every class whose logit is negative).
-        head: ``"auto"``, ``"softmax"`` or ``"sigmoid"``.
-
-    Returns:
-        The model ``seed_proposed_cnn``.
-
-    Example:
-        >>> seed_proposed_cnn((150, 150, 3), 2).get_layer("flatten").output.shape
-        (None, 6400)
-    """
-    check_input_shape("seed_proposed_cnn", input_shape, min_size=22)
-    if not isinstance(relu_before_softmax, bool):
-        raise InvalidInputError(
-            f"relu_before_softmax: expected True or False, got {relu_before_softmax!r}"
-        )
-    inputs = keras.Input(input_shape, name="image")
-    x = inputs
-    plan = (  # filters, dropout after the conv, pooling
-        (32, None, "max"),
-        (64, 0.1, "dilated"),
-        (64, None, "max"),
-        (128, 0.2, "dilated"),
-        (256, 0.2, "max"),
-    )
-    for index, (filters, rate, pool) in enumerate(plan, start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                name=f"conv{index}")(x)
-        if rate is not None:
-            x = keras.layers.Dropout(rate, name=f"dropout{index}")(x)
-        if pool == "max":
-            x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
-        else:
-            x = DilatedMaxPooling2D(2, strides=2, padding=1, dilation=2, name=f"pool{index}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dense(128, activation="relu", name="fc1")(x)
-    x = keras.layers.Dropout(0.2, name="dropout_fc")(x)
-    if not relu_before_softmax:
-        outputs = classifier_output(x, num_classes, head=head, sigmoid_seed=False)
-    else:
-        units, activation = output_units(num_classes, head=head, sigmoid_seed=False)
-        if activation != "softmax":
-            raise InvalidInputError(
-                "relu_before_softmax: the seed's ReLU sits before a softmax; it cannot be "
-                f"combined with head={head!r}"
-            )
-        x = keras.layers.Dense(units, name="logits")(x)
-        x = keras.layers.Activation("relu", name="logits_relu")(x)
-        outputs = keras.layers.Activation("softmax", name="predictions", dtype=output_dtype())(x)
-    return keras.Model(inputs, outputs, name="seed_proposed_cnn")
+def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        new = _RENAMED[name]
+        warnings.warn(f"cxrexplain.models.seed_cnns.{name} is deprecated; use "
+                      f"cxrexplain.models.small_cnns.{new}", DeprecationWarning, stacklevel=2)
+        return getattr(small_cnns, new)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

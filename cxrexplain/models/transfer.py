@@ -26,9 +26,10 @@ Options shared by every transfer builder:
 
 Every backbone needs images of at least 32x32 pixels (Keras Applications' limit).
 
-Output rules: ``vgg16``, ``vgg19``, ``resnet50`` and ``mobilenet_v2`` follow seed 4 (softmax:
-``num_classes`` softmax units, also for two classes); ``densenet121`` (CheXNet) and
-``vgg19_finetune`` (seed 5) are sigmoid seeds (``num_classes=2`` gives one sigmoid unit).
+Output rules: ``vgg16``, ``vgg19``, ``resnet50`` and ``mobilenet_v2`` follow SaraElwatany's
+study (softmax: ``num_classes`` softmax units, also for two classes); ``densenet121`` (CheXNet)
+and ``vgg19_finetune`` (Maltanno/Phase4_Project) follow sigmoid projects (``num_classes=2``
+gives one sigmoid unit).
 
 Example:
     >>> import cxrexplain as cx
@@ -104,8 +105,9 @@ def transfer_model(
     trainable_from: str | int | None = None,
     dropout: float = 0.3,
     head: Head = "auto",
-    sigmoid_seed: bool = False,
+    binary_sigmoid: bool = False,
     name: str | None = None,
+    sigmoid_seed: bool | None = None,
 ) -> keras.Model:
     """Build ``image -> [gray_to_rgb] -> preprocess -> backbone -> gap -> dropout -> predictions``.
 
@@ -118,8 +120,9 @@ def transfer_model(
         trainable_from: Backbone layer (name or index) from which layers train.
         dropout: Dropout rate of the head.
         head: ``"auto"``, ``"softmax"`` or ``"sigmoid"``.
-        sigmoid_seed: Whether ``head="auto"`` gives one sigmoid unit for two classes.
+        binary_sigmoid: Whether ``head="auto"`` gives one sigmoid unit for two classes.
         name: The model's name (default: the backbone's).
+        sigmoid_seed: Deprecated alias of ``binary_sigmoid``.
 
     Returns:
         The functional model.
@@ -132,6 +135,10 @@ def transfer_model(
         >>> transfer_model("mobilenet_v2", (32, 32, 3), 3).output_shape
         (None, 3)
     """
+    if sigmoid_seed is not None:
+        warnings.warn("transfer_model(sigmoid_seed=...) is deprecated; use binary_sigmoid=",
+                      DeprecationWarning, stacklevel=2)
+        binary_sigmoid = sigmoid_seed
     if backbone not in BACKBONES:
         raise InvalidInputError(
             f"backbone: unknown {backbone!r}; available: {', '.join(BACKBONES)}"
@@ -158,7 +165,7 @@ def transfer_model(
     x = base(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dropout(rate, name="dropout")(x)
-    outputs = classifier_output(x, num_classes, head=head, sigmoid_seed=sigmoid_seed)
+    outputs = classifier_output(x, num_classes, head=head, binary_sigmoid=binary_sigmoid)
     model = keras.Model(inputs, outputs, name=model_name)
     if local_file is not None:
         _load_weights(model, base, local_file)
@@ -241,7 +248,7 @@ def _load_weights(model: keras.Model, base: keras.Model, path: Path) -> None:
     )
 
 
-def _make(name: str, backbone: str, *, description: str, source: str, sigmoid_seed: bool,
+def _make(name: str, backbone: str, *, description: str, source: str, binary_sigmoid: bool,
           trainable_from: str | None = None) -> Callable[..., keras.Model]:
     """Create and register the builder ``name`` around :func:`transfer_model`."""
 
@@ -258,10 +265,10 @@ def _make(name: str, backbone: str, *, description: str, source: str, sigmoid_se
         return transfer_model(
             backbone, input_shape, num_classes, weights=weights, freeze=freeze,
             trainable_from=trainable_from, dropout=dropout, head=head,
-            sigmoid_seed=sigmoid_seed, name=name,
+            binary_sigmoid=binary_sigmoid, name=name,
         )
 
-    rule = "2 classes give one sigmoid unit" if sigmoid_seed else "softmax units"
+    rule = "2 classes give one sigmoid unit" if binary_sigmoid else "softmax units"
     builder.__name__ = builder.__qualname__ = name
     builder.__doc__ = f"""Build ``{name}``: {description}.
 
@@ -282,36 +289,38 @@ def _make(name: str, backbone: str, *, description: str, source: str, sigmoid_se
         >>> {name}((32, 32, 1), 2).name
         '{name}'
     """
-    head_kind = "sigmoid" if sigmoid_seed else "softmax"
+    head_kind = "sigmoid" if binary_sigmoid else "softmax"
     return register(name, description=description, source=source, head=head_kind,
                     min_size=MIN_BACKBONE_SIZE, transfer=True)(builder)
 
 
-_SEED4 = "seed 4 (SaraElwatany Pneumonia-Detection-using-Deep-learning-Approach...)"
+_ELWATANY = ("SaraElwatany/Pneumonia-Detection-using-Deep-learning-Approach-and-using-Grad-CAM-"
+             "for-Visualization")
 vgg16 = _make(
-    "vgg16", "vgg16", sigmoid_seed=False, source=f"{_SEED4}, VGG16 transfer",
+    "vgg16", "vgg16", binary_sigmoid=False, source=f"{_ELWATANY}, VGG16 transfer",
     description="VGG16 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 vgg19 = _make(
-    "vgg19", "vgg19", sigmoid_seed=False, source=f"{_SEED4}, VGG19 transfer",
+    "vgg19", "vgg19", binary_sigmoid=False, source=f"{_ELWATANY}, VGG19 transfer",
     description="VGG19 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 resnet50 = _make(
-    "resnet50", "resnet50", sigmoid_seed=False,
-    source=f"{_SEED4}, ResNet50 (trained from scratch there)",
+    "resnet50", "resnet50", binary_sigmoid=False,
+    source=f"{_ELWATANY}, ResNet50 (trained from scratch there)",
     description="ResNet50 backbone (ImageNet caffe preprocessing) -> GAP -> Dropout -> Dense",
 )
 mobilenet_v2 = _make(
-    "mobilenet_v2", "mobilenet_v2", sigmoid_seed=False, source=f"{_SEED4}, MobileNetV2 transfer",
+    "mobilenet_v2", "mobilenet_v2", binary_sigmoid=False,
+    source=f"{_ELWATANY}, MobileNetV2 transfer",
     description="MobileNetV2 backbone (inputs scaled to [-1, 1]) -> GAP -> Dropout -> Dense",
 )
 densenet121 = _make(
-    "densenet121", "densenet121", sigmoid_seed=True,
+    "densenet121", "densenet121", binary_sigmoid=True,
     source="CheXNet (Rajpurkar et al. 2017): DenseNet121 with sigmoid outputs",
     description="DenseNet121 backbone (ImageNet torch preprocessing) -> GAP -> Dropout -> Dense",
 )
 vgg19_finetune = _make(
-    "vgg19_finetune", "vgg19", sigmoid_seed=True, trainable_from="block5_conv1",
-    source="seed 5 (Maltanno Phase4_Project), fine-tuned VGG19",
+    "vgg19_finetune", "vgg19", binary_sigmoid=True, trainable_from="block5_conv1",
+    source="Maltanno/Phase4_Project, fine-tuned VGG19",
     description="VGG19 backbone, only block5 trainable -> GAP -> Dropout -> Dense",
 )

@@ -1,10 +1,12 @@
-"""``cross_validate``: stratified k-fold cross-validation, resumable fold by fold.
+"""``cross_validate``: stratified (optionally grouped) k-fold cross-validation, resumable.
 
 The protocol of the DarkCovidNet study (Ozturk et al. 2020): the images are split into k
 stratified folds (k = 5); each fold in turn is the test set of a model trained from scratch on
 the other k - 1, and each metric is reported as its mean and spread over the folds. Here a
 stratified part of the training folds (``validation_fraction``) is held out for early
-stopping and learning-rate decisions, so the test fold never influences training.
+stopping and learning-rate decisions, so the test fold never influences training. With
+``groups`` (each film's patient) the folds and that validation part keep every patient whole
+(:func:`cxrexplain.data.k_folds`), so no patient is trained on and tested on.
 
 With ``results_dir`` each fold's result is written to ``results_dir/fold_<i>.json`` as soon
 as it finishes (and its training checkpoints to ``fold_<i>.checkpoint/`` while it runs): a
@@ -48,7 +50,13 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.data.augment import Augmentation
 from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
-from cxrexplain.data.splits import k_folds, resolve_files, stratified_split
+from cxrexplain.data.splits import (
+    Groups,
+    group_labels,
+    k_folds,
+    resolve_files,
+    stratified_split,
+)
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.training.checkpoint import load_state
@@ -85,8 +93,9 @@ def cross_validate(
     verbose: int | str = 0,
     lungs: LungSegmenter | None = None,
     lung_mode: str = "mask",
+    groups: Groups | None = None,
 ) -> CrossValidationResult:
-    """Stratified k-fold cross-validation of the models ``build_fn`` makes.
+    """Stratified (and, with ``groups``, grouped) k-fold cross-validation of ``build_fn``'s models.
 
     Args:
         build_fn: ``build_fn(setup: FoldSetup) -> keras.Model``, called once per fold for a
@@ -118,6 +127,9 @@ def cross_validate(
             (the default) trains ``build_fn``'s model as it is.
         lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
             (only what lies outside them).
+        groups: Each file's group, e.g. its patient (a mapping from path to group, or a
+            callable ``path -> group``; see :func:`cxrexplain.data.k_folds`): whole groups
+            per fold and per validation part. The grouping joins the recorded set-up.
 
     Returns:
         A :class:`CrossValidationResult`.
@@ -140,7 +152,7 @@ def cross_validate(
     """
     lung_mode = check_lung_focus(lungs, lung_mode)
     files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
-    splits = k_folds(files, k, seed)
+    splits = k_folds(files, k, seed, groups=groups)
     wanted = list(range(k)) if folds is None else _check_folds(folds, k)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2:
@@ -152,6 +164,7 @@ def cross_validate(
         "epochs": epochs, "batch_size": batch_size, "validation_fraction": validation_fraction,
         "augment": repr(augment), "class_names": list(files.class_names), "tag": tag,
         "files": _fingerprint(files, base), "lungs": lung_focus_record(lungs, lung_mode),
+        "groups": _group_fingerprint(files, groups),
     }
     directory = None if results_dir is None else Path(os.fspath(results_dir))
     if directory is not None:
@@ -165,7 +178,7 @@ def cross_validate(
                 channels=channels, epochs=epochs, batch_size=batch_size, seed=seed,
                 validation_fraction=validation_fraction, augment=augment,
                 directory=directory, fit_options=dict(fit_options or {}), verbose=verbose,
-                lungs=lungs, lung_mode=lung_mode,
+                lungs=lungs, lung_mode=lung_mode, groups=groups,
             )
             if directory is not None:
                 _write_fold(directory, result, setup_record)
@@ -179,13 +192,13 @@ def _run_fold(
     build_fn: BuildFn, split: Any, *, k: int, size: tuple[int, int], channels: int,
     epochs: int, batch_size: int, seed: int, validation_fraction: float | None,
     augment: bool | Augmentation, directory: Path | None, fit_options: dict[str, Any],
-    verbose: int | str, lungs: LungSegmenter | None, lung_mode: str,
+    verbose: int | str, lungs: LungSegmenter | None, lung_mode: str, groups: Groups | None,
 ) -> FoldResult:
     index = int(split.index)
     train_files, val_files = split.train, None
     if validation_fraction is not None:
         train_files, val_files = stratified_split(split.train, validation_fraction,
-                                                  seed=seed + index)
+                                                  seed=seed + index, groups=groups)
     def dataset(files: LabeledFiles, *, training: bool = False) -> Any:
         return from_files(files, image_size=size, channels=channels, batch_size=batch_size,
                           seed=seed + index, shuffle=training,
@@ -224,6 +237,16 @@ def _fingerprint(files: LabeledFiles, base: Path | None) -> str:
     for path, label in zip(files.paths, files.labels, strict=True):
         name = os.path.relpath(path, base) if base is not None else os.path.basename(path)
         digest.update(f"{name.replace(os.sep, '/')}\t{label}\n".encode())
+    return digest.hexdigest()
+
+
+def _group_fingerprint(files: LabeledFiles, groups: Groups | None) -> str | None:
+    """None without groups (as recorded before ``groups`` existed), else a digest of them."""
+    if groups is None:
+        return None
+    digest = hashlib.sha1()
+    for path, group in zip(files.paths, group_labels(files, groups), strict=True):
+        digest.update(f"{os.path.basename(path)}\t{group!r}\n".encode())
     return digest.hexdigest()
 
 

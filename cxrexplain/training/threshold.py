@@ -1,12 +1,12 @@
 """``threshold_for_recall``: the highest decision threshold that reaches a recall.
 
-Screening favours sensitivity: seed 5 lowered its pneumonia threshold to 0.05 to reach 100%
-recall. Here the threshold is chosen on data (use validation data, not the test set): with
-the positive class's probabilities of the n positive images sorted from high to low, the
-threshold is the m-th of them, ``m = ceil(recall * n)``. Any higher threshold misses one more
-positive image; a lower one only adds false positives. The Classifier predicts the positive
-class when its probability is >= the threshold, so exactly the recall asked for (or more, with
-ties) is reached on that data.
+Screening favours sensitivity: Maltanno/Phase4_Project lowered its pneumonia threshold to 0.05
+to reach 100% recall. Here the threshold is chosen on data (use validation data, not the test
+set): with the positive class's probabilities of the n positive images sorted from high to low,
+the threshold is the m-th of them, ``m = ceil(recall * n)``. Any higher threshold misses one
+more positive image; a lower one only adds false positives. The Classifier predicts the
+positive class when its probability is >= the threshold, so exactly the recall asked for (or
+more, with ties) is reached on that data.
 
 Example:
     >>> import cxrexplain as cx

@@ -25,8 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cxrexplain._batchnorm import recalibrate as recalibrate_batchnorm
 from cxrexplain._files import atomic_write_text
-from cxrexplain._tables import html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
 from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
@@ -138,6 +138,8 @@ def _train(train: PhantomSet, test: PhantomSet, config: DemoSettings
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(train.images, train.labels, epochs=config.epochs, batch_size=32,
                         verbose=2, shuffle=True)
+    # the moving averages lag the last epochs' weights: use the final weights' statistics
+    recalibrate_batchnorm(model, train.images, batch_size=32)
     classifier = Classifier(model, list(CLASSES))
     predicted = classifier.predict_proba(test.images).argmax(axis=1)
     accuracy = float((predicted == test.labels).mean())
@@ -162,7 +164,7 @@ def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
     lines: list[str] = []
     classifier.model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
     summary = html.escape("\n".join(lines))
-    header, rows = html_table_rows(*table._table(3, labels=False))
+    header, rows = _metrics_html(table)
     overlays = "".join(
         f'<figure><img src="overlays/{name}.png" alt="{name} overlay">'
         f"<figcaption>{name}</figcaption></figure>" for name in explainers()
@@ -171,8 +173,23 @@ def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
         version=__version__, accuracy=f"{accuracy:.1%}", size=config.size,
         train=config.train_images, test=config.test_images, epochs=config.epochs,
         header=header, rows=rows, overlays=overlays, summary=summary,
-        seconds=f"{elapsed:.0f}", images=table.images,
+        seconds=f"{elapsed:.0f}", images=table.images, legend=html.escape(table.legend()),
     )
+
+
+def _metrics_html(table: ExplainerEvaluation) -> tuple[str, str]:
+    """The metrics table's header and body rows, each value above its interval and gap."""
+    names, cells = table._table(3, labels=True)
+    header = "<tr>" + "".join(f"<th>{html.escape(name)}</th>" for name in names) + "</tr>"
+    rows = []
+    for method, *values in cells:
+        parts = [f"<td>{html.escape(method)}</td>"]
+        for cell in values:
+            value, _, detail = cell.partition(" ")  # "0.448 [0.407, 0.486] (+663%*)"
+            small = f"<small>{html.escape(detail)}</small>" if detail else ""
+            parts.append(f"<td>{html.escape(value)}{small}</td>")
+        rows.append("<tr>" + "".join(parts) + "</tr>")
+    return header, "\n".join(rows)
 
 
 _TEMPLATE = """<!doctype html>
@@ -180,9 +197,12 @@ _TEMPLATE = """<!doctype html>
 <title>cxrexplain demo</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; }}
+.table-scroll {{ overflow-x: auto; margin: 1rem 0; }}
+table {{ border-collapse: collapse; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: right; }}
+th {{ vertical-align: bottom; background: #f5f5f5; }}
 th:first-child, td:first-child {{ text-align: left; }}
+td small {{ display: block; color: #666; font-size: 0.75rem; white-space: nowrap; }}
 img {{ max-width: 100%; }}
 figure {{ display: inline-block; margin: 0.3rem; width: 150px; text-align: center; }}
 pre {{ background: #f5f5f5; padding: 1rem; overflow-x: auto; font-size: 0.8rem; }}
@@ -198,9 +218,10 @@ boxes and the scores use the planted lesion masks. Run time {seconds} s; cxrexpl
 <h2>Overlay grid</h2>
 <img id="grid" src="grid.png" alt="X-rays with each explainer's heatmap">
 <h2>How well each explainer localises the lesion</h2>
-<table id="metrics"><thead>{header}</thead><tbody>
+<div class="table-scroll"><table id="metrics"><thead>{header}</thead><tbody>
 {rows}
-</tbody></table>
+</tbody></table></div>
+<p>{legend}</p>
 <p>Pointing game: share of maps whose maximum falls in the lesion's box. Energy in mask: share
 of the map's mass on the lesion. Deletion / insertion AUC: target probability as the most
 important pixels are removed / revealed (Petsiuk et al. 2018). Randomization: Spearman
