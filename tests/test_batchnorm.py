@@ -1,4 +1,4 @@
-"""BatchNormalization statistics recomputed for the final weights (``cxrexplain._batchnorm``).
+"""BatchNormalization statistics recomputed for the final weights (`recalibrate_batchnorm`).
 
 The reference is written out in NumPy: each layer's input is recomputed batch by batch with
 the previous layer normalised by its own batch's mean and variance (training mode), and the
@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from cxrexplain._batchnorm import recalibrate
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.training import recalibrate_batchnorm as recalibrate
 
 
 def _model(frozen_first: bool = False) -> keras.Model:

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+from cxrexplain.training.batchnorm import recalibrate_batchnorm
 from cxrexplain.training.checkpoint import TrainingState, load_state
 from cxrexplain.training.cross_validation import cross_validate
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
@@ -43,6 +44,7 @@ __all__ = [
     "fit",
     "has_gpu",
     "load_state",
+    "recalibrate_batchnorm",
     "report_from_predictions",
     "roc_auc",
     "roc_curve",

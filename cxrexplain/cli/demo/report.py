@@ -25,7 +25,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cxrexplain._batchnorm import recalibrate as recalibrate_batchnorm
 from cxrexplain._files import atomic_write_text
 from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
@@ -34,6 +33,7 @@ from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
 from cxrexplain.explain import ScoreCAM, explainers
 from cxrexplain.models import build
 from cxrexplain.synthetic import PhantomSet, generate
+from cxrexplain.training import recalibrate_batchnorm
 
 __all__ = ["DemoSettings", "run_demo"]
 

@@ -1,4 +1,4 @@
-"""BatchNormalization statistics that match a model's final weights (private).
+"""BatchNormalization statistics that match a model's final weights ("precise BN").
 
 Keras keeps a BatchNormalization layer's inference statistics as an exponential moving average
 of the batch statistics seen in training (``momentum`` 0.9: roughly the last ten batches).
@@ -8,14 +8,14 @@ they serve. Behind global average pooling a small lag is fatal: the pooled featu
 small lesion differ between classes by far less than one pixel-level standard deviation, so a
 mean that is off by a fraction of one shifts every image across the decision boundary at once
 (the demo's model classified every NORMAL phantom as PNEUMONIA while its training-mode
-accuracy was 97 %). :func:`recalibrate` replaces the averages by the population statistics
+accuracy was 97 %). :func:`recalibrate_batchnorm` replaces the averages by the population statistics
 of the final weights ("precise BN"; Wu & Johnson, *Rethinking "Batch" in BatchNorm*, 2021):
 the mean over the given images of each training-mode batch's mean and variance, exactly the
 normalisation the network was trained with.
 
 Example:
-    >>> from cxrexplain._batchnorm import recalibrate
-    >>> recalibrate(model, batch)  # the two BatchNormalization layers of the example model
+    >>> from cxrexplain.training import recalibrate_batchnorm
+    >>> recalibrate_batchnorm(model, batch)  # the example model's two BatchNormalization layers
     2
 """
 
@@ -28,10 +28,10 @@ from cxrexplain._checks import check_int
 from cxrexplain._keras_utils import leaf_layers
 from cxrexplain.errors import InvalidInputError
 
-__all__ = ["recalibrate"]
+__all__ = ["recalibrate_batchnorm"]
 
 
-def recalibrate(model: keras.Model, images: np.ndarray, *, batch_size: int = 32) -> int:
+def recalibrate_batchnorm(model: keras.Model, images: np.ndarray, *, batch_size: int = 32) -> int:
     """Set every trainable BatchNormalization layer's moving statistics from ``images``.
 
     The images pass through the model in training mode ``batch_size`` at a time (each layer
@@ -53,7 +53,7 @@ def recalibrate(model: keras.Model, images: np.ndarray, *, batch_size: int = 32)
         InvalidInputError: ``images`` is empty or ``batch_size`` is not a positive int.
 
     Example:
-        >>> recalibrate(model, batch, batch_size=2)
+        >>> recalibrate_batchnorm(model, batch, batch_size=2)
         2
     """
     size = check_int(batch_size, "batch_size")
