@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import cxrexplain as cx
-from cxrexplain.demo import DemoSettings, run_demo
+from cxrexplain.cli.demo.report import DemoSettings, run_demo
 
 
 def test_quick_demo_writes_a_complete_report(tmp_path: Path) -> None:

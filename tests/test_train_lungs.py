@@ -21,9 +21,9 @@ import pytest
 
 import cxrexplain as cx
 from cxrexplain.cli import build_parser, main
+from cxrexplain.cli.train.from_folder import train_from_folder
 from cxrexplain.errors import InvalidInputError, ModelLoadError
 from cxrexplain.models.lung_focus import MODES, LungFocus
-from cxrexplain.train_command import train_from_folder
 from cxrexplain.training import cross_validation
 
 SIZE = 48

@@ -1,8 +1,7 @@
 """Deprecated alias: moved to :mod:`cxrexplain.cli.train.from_folder` (``cxrexplain train``).
 
 The same objects, so ``from cxrexplain.train_command import train_from_folder`` keeps
-working. (A package rather than a module, so that git follows the move of
-``train_command.py`` when edits to it are merged.)
+working.
 
 Example:
     >>> import cxrexplain.cli.train.from_folder as moved
@@ -10,6 +9,14 @@ Example:
     True
 """
 
+import warnings
+
 from cxrexplain.cli.train.from_folder import train_from_folder
+
+warnings.warn(
+    "cxrexplain.train_command is deprecated; import from cxrexplain.cli.train.from_folder",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["train_from_folder"]

@@ -1,8 +1,6 @@
 """Deprecated alias: moved to :mod:`cxrexplain.cli.audit.to_folder` (``cxrexplain audit``).
 
 The same objects, so ``from cxrexplain.audit_command import audit_to_folder`` keeps working.
-(A package rather than a module, so that git follows the move of ``audit_command.py`` when
-edits to it are merged.)
 
 Example:
     >>> import cxrexplain.cli.audit.to_folder as moved
@@ -10,6 +8,14 @@ Example:
     True
 """
 
+import warnings
+
 from cxrexplain.cli.audit.to_folder import FLAGGED_EXIT_CODE, audit_to_folder
+
+warnings.warn(
+    "cxrexplain.audit_command is deprecated; import from cxrexplain.cli.audit.to_folder",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["FLAGGED_EXIT_CODE", "audit_to_folder"]

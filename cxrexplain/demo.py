@@ -1,7 +1,6 @@
 """Deprecated alias: the demo moved to :mod:`cxrexplain.cli.demo.report` (``cxrexplain demo``).
 
-The same objects, so ``from cxrexplain.demo import run_demo`` keeps working. (A package rather
-than a module, so that git follows the move of ``demo.py`` when edits to it are merged.)
+The same objects, so ``from cxrexplain.demo import run_demo`` keeps working.
 
 Example:
     >>> import cxrexplain.cli.demo.report as moved
@@ -9,6 +8,14 @@ Example:
     True
 """
 
+import warnings
+
 from cxrexplain.cli.demo.report import DemoSettings, run_demo
+
+warnings.warn(
+    "cxrexplain.demo is deprecated; import from cxrexplain.cli.demo.report",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
 __all__ = ["DemoSettings", "run_demo"]
