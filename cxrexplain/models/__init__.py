@@ -35,11 +35,9 @@ Example:
 
 from __future__ import annotations
 
-from cxrexplain.models import cam_cnn as _cam_cnn
-from cxrexplain.models import dense_baseline as _dense_baseline
-from cxrexplain.models import lung_unet as _lung_unet
-from cxrexplain.models import small_cnns as _small_cnns
-from cxrexplain.models import transfer as _transfer
+import importlib
+import pkgutil
+
 from cxrexplain.models.compile import (
     RECIPES,
     Recipe,
@@ -54,8 +52,17 @@ from cxrexplain.models.lung_focus import LungFocus, with_lung_focus
 from cxrexplain.models.precision import is_mixed_precision, with_dtype_policy
 from cxrexplain.models.registry import ModelInfo, available, build, dtype_policy_scope
 
-# imported to register their builders
-del _cam_cnn, _dense_baseline, _lung_unet, _small_cnns, _transfer
+
+def _import_families() -> None:
+    """Import every public module of this package, in name order: a family module registers
+    its builders (``@register``) when imported, so a new builder is one new module here (and
+    its :data:`RECIPES` entry)."""
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_families()
 
 __all__ = [
     "DilatedMaxPooling2D",
