@@ -33,19 +33,12 @@ What :class:`LungFocus` does, all inside the graph:
    mask is replaced and only what lies outside the lungs stays visible.
 
 Example:
-    >>> import keras, numpy as np
+    >>> import numpy as np
     >>> import cxrexplain as cx
-    >>> seg = cx.lungs.LungSegmenter(
-    ...     cx.models.build("lung_unet", input_shape=(32, 32, 1), filters=(4, 8)))
-    >>> model = keras.Sequential([keras.Input((48, 48, 1)),
-    ...     keras.layers.Conv2D(4, 3, activation="relu", name="last_conv"),
-    ...     keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")],
-    ...     name="classifier")
-    >>> focused = cx.models.with_lung_focus(model, seg)
-    >>> focused.input_shape, focused.output_shape
-    ((None, 48, 48, 1), (None, 2))
-    >>> cx.GradCAM(focused).explain(np.zeros((2, 48, 48, 1), np.float32)).layer
-    'classifier/last_conv'
+    >>> unet = cx.models.build("lung_unet", input_shape=(32, 32, 1), filters=(4, 8))
+    >>> focus = LungFocus(unet, mode="inverse")  # keeps only what lies outside the lungs
+    >>> focus(np.zeros((2, 48, 48, 1), np.float32)).shape
+    TensorShape([2, 48, 48, 1])
 """
 
 from __future__ import annotations
