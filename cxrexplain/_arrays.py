@@ -104,8 +104,8 @@ def as_masks(
         >>> as_masks(np.array([[0, 1], [1, 1]], np.uint8), size=(4, 4)).sum()
         np.int64(12)
     """
-    array = values if isinstance(values, np.ndarray) and values.dtype == bool else (
-        as_numbers(values, name))
+    array = values if isinstance(values, np.ndarray) and values.dtype == bool and values.size else (
+        as_numbers(values, name))  # (as_numbers also words the empty case)
     shape = array.shape
     if array.ndim == 2:
         array = array[None]

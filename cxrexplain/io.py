@@ -233,7 +233,7 @@ def load_mask(source: MaskSource, *, size: tuple[int, int] | None = None,
         if values.ndim == 3:
             values = values[:, :, :3].max(axis=2)
     else:
-        is_bool = isinstance(source, np.ndarray) and source.dtype == bool
+        is_bool = isinstance(source, np.ndarray) and source.dtype == bool and source.size > 0
         values = source if is_bool else as_numbers(source, name)
         if values.ndim == 3 and values.shape[2] == 1:
             values = values[:, :, 0]

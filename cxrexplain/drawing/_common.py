@@ -189,8 +189,9 @@ def _check_mask(mask: Any, name: str, size: tuple[int, ...]) -> npt.NDArray[np.b
     """One mask (array, file or bytes) by the one mask rule of :mod:`cxrexplain._arrays`,
     resized (nearest) to ``size``."""
     if not isinstance(mask, (str, os.PathLike, bytes, bytearray, memoryview)):
-        mask = _one_map(mask, name, "mask") if not (
-            isinstance(mask, np.ndarray) and mask.dtype == bool and mask.ndim == 2) else mask
+        plain = (isinstance(mask, np.ndarray) and mask.dtype == bool and mask.ndim == 2
+                 and mask.size > 0)  # an empty one goes through the checks, which word it
+        mask = mask if plain else _one_map(mask, name, "mask")
     region = load_mask(mask, size=(int(size[0]), int(size[1])), name=name)
     return np.asarray(region, dtype=bool)
 
