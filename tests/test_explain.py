@@ -639,3 +639,37 @@ def test_eigencam_matches_numpy_svd(build: Any, layer: str) -> None:
         chosen = min(sides, key=lambda side: np.abs(exp.raw[i] - side).max())
         np.testing.assert_allclose(exp.heatmaps[i], _normalise_upsampled(chosen[None], 16)[0],
                                    atol=1e-4)
+
+
+@pytest.mark.parametrize(("build", "layer"), [(cam_model, "last_conv"),
+                                              (two_conv_model, "target")])
+def test_eigencam_keeps_the_side_pytorch_grad_cam_keeps(build: Any, layer: str) -> None:
+    """The sign too: pytorch-grad-cam's ``get_2d_projection`` as it runs (float32 activations,
+    NumPy's SVD with ``full_matrices=True``), written out here, keeps the same side."""
+    model = build()
+    images = random_images(5, seed=4)
+    activations = np.asarray(keras.Model(model.inputs[0], model.get_layer(layer).output)(images),
+                             np.float32).transpose(0, 3, 1, 2)  # (n, k, h, w) as torch has it
+    expected = []
+    for act in activations:
+        rows = act.reshape(act.shape[0], -1).transpose()
+        rows = rows - rows.mean(axis=0)
+        _, _, vt = np.linalg.svd(rows, full_matrices=True)
+        expected.append(np.maximum((rows @ vt[0, :]).reshape(act.shape[1:]), 0.0))
+    raw = cx.EigenCAM(model, layer=layer).explain(images).raw
+    for i, side in enumerate(expected):
+        np.testing.assert_allclose(raw[i], side, atol=1e-4 * np.abs(side).max() + 1e-7)
+
+
+def test_eigencam_sign_on_many_activations() -> None:
+    """On 40 random activation stacks (TensorFlow's SVD picks the other sign on about 40 % of
+    such matrices), the method's projection has pytorch-grad-cam's sign on every one."""
+    rng = np.random.default_rng(0)
+    acts = (rng.normal(size=(40, 6, 5, 12)) + rng.uniform(0, 2, size=(40, 1, 1, 12))).astype(
+        np.float32)
+    maps = np.asarray(cx.EigenCAM(cam_model()).combine_with_model(None, tf.constant(acts), None))
+    for act, got in zip(acts, maps, strict=True):
+        rows = act.reshape(-1, act.shape[-1])
+        rows = rows - rows.mean(axis=0)
+        want = (rows @ np.linalg.svd(rows, full_matrices=True)[2][0]).reshape(act.shape[:2])
+        np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())

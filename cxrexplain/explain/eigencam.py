@@ -6,11 +6,13 @@ pytorch-grad-cam computes it (``get_2d_projection``): one image's activations re
 right-singular vector of that matrix; the map ``(A - mean) v`` reshaped to ``(h, w)``, then
 ReLU and normalisation as for every explainer. It needs no gradients and no target: the map is
 the same for every class (``class_specific = False``), while the targets, probabilities and
-scores are reported as for every explainer. The SVD runs batched inside the compiled pass.
+scores are reported as for every explainer.
 
-A singular vector's sign is arbitrary. Like pytorch-grad-cam, the method keeps the sign the
-SVD returns (no sign rule), so the ReLU may keep the side of the component that the other
-implementation drops.
+A singular vector's sign is arbitrary, and the ReLU keeps one side of the component. Like
+pytorch-grad-cam, the method keeps the sign the SVD returns (no sign rule); so that the side
+is the one pytorch-grad-cam keeps, the SVD is NumPy's (LAPACK's ``gesdd``, in float32 as
+pytorch-grad-cam runs it), once per batch on all its images at once, after the one compiled
+forward pass that gives the activations. (TensorFlow's SVD chooses other signs.)
 
 Example:
     >>> import cxrexplain as cx
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import tensorflow as tf
 
 from cxrexplain.explain.kinds import LayerExplainer
@@ -50,13 +53,14 @@ class EigenCAM(LayerExplainer):
     needs_gradients: ClassVar[bool] = False
     class_specific: ClassVar[bool] = False
 
-    def combine(self, activations: tf.Tensor, gradients: tf.Tensor | None,
-                targets: tf.Tensor) -> tf.Tensor:
-        """``(A - mean_ij A) v``, ``v`` the first right-singular vector, per image."""
-        finite = tf.where(tf.math.is_nan(activations), tf.zeros_like(activations), activations)
-        shape = tf.shape(finite)
-        rows = tf.reshape(finite, [shape[0], shape[1] * shape[2], shape[3]])  # (n, hw, k)
-        centred = rows - tf.reduce_mean(rows, axis=1, keepdims=True)
-        _, _, right = tf.linalg.svd(centred, full_matrices=False)  # (n, k, min(hw, k))
-        projection = tf.linalg.matvec(centred, right[:, :, 0])  # (n, hw)
-        return tf.reshape(projection, shape[:3])
+    def combine_with_model(self, images: tf.Tensor, activations: tf.Tensor,
+                           targets: tf.Tensor) -> tf.Tensor:
+        """``(A - mean_ij A) v``, ``v`` the first right-singular vector, per image (batched)."""
+        values = np.asarray(activations, dtype=np.float32)  # (n, h, w, k)
+        values = np.where(np.isnan(values), np.float32(0.0), values)
+        n, h, w, k = values.shape
+        rows = values.reshape(n, h * w, k)
+        centred = rows - rows.mean(axis=1, keepdims=True)
+        _, _, right = np.linalg.svd(centred, full_matrices=False)  # (n, min(hw, k), k)
+        projection = np.einsum("nij,nj->ni", centred, right[:, 0, :])
+        return tf.convert_to_tensor(projection.reshape(n, h, w))
