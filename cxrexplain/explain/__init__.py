@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, cast
 
 from cxrexplain.explain import _registry
 from cxrexplain.explain.base import *  # noqa: F403 (Explainer, Explanation, Targets)
-from cxrexplain.explain.base import Explainer
 from cxrexplain.explain.kinds import *  # noqa: F403 (InputExplainer, LayerExplainer)
 
 if TYPE_CHECKING:  # what static tools see of the methods: one line each (run time: below)
@@ -45,7 +44,7 @@ if TYPE_CHECKING:  # what static tools see of the methods: one line each (run ti
     from cxrexplain.explain.scorecam import *  # noqa: F403
 
 
-def explainers() -> dict[str, type[Explainer]]:
+def explainers() -> dict[str, type[Explainer]]:  # noqa: F405 (from base)
     """The explainer classes by registry name (a new dict each call), in a fixed order.
 
     The order is each class's ``order`` (CAM, Grad-CAM, Grad-CAM++, HiResCAM, LayerCAM,
@@ -58,10 +57,11 @@ def explainers() -> dict[str, type[Explainer]]:
         >>> explainers()["hirescam"].__doc__.splitlines()[0]
         'High-resolution CAM: gradient times activation, summed over channels.'
     """
-    return {cls.name: cast("type[Explainer]", cls) for cls in _registry.registered()}
+    return {cls.name: cast("type[Explainer]", cls)  # noqa: F405
+            for cls in _registry.registered()}
 
 
-def get_explainer(name: str) -> type[Explainer]:
+def get_explainer(name: str) -> type[Explainer]:  # noqa: F405 (from base)
     """The explainer class for a name, case-insensitive, with aliases (``"gradcam++"``).
 
     Raises:
@@ -71,7 +71,7 @@ def get_explainer(name: str) -> type[Explainer]:
         >>> get_explainer("Grad-CAM++").__name__
         'GradCAMPlusPlus'
     """
-    return cast("type[Explainer]", _registry.lookup(name))
+    return cast("type[Explainer]", _registry.lookup(name))  # noqa: F405
 
 
 def _public_names() -> list[str]:
