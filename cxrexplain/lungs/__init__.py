@@ -6,6 +6,8 @@
   3% of the larger side) and the border band (the outer eighth);
 * shares (:mod:`~cxrexplain.lungs.shares`): a map's lung share, border share and peak, as the
   audit and the training callback measure them;
+* the swap (:func:`swap_surroundings`): a film's lungs on another film's surroundings, the
+  composite of the swap test;
 * segmenting (:class:`LungSegmenter`): a trained lung U-Net run on films of any size;
 * the focus layer (:class:`~cxrexplain.lungs.focus.LungFocus`), which
   :func:`cxrexplain.models.with_lung_focus` puts before a classifier.
@@ -40,6 +42,7 @@ from cxrexplain.lungs.dice import dice
 from cxrexplain.lungs.masks import binary_masks, match_masks, read_masks
 from cxrexplain.lungs.postprocess import clean_mask
 from cxrexplain.lungs.segmenter import LungSegmenter
+from cxrexplain.lungs.swap import swap_surroundings
 
 __all__ = [
     "DiceBCELoss",
@@ -51,6 +54,7 @@ __all__ = [
     "dice_coefficient",
     "match_masks",
     "read_masks",
+    "swap_surroundings",
     "train",
 ]
 

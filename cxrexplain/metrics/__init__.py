@@ -3,7 +3,8 @@
 The CXR-paper localisation protocol (Saporta et al. 2022, CheXlocalize; Arun et al. 2021):
 :func:`binarize` (Otsu or a tuned threshold, probability gate), :func:`tune_threshold`,
 :func:`iou`, :func:`hit_rate`, :func:`pixel_auprc`, :func:`boxes_to_masks`, and
-:func:`bootstrap_ci` / :func:`paired_bootstrap_ci` for confidence intervals over images.
+:func:`bootstrap_ci` / :func:`paired_bootstrap_ci` for confidence intervals over images;
+:func:`swap_test`, the counterfactual test of the decisions with the lungs' surroundings swapped.
 
 Example:
     >>> import numpy as np
@@ -29,6 +30,7 @@ from cxrexplain.metrics.perturbation import (
 from cxrexplain.metrics.precision_recall import pixel_auprc
 from cxrexplain.metrics.randomization import RandomizationResult, randomization_check, spearman
 from cxrexplain.metrics.similarity import ssim
+from cxrexplain.metrics.swap import SwapTest, swap_test
 from cxrexplain.metrics.thresholding import binarize, tune_threshold
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "PerturbationCurves",
     "PointingResult",
     "RandomizationResult",
+    "SwapTest",
     "binarize",
     "bootstrap_ci",
     "boxes_to_masks",
@@ -51,5 +54,6 @@ __all__ = [
     "randomization_check",
     "spearman",
     "ssim",
+    "swap_test",
     "tune_threshold",
 ]
