@@ -106,3 +106,18 @@ def eigencam_projection(a: Array) -> Array:
         _, _, vt = np.linalg.svd(rows, full_matrices=True)
         maps[i] = (rows @ vt[0, :]).reshape(h, w)
     return maps
+
+
+def numpy_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Brute force: a pixel is in when a mask pixel lies within ``radius`` (Euclidean)."""
+    height, width = mask.shape
+    out = np.zeros_like(mask)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx > radius * radius:
+                continue
+            shifted = np.zeros_like(mask)
+            shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
+                mask[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+            out |= shifted
+    return out

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import reference_maps as ref
 import tensorflow as tf
 
 import cxrexplain as cx
@@ -119,19 +120,6 @@ def films(count: int = 3, channels: int = 1, seed: int = 0) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ references
-def numpy_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Brute force: a pixel is in when a mask pixel lies within ``radius`` (Euclidean)."""
-    height, width = mask.shape
-    out = np.zeros_like(mask)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy * dy + dx * dx > radius * radius:
-                continue
-            shifted = np.zeros_like(mask)
-            shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
-                mask[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
-            out |= shifted
-    return out
 
 
 def _gaussian_window_sums(values: np.ndarray, present: np.ndarray, sigma: float
@@ -347,7 +335,7 @@ def test_masking_equals_a_numpy_rederivation(fill: str, margin: float) -> None:
         fill=fill)
     out = np.asarray(focus_of(focused)(images))
 
-    keep = numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
+    keep = ref.numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
     assert keep.mean() < 0.9
     for image, result in zip(images, out, strict=True):
         if fill == "mean":
@@ -372,7 +360,7 @@ def test_inverse_masking_equals_a_numpy_rederivation(fill: str, margin: float) -
     assert focus_of(focused).mode == "inverse"
     out = np.asarray(focus_of(focused)(images))
 
-    hidden = numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
+    hidden = ref.numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
     keep = ~hidden
     assert 0.1 < hidden.mean() < 0.9
     for image, result in zip(images, out, strict=True):

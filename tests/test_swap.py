@@ -14,6 +14,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import reference_maps as ref
 
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError
@@ -29,19 +30,6 @@ CENTER = (slice(14, 18), slice(14, 18))
 """The patch the honest model reads: the middle 4 x 4 pixels, inside every lung mask."""
 
 
-def numpy_dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Brute force: a pixel is in when a mask pixel lies within ``radius`` (Euclidean)."""
-    height, width = mask.shape
-    out = np.zeros_like(mask)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dy * dy + dx * dx > radius * radius:
-                continue
-            shifted = np.zeros_like(mask)
-            shifted[max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = \
-                mask[max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
-            out |= shifted
-    return out
 
 
 def patch_model(rows: slice, cols: slice, size: int = SIZE) -> keras.Model:
@@ -99,7 +87,7 @@ def test_swap_surroundings_matches_numpy(margin: float, radius: int) -> None:
     donors = np.random.default_rng(2).random(data.images.shape).astype(np.float32)
     out = swap_surroundings(data.images, data.lung_masks, donors, margin=margin)
     assert round(margin * SIZE) == radius
-    grown = np.stack([numpy_dilate(m, radius) for m in data.lung_masks])
+    grown = np.stack([ref.numpy_dilate(m, radius) for m in data.lung_masks])
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
     if radius in (0, 1):  # OpenCV's ellipse and the Euclidean disc agree at these radii
         by_cv2 = np.stack([cv2.dilate(m.astype(np.uint8), disc) for m in data.lung_masks])
