@@ -11,7 +11,9 @@ first time one is used (PEP 562), so that ``cxrexplain --help`` imports no Tenso
 
 Every explainer of :func:`explainers` is exported under its class name (``cx.GradCAM``), so a
 new method needs no change here. ``cxrexplain.overlay``, the drawing package's former name, is
-a deprecated alias of :mod:`cxrexplain.drawing`; ``cx.overlay`` is the function.
+a deprecated alias of :mod:`cxrexplain.drawing` (``cx.overlay`` is the function), and
+``cxrexplain.demo``, ``cxrexplain.train_command`` and ``cxrexplain.audit_command`` are
+deprecated aliases of the command's modules they became (:mod:`cxrexplain.cli`).
 
 Example:
     >>> import cxrexplain as cx
@@ -133,9 +135,11 @@ def _is_the_command() -> bool:
     return target.split(".")[0] == __name__
 
 
-def _deprecated_alias(old: str, new: str) -> None:
+def _deprecated_alias(old: str, new: str, *, bind: bool = True) -> None:
     """Make ``import old`` and ``from old import name`` reach the module ``new`` (imported on
-    first use, with a DeprecationWarning), without binding anything in this package."""
+    first use, with a DeprecationWarning). With ``bind`` the alias is also this package's
+    attribute (``cxrexplain.demo.run_demo`` after ``import cxrexplain.demo``); without it
+    nothing is bound, so a public name of the same spelling (``cx.overlay``) stays."""
     alias = types.ModuleType(old, f"Deprecated alias of {new}.")
 
     def __getattr__(name: str) -> Any:  # noqa: N807 (PEP 562)
@@ -149,11 +153,16 @@ def _deprecated_alias(old: str, new: str) -> None:
 
     vars(alias).update(__getattr__=__getattr__, __dir__=__dir__)
     # in sys.modules before anyone imports it: the import system then returns it as it is and
-    # does not set it as this package's attribute ``overlay`` (the function)
+    # does not set it as this package's attribute
     sys.modules.setdefault(old, alias)
+    if bind:
+        globals()[old.rpartition(".")[2]] = sys.modules[old]
 
 
-_deprecated_alias(f"{__name__}.overlay", f"{__name__}.drawing")
+_deprecated_alias(f"{__name__}.overlay", f"{__name__}.drawing", bind=False)
+_deprecated_alias(f"{__name__}.demo", f"{__name__}.cli.demo.report")
+_deprecated_alias(f"{__name__}.train_command", f"{__name__}.cli.train.from_folder")
+_deprecated_alias(f"{__name__}.audit_command", f"{__name__}.cli.audit.to_folder")
 
 _LOCK = threading.RLock()  # other threads wait while one loads; the loading one may re-enter
 _loading = False

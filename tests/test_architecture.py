@@ -36,8 +36,8 @@ LAYERS: dict[int, frozenset[str]] = {
     6: frozenset({"training", "evaluate", "batch"}),
     7: frozenset({"auditing"}),
     8: frozenset({"distributed"}),
-    # the command (the cxrexplain/cli/ package) and the deprecated aliases of its old modules
-    9: frozenset({"cli", "demo", "train_command", "audit_command", "__main__"}),
+    # the command (the cxrexplain/cli/ package)
+    9: frozenset({"cli", "__main__"}),
 }
 LAYER_OF = {unit: layer for layer, units in LAYERS.items() for unit in units}
 
