@@ -251,13 +251,7 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         height, width, channels = self._image_shape
         # the shape is pinned: a trace may see (None, None, None, None) (Score-CAM's pass)
         images = ops.reshape(ops.cast(inputs, "float32"), (-1, height, width, channels))
-        probabilities = self.segmenter(self._segmenter_input(images), training=False)
-        probabilities = ops.stop_gradient(ops.cast(probabilities, "float32"))
-        if (height, width) != self._segmenter_size:
-            probabilities = _resize(probabilities, self._segmenter_size, (height, width),
-                                    area=False)
-        lungs = ops.cast(ops.greater(probabilities, self.threshold), "float32")
-        lungs = self._dilate(lungs, (height, width))
+        lungs = self.lung_masks(images)
         if self.mode == "inverse":
             keep = 1.0 - lungs
             filled = self._fill_from_visible(images, keep)
@@ -266,6 +260,37 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
             filled = self._fill_values(images)
         focused = keep * images + (1.0 - keep) * filled
         return ops.cast(focused, self.compute_dtype)
+
+    def lung_masks(self, images: Any) -> Any:
+        """The grown lung masks of ``images``, as the layer computes them before it fills.
+
+        Steps 1 to 3 of the module docs: segment (frozen, no gradient), back to the film's
+        size, threshold, grow by the margin. The explanation guide
+        (:class:`cxrexplain.training.Guide`) reads its masks here, so a guided model and a
+        focused one see the same lungs.
+
+        Args:
+            images: Films ``(batch, H, W, C)`` of the layer's input size (built on first use).
+
+        Returns:
+            float32 masks ``(batch, H, W, 1)`` of 0 and 1.
+
+        Example:
+            >>> unet = cx.models.build("lung_unet", input_shape=(32, 32, 1), filters=(4, 8))
+            >>> LungFocus(unet).lung_masks(np.zeros((2, 48, 48, 1), np.float32)).shape
+            TensorShape([2, 48, 48, 1])
+        """
+        if not self.built:
+            self.build(tuple(ops.shape(images)))
+        height, width, channels = self._image_shape
+        images = ops.reshape(ops.cast(images, "float32"), (-1, height, width, channels))
+        probabilities = self.segmenter(self._segmenter_input(images), training=False)
+        probabilities = ops.stop_gradient(ops.cast(probabilities, "float32"))
+        if (height, width) != self._segmenter_size:
+            probabilities = _resize(probabilities, self._segmenter_size, (height, width),
+                                    area=False)
+        lungs = ops.cast(ops.greater(probabilities, self.threshold), "float32")
+        return self._dilate(lungs, (height, width))
 
     def _segmenter_input(self, images: Any) -> Any:
         height, width, channels = self._image_shape
