@@ -42,6 +42,7 @@ from cxrexplain.errors import InvalidInputError
 __all__ = [
     "PROBABILITY_THRESHOLD",
     "as_boxes",
+    "box_mask",
     "as_heatmaps",
     "as_masks",
     "binary",
@@ -226,3 +227,26 @@ def as_boxes(values: Any, name: str = "boxes", *, positive: bool = True) -> np.n
             f"{rows.tolist()}"
         )
     return rows
+
+
+def box_mask(boxes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The union of one film's ``(M, 4)`` ``(x, y, width, height)`` boxes as an ``(H, W)`` mask.
+
+    A pixel ``(col, row)`` is inside when its centre ``(col + 0.5, row + 0.5)`` lies in the
+    closed box (the rule of :func:`cxrexplain.metrics.boxes_to_masks`, which calls this);
+    parts outside the film are dropped; no boxes give an empty mask.
+
+    Example:
+        >>> box_mask(np.array([[1.0, 0.0, 2.0, 1.0]]), (2, 4)).astype(int)
+        array([[0, 1, 1, 0],
+               [0, 0, 0, 0]])
+    """
+    height, width = shape
+    rows_of = np.asarray(boxes, np.float64).reshape(-1, 4)
+    cols = np.arange(width) + 0.5
+    rows = np.arange(height) + 0.5
+    x0, y0 = rows_of[:, 0, None], rows_of[:, 1, None]
+    x1, y1 = x0 + rows_of[:, 2, None], y0 + rows_of[:, 3, None]
+    in_cols = (cols >= x0) & (cols <= x1)  # (M, W)
+    in_rows = (rows >= y0) & (rows <= y1)  # (M, H)
+    return np.asarray((in_rows[:, :, None] & in_cols[:, None, :]).any(axis=0), dtype=bool)

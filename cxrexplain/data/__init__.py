@@ -12,11 +12,21 @@ Example:
 from __future__ import annotations
 
 from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.boxes import boxes_for, read_boxes
 from cxrexplain.data.datasets import from_files, image_folder
-from cxrexplain.data.files import IMAGE_SUFFIXES, LabeledFiles, detect_layout, list_images
+from cxrexplain.data.files import (
+    IMAGE_SUFFIXES,
+    LabeledFiles,
+    detect_layout,
+    list_images,
+    path_lookup,
+)
 from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
 
 __all__ = [
+    "boxes_for",
+    "path_lookup",
+    "read_boxes",
     "Augmentation",
     "Fold",
     "IMAGE_SUFFIXES",

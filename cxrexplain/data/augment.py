@@ -25,7 +25,10 @@ import keras
 from cxrexplain._checks import check_number
 from cxrexplain.errors import InvalidInputError
 
-__all__ = ["Augmentation"]
+__all__ = ["PARTS", "Augmentation"]
+
+PARTS = ("all", "geometry", "intensity")
+"""What :meth:`Augmentation.layers` can return."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,13 @@ class Augmentation:
             limit = limits[field.name]
             check_number(value, field.name, low=0.0, high=limit)
 
-    def layers(self, seed: int | None = None) -> keras.Sequential:
+    def layers(self, seed: int | None = None, part: str = "all") -> keras.Sequential:
         """The transform as a ``keras.Sequential`` of random preprocessing layers.
 
         Args:
             seed: Seed of the random layers (``None``: random).
+            part: ``"all"``, ``"geometry"`` (rotation, zoom, shift, flip: what must move a
+                film's box masks with it) or ``"intensity"`` (brightness, contrast).
 
         Returns:
             A model to call with ``training=True`` on ``(N, H, W, C)`` batches.
@@ -77,6 +82,8 @@ class Augmentation:
             >>> [layer.name for layer in Augmentation(zoom=0.0).layers().layers]
             ['rotation', 'shift', 'brightness', 'contrast']
         """
+        if part not in PARTS:
+            raise InvalidInputError(f"part: expected one of {', '.join(PARTS)}, got {part!r}")
         steps: list[keras.layers.Layer] = []
         fill = {"fill_mode": "constant", "fill_value": 0.0}
         if self.rotation:
@@ -97,4 +104,9 @@ class Augmentation:
                                                      seed=seed, name="contrast"))
         if self.flip:
             steps.append(keras.layers.RandomFlip("horizontal", seed=seed, name="flip"))
+        intensity = ("brightness", "contrast")
+        if part == "geometry":
+            steps = [step for step in steps if step.name not in intensity]
+        elif part == "intensity":
+            steps = [step for step in steps if step.name in intensity]
         return keras.Sequential(steps, name="augmentation")

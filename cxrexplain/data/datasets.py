@@ -29,15 +29,17 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import tensorflow as tf
 
+from cxrexplain._arrays import box_mask
 from cxrexplain._checks import check_channels, check_int, check_size
 from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.boxes import boxes_for, read_boxes
 from cxrexplain.data.files import (
     KAGGLE_PARTS,
     LabeledFiles,
@@ -48,8 +50,18 @@ from cxrexplain.data.files import (
 from cxrexplain.data.splits import stratified_split
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import MIN_IMAGE_SIZE, load_image
+from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
 
-__all__ = ["Subset", "from_files", "image_folder"]
+__all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder"]
+
+IMAGES = "images"
+"""The key of the films in an element of a dataset with boxes."""
+
+BOXES = "boxes"
+"""The key of the box masks in an element of a dataset with boxes."""
+
+LUNGS = "lungs"
+"""The key of the lung masks in an element of a dataset made with ``lungs=``."""
 
 Subset = Literal["training", "validation", "both", "test"]
 _SUBSETS = ("training", "validation", "both", "test")
@@ -66,6 +78,8 @@ def from_files(
     flip: bool = False,
     cache: bool | str | os.PathLike[str] = True,
     seed: int = 0,
+    boxes: str | os.PathLike[str] | Mapping[Any, Any] | None = None,
+    lungs: LungSegmenter | None = None,
 ) -> tf.data.Dataset:
     """A batched dataset of the given files.
 
@@ -82,6 +96,18 @@ def from_files(
         cache: Keep decoded images in memory (``True``), in a cache file (a path), or decode
             every epoch (``False``).
         seed: Seed of the shuffle and the augmentation.
+        boxes: Radiologists' boxes: a box CSV or a mapping path -> boxes
+            (:func:`~cxrexplain.data.read_boxes`; in each film's own pixels). The elements
+            are then ``({"images": images, "boxes": masks}, labels)``, ``masks`` float32
+            ``(N, H, W, 1)``: 1 inside a box of the film (rescaled with it, moved with it by
+            the augmentation), all 0 for a film without boxes; the dataset's
+            ``box_counts`` gives each film's number of boxes. For
+            :class:`cxrexplain.training.Guide`'s box term; a plain ``fit`` drops them.
+        lungs: A lung segmenter: each film's lung mask is computed **once**, here, at the
+            output size (the segmenter's clean-up included), and travels with the film under
+            the key ``"lungs"`` (moved by the augmentation, as boxes are). A
+            :class:`~cxrexplain.training.Guide` then reads these masks instead of running its
+            segmenter at every training step (the same masks, several times cheaper).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` batches with ``class_names``,
@@ -103,41 +129,97 @@ def from_files(
         raise InvalidInputError("files: expected a non-empty LabeledFiles")
     transform = _augmentation(augment, flip)
 
+    table = None if boxes is None else read_boxes(boxes)
+    film_boxes = None if table is None else boxes_for(files.paths, table)
+    lung_masks = None
+    if lungs is not None:
+        check_segmenter(lungs, "lungs")
+        segmented = lungs.segment(list(files.paths), size=size)
+        lung_masks = np.asarray(segmented, np.float32)[..., None]
+
     def decode(path: Any) -> np.ndarray:
         text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
         return load_image(text, size=size, channels=channels)
+
+    def decode_boxed(path: Any, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+        if film_boxes is None:
+            return decode(path), np.zeros((*size, 1), np.float32)
+        native = load_image(text, channels=channels)
+        scale = np.array([size[1] / native.shape[1], size[0] / native.shape[0]] * 2)
+        mask = box_mask(film_boxes[int(index)] * scale, size).astype(np.float32)
+        return load_image(native, size=size, channels=channels), mask[..., None]
 
     def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image = tf.numpy_function(decode, [path], tf.float32, stateful=False)
         image.set_shape((size[0], size[1], channels))
         return image, label
 
+    def load_extras(path: tf.Tensor, label: tf.Tensor, index: tf.Tensor,
+                    lung: tf.Tensor) -> tuple[Any, Any]:
+        image, mask = tf.numpy_function(decode_boxed, [path, index], (tf.float32, tf.float32),
+                                        stateful=False)
+        image.set_shape((size[0], size[1], channels))
+        inputs = {IMAGES: image}
+        if film_boxes is not None:
+            mask.set_shape((size[0], size[1], 1))
+            inputs[BOXES] = mask
+        if lung_masks is not None:
+            inputs[LUNGS] = lung
+        return inputs, label
+
     count = len(files)
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(list(files.paths)), tf.constant(files.label_array))
-    )
+    extras = film_boxes is not None or lung_masks is not None
+    columns: tuple[Any, ...] = (tf.constant(list(files.paths)), tf.constant(files.label_array))
+    if extras:
+        lung_column = lung_masks if lung_masks is not None else np.zeros((count,), np.float32)
+        columns = (*columns, tf.range(count), tf.constant(lung_column))
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle and cache is False:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(load_extras if extras else load,
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if cache is not False:
         dataset = dataset.cache("" if cache is True else os.fspath(cache))
         if shuffle:
             dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if transform is not None:
-        layers = transform.layers(seed=seed)
-
-        def apply(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            changed = layers(images, training=True)
-            return tf.clip_by_value(tf.cast(changed, tf.float32), 0.0, 1.0), labels
-
-        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_augmenter(transform, seed), num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     dataset.class_names = list(files.class_names)
     dataset.file_paths = list(files.paths)
     dataset.labels = files.label_array
     dataset.skipped_folders = dict(files.skipped)
+    if film_boxes is not None:
+        dataset.box_counts = np.array([len(b) for b in film_boxes], np.int64)
     return dataset
+
+
+def _augmenter(transform: Augmentation, seed: int) -> Any:
+    """The batch map that augments films (and moves their box masks with them)."""
+    everything = transform.layers(seed=seed)
+    geometry = transform.layers(seed=seed, part="geometry")
+    intensity = transform.layers(seed=seed, part="intensity")
+
+    def clip(images: Any) -> tf.Tensor:
+        return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
+
+    def apply(inputs: Any, labels: tf.Tensor) -> tuple[Any, tf.Tensor]:
+        if not isinstance(inputs, dict):
+            return clip(everything(inputs, training=True)), labels
+        images = inputs[IMAGES]
+        carried = [key for key in (BOXES, LUNGS) if key in inputs]
+        channels = images.shape[-1]
+        moved = geometry(tf.concat([images] + [inputs[key] for key in carried], axis=-1),
+                         training=True)
+        out = {IMAGES: clip(intensity(moved[..., :channels], training=True))}
+        for offset, key in enumerate(carried):
+            plane = moved[..., channels + offset:channels + offset + 1]
+            out[key] = tf.cast(plane > 0.5, tf.float32)
+        return out, labels
+
+    return apply
 
 
 def image_folder(
@@ -154,6 +236,8 @@ def image_folder(
     flip: bool = False,
     shuffle: bool | None = None,
     cache: bool | str | os.PathLike[str] = True,
+    boxes: str | os.PathLike[str] | Mapping[Any, Any] | None = None,
+    lungs: LungSegmenter | None = None,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
     """Datasets of ``(image, label)`` batches from a folder of chest X-rays.
 
@@ -187,6 +271,8 @@ def image_folder(
         shuffle: Reshuffle every epoch; default: the training part and a whole folder are
             shuffled, validation and test parts are not.
         cache: See :func:`from_files`.
+        boxes: A box CSV (or mapping) for every part: see :func:`from_files`.
+        lungs: A lung segmenter whose masks travel with the films: see :func:`from_files`.
 
     Returns:
         One ``tf.data.Dataset``, or a ``(training, validation)`` tuple for ``"both"``.
@@ -221,6 +307,7 @@ def image_folder(
             parts[name], image_size=image_size, channels=channels, batch_size=batch_size,
             shuffle=training if shuffle is None else shuffle,
             augment=augment if training else False, flip=flip, cache=cache, seed=seed,
+            boxes=boxes, lungs=lungs,
         )
 
     if wanted == "both":

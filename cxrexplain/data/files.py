@@ -37,17 +37,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import IMAGE_SUFFIXES, _is_hidden, _walk_images
 
+T = TypeVar("T")
+
 __all__ = [
+    "path_lookup",
     "IMAGE_SUFFIXES",
     "KAGGLE_PARTS",
     "LabeledFiles",
@@ -318,3 +321,45 @@ def _subfolders(folder: Path) -> list[Path]:
         (p for p in entries if not _is_hidden(p.name) and p.is_dir()),
         key=lambda p: p.name,
     )
+
+
+def path_lookup(table: Mapping[Any, T]) -> Callable[[str], T | None]:
+    """Look a film up in a table keyed by path: the whole path or its trailing parts.
+
+    Keys may be absolute or relative paths (``"PNEUMONIA/a.png"``, ``"a.png"``); a film's
+    path matches the longest key among its own suffixes. Keys that are not paths are
+    ignored.
+
+    Args:
+        table: A mapping from path to value (a pandas Series: ``.to_dict()``).
+
+    Returns:
+        A function ``path -> value`` (None when no key matches).
+
+    Example:
+        >>> find = path_lookup({"COVID/a.png": 1, "b.png": 2})
+        >>> find("/data/cxr/COVID/a.png"), find("NORMAL/b.png"), find("c.png")
+        (1, 2, None)
+    """
+    normal: dict[str, T] = {}
+    for key, value in table.items():
+        if isinstance(key, (str, os.PathLike)):
+            normal[_normal(key)] = value
+
+    def lookup(path: str) -> T | None:
+        for candidate in (_normal(path), *_suffixes(os.path.abspath(path))):
+            if candidate in normal:
+                return normal[candidate]
+        return None
+
+    return lookup
+
+
+def _normal(path: str | os.PathLike[str]) -> str:
+    return os.path.normpath(os.fspath(path)).replace(os.sep, "/")
+
+
+def _suffixes(path: str) -> list[str]:
+    """``"/a/b/c.png"``, ``"a/b/c.png"``, ``"b/c.png"``, ``"c.png"``: the longest first."""
+    parts = _normal(path).split("/")
+    return ["/".join(parts[i:]) for i in range(len(parts)) if parts[i:] != [""]]

@@ -33,7 +33,13 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from cxrexplain._checks import check_fraction, check_int, describe
-from cxrexplain.data.files import KAGGLE_PARTS, LabeledFiles, detect_layout, list_images
+from cxrexplain.data.files import (
+    KAGGLE_PARTS,
+    LabeledFiles,
+    detect_layout,
+    list_images,
+    path_lookup,
+)
 from cxrexplain.data.files import scan_classes as _scan
 from cxrexplain.errors import InvalidInputError
 
@@ -255,11 +261,7 @@ def group_labels(files: LabeledFiles, groups: Groups) -> list[Hashable]:
         ['p1', 'p2']
     """
     if isinstance(groups, Mapping):
-        table: dict[str, Any] = {}
-        for key, value in groups.items():
-            if isinstance(key, (str, os.PathLike)):
-                table[_normal(key)] = value
-        lookup = _mapping_lookup(table)
+        lookup = path_lookup(groups)
     elif callable(groups):
         lookup = groups
     else:
@@ -281,26 +283,6 @@ def group_labels(files: LabeledFiles, groups: Groups) -> list[Hashable]:
             )
         found.append(group)
     return found
-
-
-def _mapping_lookup(table: dict[str, Any]) -> Callable[[str], Any]:
-    def lookup(path: str) -> Any:
-        for candidate in (_normal(path), *_suffixes(os.path.abspath(path))):
-            if candidate in table:
-                return table[candidate]
-        return None
-
-    return lookup
-
-
-def _normal(path: str | os.PathLike[str]) -> str:
-    return os.path.normpath(os.fspath(path)).replace(os.sep, "/")
-
-
-def _suffixes(path: str) -> list[str]:
-    """``"/a/b/c.png"``, ``"a/b/c.png"``, ``"b/c.png"``, ``"c.png"``: the longest first."""
-    parts = _normal(path).split("/")
-    return ["/".join(parts[i:]) for i in range(len(parts)) if parts[i:] != [""]]
 
 
 def _unique(values: list[Hashable]) -> tuple[list[Hashable], np.ndarray]:

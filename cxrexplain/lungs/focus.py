@@ -60,6 +60,7 @@ __all__ = [
     "FILLS",
     "MODES",
     "LungFocus",
+    "grow_masks",
     "inference_copy",
 ]
 
@@ -307,12 +308,7 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         return ops.clip(images, 0.0, 1.0)
 
     def _dilate(self, lungs: Any, shape: tuple[int, int]) -> Any:
-        disc = dilation_disc(self.margin, shape)
-        if disc.shape[0] == 1:
-            return lungs
-        kernel = ops.convert_to_tensor(disc[:, :, None, None], dtype="float32")
-        covered = ops.conv(lungs, kernel, padding="same")
-        return ops.cast(ops.greater(covered, 0.5), "float32")
+        return grow_masks(lungs, self.margin)
 
     def _fill_from_visible(self, images: Any, keep: Any) -> Any:
         """The fill of the ``"inverse"`` mode, computed from the kept pixels only.
@@ -373,6 +369,34 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         segmenter.pop("compile_config", None)  # a file written before the copy was clean
         settings["segmenter"] = keras.saving.deserialize_keras_object(segmenter)
         return cls(**settings)
+
+
+def grow_masks(masks: Any, margin: float = DEFAULT_MARGIN) -> Any:
+    """Grow ``(batch, H, W, 1)`` 0/1 masks by ``margin`` times the larger side, in the graph.
+
+    A convolution with :func:`~cxrexplain.lungs.geometry.dilation_disc` (the Euclidean disc
+    of :func:`cxrexplain.lungs.geometry.dilate`, the audit's NumPy dilation), thresholded.
+
+    Args:
+        masks: float 0/1 masks ``(batch, H, W, 1)`` of a fixed size.
+        margin: A share of the larger side, in ``[0, MAX_MARGIN]``.
+
+    Returns:
+        float32 0/1 masks of the same shape.
+
+    Example:
+        >>> masks = np.zeros((1, 40, 40, 1), np.float32); masks[0, 20, 20] = 1
+        >>> int(grow_masks(masks, 0.05).numpy().sum())  # a disc of radius 2
+        13
+    """
+    height, width = int(masks.shape[1]), int(masks.shape[2])
+    masks = ops.cast(masks, "float32")
+    disc = dilation_disc(margin, (height, width))
+    if disc.shape[0] == 1:
+        return masks
+    kernel = ops.convert_to_tensor(disc[:, :, None, None], dtype="float32")
+    covered = ops.conv(masks, kernel, padding="same")
+    return ops.cast(ops.greater(covered, 0.5), "float32")
 
 
 def _mask_model_input(model: keras.Model) -> tuple[int, int, int]:

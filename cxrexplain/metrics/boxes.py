@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cxrexplain._arrays import box_mask
 from cxrexplain._checks import check_size, safe_ndim
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics.localisation import _boxes_per_image
@@ -52,17 +53,10 @@ def boxes_to_masks(boxes: Any, shape: int | tuple[int, int]) -> np.ndarray:
     height, width = check_size(shape, "shape")
     groups, empty = _without_empty(boxes)
     per_image = _boxes_per_image(groups, len(groups))
-    cols = np.arange(width) + 0.5
-    rows = np.arange(height) + 0.5
     masks = np.zeros((len(per_image), height, width), bool)
     for i, image_boxes in enumerate(per_image):
-        if i in empty:
-            continue
-        x0, y0 = image_boxes[:, 0, None], image_boxes[:, 1, None]
-        x1, y1 = x0 + image_boxes[:, 2, None], y0 + image_boxes[:, 3, None]
-        in_cols = (cols >= x0) & (cols <= x1)  # (M, W)
-        in_rows = (rows >= y0) & (rows <= y1)  # (M, H)
-        masks[i] = (in_rows[:, :, None] & in_cols[:, None, :]).any(axis=0)
+        if i not in empty:
+            masks[i] = box_mask(image_boxes, (height, width))
     return masks
 
 

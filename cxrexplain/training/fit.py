@@ -54,6 +54,7 @@ from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.models.losses import head_of
 from cxrexplain.training._multi_worker import multi_worker_fixes
+from cxrexplain.training.guide import Guide, GuidedModel
 from cxrexplain.training.checkpoint import (
     FINAL_WEIGHTS,
     ResumableCheckpoint,
@@ -65,6 +66,7 @@ from cxrexplain.training.checkpoint import (
 from cxrexplain.training.predictions import check_class_count
 from cxrexplain.training.preparation import (
     as_dataset,
+    films_only,
     has_gpu,
     has_schedule,
     resolve_class_weight,
@@ -97,6 +99,7 @@ def fit(
     strategy: tf.distribute.Strategy | None = None,
     seed: int | None = None,
     verbose: int | str = "auto",
+    guide: Guide | None = None,
 ) -> keras.callbacks.History:
     """Train ``model`` on ``train`` (validating on ``val``) with the callbacks it needs.
 
@@ -128,6 +131,11 @@ def fit(
         strategy: A ``tf.distribute.Strategy`` to train with (data parallel).
         seed: Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``) first.
         verbose: Keras' verbosity (0, 1, 2 or ``"auto"``).
+        guide: Explanation-guided training (:class:`~cxrexplain.training.Guide`): a loss on
+            the model's class activation map outside the lungs and/or the radiologists'
+            boxes, and a background swap; the history then logs ``lung_outside`` /
+            ``box_outside``. None (the default): plain training. The guide lives only in
+            training: ``model`` stays the plain classifier.
 
     Returns:
         The Keras ``History``; after a resumed run its ``history`` and ``epoch`` cover every
@@ -171,13 +179,19 @@ def fit(
     gpu = has_gpu()
     use_mixed = _flag(mixed_precision, "mixed_precision", gpu)
     use_jit = _flag(jit_compile, "jit_compile", gpu)
+    if guide is not None and not isinstance(guide, Guide):
+        raise InvalidInputError(f"guide: expected a cx.training.Guide or None, got "
+                                f"{type(guide).__name__}")
     train_data = as_dataset(train, "train", shuffle_seed=seed or 0)
     val_data = None if val is None else as_dataset(val, "val")
+    if guide is None:  # boxes carried for a guide are not an input of the plain model
+        train_data, val_data = films_only(train_data), films_only(val_data)
 
     working = working_model(model, mixed=use_mixed, strategy=strategy)
     if jit_compile != "auto" or gpu:
         working.jit_compile = use_jit
     weights = resolve_class_weight(class_weight, train_data, working)
+    trained = working if guide is None else guided_copy(working, guide, strategy)
 
     watched = monitor or ("val_loss" if val_data is not None else "loss")
     # patience None: never stop, but still restore the best epoch's weights at the end
@@ -186,7 +200,7 @@ def fit(
                                           restore_best_weights=True,
                                           verbose=0 if verbose in (0, "0") else 1)
     plateau = None
-    if reduce_lr_patience is not None and not has_schedule(working):
+    if reduce_lr_patience is not None and not has_schedule(trained):
         plateau = keras.callbacks.ReduceLROnPlateau(
             monitor=watched, factor=float(reduce_lr_factor), patience=reduce_lr_patience,
             min_lr=float(min_learning_rate))
@@ -203,7 +217,7 @@ def fit(
 
     if state is not None and state.finished and (state.stopped_early or state.epoch >= epochs):
         assert directory is not None  # a state is only read from a checkpoint folder
-        return _finished(model, working, directory, state, strategy)
+        return _finished(model, working, trained, directory, state, strategy)
 
     extra = list(callbacks or [])
     ours: list[keras.callbacks.Callback] = [early] + ([plateau] if plateau is not None else [])
@@ -216,14 +230,14 @@ def fit(
     if directory is not None:
         if state is not None:
             state.finished = False
-            _load_snapshot(working, directory, state, strategy)
+            _load_snapshot(trained, directory, state, strategy)
         checkpoint = ResumableCheckpoint(directory, state=state, early_stopping=early,
                                          reduce_lr=plateau)
         ours.append(checkpoint)
     initial_epoch = 0 if state is None else min(state.epoch, epochs)
     try:
         with multi_worker_fixes(strategy):
-            history = working.fit(
+            history = trained.fit(
                 train_data, validation_data=val_data, epochs=epochs,
                 initial_epoch=initial_epoch, class_weight=weights,
                 callbacks=[*extra, *ours], verbose=verbose, shuffle=False,
@@ -257,6 +271,20 @@ def _check_classes(model: keras.Model, train: Any, val: Any) -> None:
             check_class_count(data, name, classes, model=described, multilabel=multilabel)
 
 
+def guided_copy(working: keras.Model, guide: Guide,
+                strategy: tf.distribute.Strategy | None) -> GuidedModel:
+    """A :class:`GuidedModel` around ``working``, compiled with its optimizer, loss and
+    metrics (the same objects: the optimizer's state is the run's)."""
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        trainer = GuidedModel(working, guide)
+        config = getattr(getattr(working, "_compile_config", None), "config", None) or {}
+        trainer.compile(optimizer=working.optimizer, loss=working.loss,
+                        metrics=config.get("metrics", ["accuracy"]),
+                        jit_compile=working.jit_compile)
+    return trainer
+
+
 def _flag(value: bool | str, name: str, gpu: bool) -> bool:
     if value == "auto":
         return gpu
@@ -285,18 +313,18 @@ def _load_snapshot(model: keras.Model, directory: Path, state: TrainingState,
 
 
 def _finished(
-    model: keras.Model, working: keras.Model, directory: Path, state: TrainingState,
-    strategy: tf.distribute.Strategy | None,
+    model: keras.Model, working: keras.Model, trained: keras.Model, directory: Path,
+    state: TrainingState, strategy: tf.distribute.Strategy | None,
 ) -> keras.callbacks.History:
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
-        if not working.optimizer.built:  # the weights file holds the optimizer too
-            working.optimizer.build(working.trainable_variables)
-        working.load_weights(directory / FINAL_WEIGHTS)
+        if not trained.optimizer.built:  # the weights file holds the optimizer too
+            trained.optimizer.build(trained.trainable_variables)
+        trained.load_weights(directory / FINAL_WEIGHTS)
     if working is not model:
         model.set_weights(working.get_weights())
     history = keras.callbacks.History()
-    history.set_model(working)
+    history.set_model(trained)
     history.history = {k: list(v) for k, v in state.history.items()}
     history.epoch = list(range(state.epoch))
     return history

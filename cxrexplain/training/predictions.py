@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from cxrexplain.classifier import Classifier
+from cxrexplain.data.datasets import IMAGES
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
 __all__ = ["check_class_count", "collect", "labels_of"]
@@ -70,7 +71,8 @@ def collect(
                 raise InvalidInputError(
                     "data: expected a dataset of (images, labels) batches"
                 )
-            images = np.asarray(element[0])
+            inputs = element[0]
+            images = np.asarray(inputs[IMAGES] if isinstance(inputs, dict) else inputs)
             batches.append(images[None] if images.ndim == 3 else images)
             truth.append(labels_of(element[1], classifier.num_classes))
         if batches:  # one predict call: one traced function per model, full batches

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from cxrexplain._checks import as_labels, check_choice, check_int
+from cxrexplain.data.datasets import IMAGES
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.lungs.focus import MODES
 from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
@@ -35,6 +36,7 @@ __all__ = [
     "as_dataset",
     "balanced_class_weight",
     "compile_default",
+    "films_only",
     "has_gpu",
     "check_lung_focus",
     "has_schedule",
@@ -208,6 +210,28 @@ def as_dataset(data: Any, name: str, *, shuffle_seed: int | None = None) -> tf.d
         f"{name}: expected a tf.data.Dataset of (images, labels) batches or an "
         f"(images, labels) tuple, got {type(data).__name__}"
     )
+
+
+def films_only(data: tf.data.Dataset | None) -> tf.data.Dataset | None:
+    """A dataset whose inputs are a ``{"images", "boxes"}`` dict, reduced to the films.
+
+    Data that carry boxes for an explanation guide (:func:`cxrexplain.data.image_folder`
+    with ``boxes=``) train a plain model too; other data pass unchanged.
+
+    Example:
+        >>> ds = tf.data.Dataset.from_tensors(({"images": np.zeros((2, 8, 8, 1)),
+        ...                                     "boxes": np.zeros((2, 8, 8, 1))}, [0, 1]))
+        >>> next(iter(films_only(ds)))[0].shape
+        TensorShape([2, 8, 8, 1])
+    """
+    if data is None or not isinstance(data.element_spec, tuple) \
+            or not isinstance(data.element_spec[0], dict):
+        return data
+    reduced = data.map(lambda x, *rest: (x[IMAGES], *rest))
+    for name in ("class_names", "file_paths", "labels", "skipped_folders"):
+        if hasattr(data, name):
+            setattr(reduced, name, getattr(data, name))
+    return reduced
 
 
 def working_model(model: keras.Model, *, mixed: bool,

@@ -34,9 +34,24 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lungs", type=Path,
                         help="a lungs .keras file (cxrexplain lungs train): train a "
                         "lung-focused model, the segmenter frozen inside it")
-    parser.add_argument("--lung-mode", choices=["mask", "inverse"],
-                        help="with --lungs: mask (only the lungs visible, the default) or "
-                        "inverse (only what lies outside them: the shortcut-strength check)")
+    parser.add_argument("--lung-mode",
+                        help="with --lungs: mask (only the lungs visible, the default without "
+                        "--guide/--swap), crop (the lungs' box resized to the frame, when "
+                        "available) or inverse (only what lies outside them: the "
+                        "shortcut-strength check)")
+    parser.add_argument("--guide", metavar="TERMS",
+                        help="explanation-guided training: lungs, boxes or lungs,boxes (a loss "
+                        "on the model's CAM outside the lungs of --lungs / outside the boxes "
+                        "of --boxes); --lungs then guides instead of masking, unless "
+                        "--lung-mode is given too")
+    parser.add_argument("--guide-weight", type=float, default=1.0, metavar="W",
+                        help="with --guide: the weight of each term (default: 1.0)")
+    parser.add_argument("--swap", type=float, default=0.0, metavar="P",
+                        help="background swap: with probability P a training film keeps its "
+                        "lungs (--lungs) and takes its surroundings from another film")
+    parser.add_argument("--boxes", type=Path, metavar="CSV",
+                        help="radiologists' boxes (image,x,y,width,height in the films' "
+                        "pixels) for --guide boxes")
     parser.add_argument("--explain-every", type=int, metavar="N",
                         help="explain validation films with Grad-CAM after every N epochs: "
                         "OUT.explanations/epoch_001.png ... and TensorBoard logs there")
@@ -47,6 +62,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.lung_mode is not None and args.lungs is None:
         raise InvalidInputError("--lung-mode: needs --lungs (a lung segmenter's .keras file)")
+    guide = parse_terms(args.guide)
     from cxrexplain.cli.train.from_folder import train_from_folder
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -54,11 +70,30 @@ def _run(args: argparse.Namespace) -> int:
         args.data_dir, model_name=args.model, out=args.out, image_size=args.image_size,
         epochs=args.epochs, batch_size=args.batch_size, classes=classes,
         validation_split=args.validation_split, seed=args.seed, lungs=args.lungs,
-        lung_mode=args.lung_mode or "mask", explain_every=args.explain_every,
-        explain_images=args.explain_images,
+        lung_mode=args.lung_mode, explain_every=args.explain_every,
+        explain_images=args.explain_images, guide=guide, guide_weight=args.guide_weight,
+        swap=args.swap, boxes=args.boxes,
     )
     print(report)
     return 0
+
+
+def parse_terms(text: str | None) -> tuple[str, ...]:
+    """``--guide``: comma-separated terms of :data:`cxrexplain.training.guide.GUIDE_TERMS`.
+
+    Example:
+        >>> parse_terms("lungs, boxes"), parse_terms(None)
+        (('lungs', 'boxes'), ())
+    """
+    if text is None:
+        return ()
+    terms = tuple(t.strip().lower() for t in text.split(",") if t.strip())
+    known = ("lungs", "boxes")  # GUIDE_TERMS; not imported: --help must not load TensorFlow
+    unknown = [t for t in terms if t not in known]
+    if unknown or not terms:
+        raise InvalidInputError(
+            f"--guide: expected lungs, boxes or lungs,boxes, got {text!r}")
+    return terms
 
 
 COMMAND = Subcommand(

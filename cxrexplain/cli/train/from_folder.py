@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrexplain._checks import check_int
+from cxrexplain._checks import check_int, check_number
 from cxrexplain.classifier import Classifier
 from cxrexplain.data import detect_layout, image_folder
 from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelLoadError
@@ -29,6 +29,7 @@ from cxrexplain.lungs import LungSegmenter
 from cxrexplain.models import build
 from cxrexplain.models.lung_focus import SegmenterLike
 from cxrexplain.training import ExplanationCallback, evaluate, fit
+from cxrexplain.training.guide import GUIDE_TERMS, Guide
 from cxrexplain.training.preparation import apply_lung_focus, check_lung_focus
 
 __all__ = ["train_from_folder"]
@@ -47,9 +48,13 @@ def train_from_folder(
     seed: int = 0,
     channels: int = 1,
     lungs: str | os.PathLike[str] | SegmenterLike | None = None,
-    lung_mode: str = "mask",
+    lung_mode: str | None = None,
     explain_every: int | None = None,
     explain_images: int = 8,
+    guide: Sequence[str] = (),
+    guide_weight: float = 1.0,
+    swap: float = 0.0,
+    boxes: str | os.PathLike[str] | None = None,
 ) -> str:
     """Train a reference model on a class-folder or Kaggle ``chest_xray`` folder and save it.
 
@@ -58,10 +63,15 @@ def train_from_folder(
     run resume). The model is then evaluated on the Kaggle ``test/`` part when there is one,
     else on the validation part, and saved with its class names as one ``.keras`` file.
 
-    With ``lungs`` the built model is first wrapped by
+    With ``lungs`` and no guide, the built model is first wrapped by
     :func:`cxrexplain.models.with_lung_focus` (the segmenter frozen inside it): it trains on
-    the lungs alone (``lung_mode="mask"``) or on what lies outside them (``"inverse"``, the
-    shortcut-strength check), and the saved file is that focused model.
+    the lungs alone (``lung_mode="mask"``, the default) or on what lies outside them
+    (``"inverse"``, the shortcut-strength check), and the saved file is that focused model.
+
+    With ``guide`` (``("lungs",)``, ``("boxes",)`` or both) or ``swap``, training is
+    explanation-guided (:class:`cxrexplain.training.Guide`): ``lungs`` is then the guide's
+    segmenter (each film segmented once, the masks moving with the augmentation) and the
+    saved model is the plain classifier; a ``lung_mode`` given too adds the focus as well.
 
     Args:
         data_dir: The folder.
@@ -76,12 +86,18 @@ def train_from_folder(
         channels: 1 (gray) or 3.
         lungs: A lung segmenter's ``.keras`` file (``cxrexplain lungs train``) or a
             :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
-        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
-            (only what lies outside them).
+        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible), ``"inverse"``
+            (only what lies outside them) or another of
+            :data:`cxrexplain.lungs.focus.MODES`; None: ``"mask"`` without a guide, no focus
+            with one.
         explain_every: Explain ``explain_images`` validation films with Grad-CAM after every
             this many epochs (see the module docs for where the pictures go); None: never.
         explain_images: How many validation films to explain (taken from each class in
             turn).
+        guide: The guide's loss terms (``"lungs"``, ``"boxes"``); empty: none.
+        guide_weight: The weight of each term.
+        swap: The background swap's probability (0: none).
+        boxes: A box CSV (:func:`cxrexplain.data.read_boxes`) for the ``"boxes"`` term.
 
     Returns:
         The evaluation report as text.
@@ -99,29 +115,40 @@ def train_from_folder(
         raise InvalidInputError(f"--out: expected a file name ending in .keras, got '{target}'")
     names_of_focus = ("--lungs", "--lung-mode")
     segmenter = _load_lungs(lungs)
-    lung_mode = check_lung_focus(segmenter, lung_mode, names=names_of_focus)
+    guided = bool(guide) or bool(swap)
+    the_guide = _guide(segmenter, guide, guide_weight, swap, boxes) if guided else None
+    focused = segmenter is not None and (lung_mode is not None or not guided)
+    lung_mode = check_lung_focus(segmenter if focused else None,
+                                 "mask" if lung_mode is None or not focused else lung_mode,
+                                 names=names_of_focus)
     if explain_every is not None:
         check_int(explain_every, "--explain-every", minimum=1)
     check_int(explain_images, "--explain-images", minimum=1)
     layout = detect_layout(data_dir)
     parts = image_folder(data_dir, image_size=image_size, channels=channels, classes=classes,
                          batch_size=batch_size, validation_split=validation_split,
-                         subset="both", seed=seed, augment=True)
+                         subset="both", seed=seed, augment=True,
+                         boxes=boxes if "boxes" in guide else None,
+                         lungs=segmenter if the_guide is not None and
+                         (the_guide.lungs or the_guide.swap) else None)
     if not isinstance(parts, tuple):  # pragma: no cover - subset="both" gives a pair
         raise InvalidInputError("validation_split: a validation part is needed")
     train, val = parts
     names = list(train.class_names)
     model = build(model_name, input_shape=(image_size, image_size, channels),
                   num_classes=len(names))
-    model = apply_lung_focus(model, segmenter, lung_mode, names=names_of_focus)
+    model = apply_lung_focus(model, segmenter if focused else None, lung_mode,
+                             names=names_of_focus)
     checkpoint = target.with_name(f"{target.stem}.checkpoint")
-    focus = "" if segmenter is None else f" with lung focus ({lung_mode})"
+    focus = "" if not focused else f" with lung focus ({lung_mode})"
+    if the_guide is not None:
+        focus += f", guided ({_describe(the_guide)})"
     print(f"training {model_name}{focus} on {len(names)} classes {names} from '{data_dir}' "
           f"({layout} layout); checkpoint in '{checkpoint}'", flush=True)
     callbacks = [] if explain_every is None else [
         _explanation_callback(val, target, names, explain_every, explain_images)]
     fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint, resume=True, seed=seed,
-        callbacks=callbacks)
+        callbacks=callbacks, guide=the_guide)
     classifier = Classifier(model, names)
     test = val
     label = "validation part"
@@ -132,6 +159,32 @@ def train_from_folder(
     classifier.save(target)
     report = evaluate(classifier, test)
     return f"saved {target}\nevaluation on the {label}:\n{report.to_text()}"
+
+
+def _guide(segmenter: LungSegmenter | None, terms: Sequence[str], weight: float, swap: float,
+           boxes: str | os.PathLike[str] | None) -> Guide:
+    """The :class:`Guide` of ``--guide``, ``--guide-weight``, ``--swap`` and ``--boxes``."""
+    unknown = [t for t in terms if t not in GUIDE_TERMS]
+    if unknown:
+        raise InvalidInputError(f"--guide: unknown term(s) {unknown}; expected "
+                                f"{', '.join(GUIDE_TERMS)}")
+    if "boxes" in terms and boxes is None:
+        raise InvalidInputError("--guide boxes: needs --boxes (a CSV of the radiologists' "
+                                "boxes: image,x,y,width,height)")
+    if ("lungs" in terms or swap) and segmenter is None:
+        raise InvalidInputError("--guide lungs / --swap: need --lungs (a lung segmenter's "
+                                ".keras file, `cxrexplain lungs train`)")
+    check_number(weight, "--guide-weight", low=0.0, low_open=True)
+    check_number(swap, "--swap", low=0.0, high=1.0)
+    return Guide(segmenter, lungs=weight if "lungs" in terms else 0.0,
+                 boxes=weight if "boxes" in terms else 0.0, swap=swap, seed=0)
+
+
+def _describe(guide: Guide) -> str:
+    parts = [f"{name} x{getattr(guide, name):g}" for name in guide.terms]
+    if guide.swap:
+        parts.append(f"swap p={guide.swap:g}")
+    return ", ".join(parts)
 
 
 def _explanation_callback(val: object, target: Path, names: list[str], every: int,
