@@ -156,3 +156,40 @@ def small_cam_cnn(num_classes: int = 2, *, size: int = 24, dropout: float = 0.0
     keras.utils.set_random_seed(1)
     return models.build("cam_cnn", input_shape=(size, size, 1), num_classes=num_classes,
                         filters=(8, 16), dropout=dropout)
+
+
+# ------------------------------------------------- a planted shortcut (swap test, audit)
+PLANTED_SIZE = 32
+PLANTED_CORNER = (slice(0, 4), slice(0, 4))
+"""Where the shortcut marker lies: the top-left 4 x 4 pixels, far outside the lungs."""
+PLANTED_CENTER = (slice(14, 18), slice(14, 18))
+"""The patch the honest model reads: the middle 4 x 4 pixels, inside every lung mask."""
+
+
+def patch_model(rows: slice, cols: slice, size: int = PLANTED_SIZE) -> keras.Model:
+    """Two-class softmax on the mean of one patch: class 1 when the mean is above 0.5.
+
+    Standard layers only: Cropping2D to the patch, GlobalAveragePooling2D, a Dense(2) whose
+    logits are ``(-20 m + 10, 20 m - 10)``.
+    """
+    inputs = keras.Input((size, size, 1))
+    x = keras.layers.Cropping2D(((rows.start, size - rows.stop), (cols.start, size - cols.stop))
+                                )(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    dense = keras.layers.Dense(2, activation="softmax")
+    outputs = dense(x)
+    dense.set_weights([np.array([[-20.0, 20.0]], np.float32), np.array([10.0, -10.0], np.float32)])
+    return keras.Model(inputs, outputs, name="patch")
+
+
+def planted(count: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Films, labels (0, 1, 0, 1, ...) and lung masks: class-1 films carry a bright corner
+    marker and a bright center; background noise stays below 0.4."""
+    rng = np.random.default_rng(seed)
+    films = (rng.random((count, PLANTED_SIZE, PLANTED_SIZE, 1)) * 0.4).astype(np.float32)
+    labels = np.arange(count) % 2
+    films[labels == 1, PLANTED_CORNER[0], PLANTED_CORNER[1]] = 1.0
+    films[labels == 1, PLANTED_CENTER[0], PLANTED_CENTER[1]] = 1.0
+    lungs = np.zeros((count, PLANTED_SIZE, PLANTED_SIZE), bool)
+    lungs[:, 8:26, 6:27] = True
+    return films, labels, lungs

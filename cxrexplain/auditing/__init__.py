@@ -4,7 +4,9 @@
 batch), measures each map's share inside the lungs and in the border band, summarises them
 per class and per group, and flags a model whose evidence for a finding lies mostly outside
 the lungs: the shortcut (burnt-in markers, borders, tubes) that DeGrave et al. (Nature Machine
-Intelligence 2021) found in COVID-19 classifiers.
+Intelligence 2021) found in COVID-19 classifiers. With the films' labels it also runs the
+swap test (:func:`cxrexplain.metrics.swap_test`, ``counterfactual=``): each film's lungs on
+another film's surroundings; a model whose decisions follow the surroundings is flagged too.
 
 Example:
     >>> import cxrexplain as cx

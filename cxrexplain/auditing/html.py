@@ -2,7 +2,8 @@
 
 Everything is inline (CSS, and the images as base64 PNG ``data:`` URIs), so the page opens
 offline and can be mailed or archived as one file. From top to bottom: the verdict, the
-per-class and per-group table of :attr:`~cxrexplain.AuditReport.summary`, histograms of the
+per-class and per-group table of :attr:`~cxrexplain.AuditReport.summary`, the counterfactual
+section (the swap test's flip rate and accuracies, when it ran), histograms of the
 lung and border shares, and a gallery of the films with the lowest lung share (the map over
 the film, the lung outline in white and the map's peak as a magenta cross).
 
@@ -46,6 +47,7 @@ from cxrexplain._version import __version__
 from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.drawing.pixels import draw_mask, overlay
 from cxrexplain.lungs.geometry import BORDER_FRACTION
+from cxrexplain.metrics.swap import SwapTest
 
 __all__ = ["AuditPage", "write_html"]
 
@@ -55,6 +57,8 @@ class _Rule(Protocol):
 
     @property
     def min_lung_share(self) -> float: ...
+
+    def swap_verdict(self, test: SwapTest) -> tuple[bool | None, str]: ...
 
     def as_dict(self) -> dict[str, Any]: ...
 
@@ -98,6 +102,8 @@ class AuditPage(Protocol):
     def reason(self) -> str: ...
     @property
     def gallery(self) -> list[GalleryItem]: ...
+    @property
+    def counterfactual(self) -> SwapTest | None: ...
 
     def __len__(self) -> int: ...
 
@@ -125,6 +131,10 @@ img { max-width: 100%; }
 .gallery { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; width: 256px; font-size: 0.85em; }
 figcaption { word-break: break-all; } .note { color: #555; font-size: 0.92em; }
+.swap { border-left: 6px solid; padding: 0.4em 0.9em; margin: 0.6em 0; }
+.reads { border-color: #c62828; background: #fdecea; }
+.keeps { border-color: #2e7d32; background: #edf7ed; }
+.unjudged { border-color: #888; background: #f3f3f3; }
 """
 
 
@@ -149,7 +159,8 @@ def write_html(report: AuditPage, folder: Path, *, k: int) -> Path:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         "<h1>Where the evidence lies: audit against the lungs</h1>",
-        _verdict(report), _table(report), _histograms(report), _gallery(report, k),
+        _verdict(report), _table(report), _counterfactual(report), _histograms(report),
+        _gallery(report, k),
         f'<p class="note">Made by cxrexplain {html.escape(__version__)}.</p>',
         "</body></html>", ""])
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,6 +184,40 @@ def _verdict(report: AuditPage) -> str:
             f"share</b> is its mass within 1/{round(1 / BORDER_FRACTION)} of each edge, where "
             "markers and text lie. A model that looks at the lungs has a high lung share and a "
             "low border share.</p>")
+
+
+def _counterfactual(report: AuditPage) -> str:
+    """The swap test: flip rate, accuracy before and after, the drop and its verdict."""
+    title = "<h2>Counterfactual: the lungs on other films' surroundings</h2>"
+    test = report.counterfactual
+    if test is None:
+        return (f'{title}\n<p class="note">The swap test did not run: it runs when the '
+                "films' labels are known (or with <code>counterfactual=True</code>, "
+                "<code>--counterfactual</code>).</p>")
+    donors = "a film of another class" if test.labels is not None else "another film"
+    judged, why = report.rule.swap_verdict(test)
+    css = {True: "reads", False: "keeps", None: "unjudged"}[judged]
+
+    def percent(value: float) -> str:
+        return f"{100 * value:.0f}%"
+
+    rows = [["Decisions flipped", _interval(test.flip_rate, percent)]]
+    if test.accuracy is not None and test.swapped_accuracy is not None:
+        rows += [["Accuracy on the films", _interval(test.accuracy, percent)],
+                 ["Accuracy with swapped surroundings",
+                  _interval(test.swapped_accuracy, percent)],
+                 ["Accuracy drop", f"{100 * (test.accuracy_drop or 0.0):.0f} points"]]
+    head, body = html_table_rows([f"swap test ({test.n} films)", "value [95% CI]"], rows)
+    return (f"{title}\n<p>A <b>swap</b> keeps each film's lungs (grown by the margin) and "
+            f"takes everything outside them from {donors}: markers, text, tubes and "
+            "collimation change, the lungs do not. A model that reads the lungs keeps its "
+            f'decisions.</p>\n<div class="swap {css}">{html.escape(why)}</div>\n'
+            f"<table>\n{head}\n{body}\n</table>")
+
+
+def _interval(value: tuple[float, float, float], show: Callable[[float], str]) -> str:
+    mean, low, high = value
+    return f"{show(mean)} [{show(low)}, {show(high)}]"
 
 
 def _table(report: AuditPage) -> str:

@@ -7,6 +7,16 @@ peak outside the lungs. The negative class ("NORMAL", "No Finding", ...) is repo
 judged by default: the evidence for "nothing is wrong" is the absence of findings, which has no
 place of its own, so where its map falls says little about a shortcut.
 
+With the counterfactual section (:attr:`AuditReport.counterfactual`, the swap test of
+:func:`cxrexplain.metrics.swap_test`), the model is also flagged when **the decision reads the
+surroundings**: with at least ``min_images`` films swapped, decisions flip on more than
+``max_flip_rate`` of them, or accuracy drops by more than ``max_accuracy_drop`` (with labels).
+The two checks look at different things: the lung share at where the explanation points, the
+swap test at what the decision does when only the outside of the lungs changes (a cause, not
+a picture of one). Either failing flags the model; :attr:`AuditReport.reason` lists the
+classes that broke the lung-share rule, then the swap test's line whatever it found (a map
+that points outside the lungs while the decisions do not move says the map misleads).
+
 Example:
     >>> import numpy as np
     >>> from cxrexplain.auditing.report import AuditReport
@@ -41,6 +51,7 @@ from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.auditing.html import write_html
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics.bootstrap import bootstrap_ci
+from cxrexplain.metrics.swap import SwapTest
 
 __all__ = ["NEGATIVE_NAMES", "AuditReport", "AuditRule", "GalleryItem", "film_rows"]
 
@@ -68,6 +79,10 @@ class AuditRule:
         min_images: Judge only classes with at least this many films explained for them.
         negative: ``"auto"`` (classes named like :data:`NEGATIVE_NAMES` are not judged),
             ``None`` (judge every class), or the names of the classes not judged.
+        max_flip_rate: The swap test: flag when decisions flip on more than this share of
+            the films.
+        max_accuracy_drop: The swap test: flag when accuracy drops by more than this (0.03:
+            three percentage points).
 
     Example:
         >>> AuditRule().judged(("NORMAL", "PNEUMONIA"))
@@ -80,10 +95,14 @@ class AuditRule:
     max_peaks_outside: float = 0.5
     min_images: int = 5
     negative: Literal["auto"] | Sequence[str] | None = "auto"
+    max_flip_rate: float = 0.05
+    max_accuracy_drop: float = 0.03
 
     def __post_init__(self) -> None:
         check_fraction(self.min_lung_share, "min_lung_share")
         check_fraction(self.max_peaks_outside, "max_peaks_outside")
+        check_fraction(self.max_flip_rate, "max_flip_rate")
+        check_fraction(self.max_accuracy_drop, "max_accuracy_drop")
         check_int(self.min_images, "min_images")
         if not (self.negative is None or self.negative == "auto" or (
                 isinstance(self.negative, Sequence) and not isinstance(self.negative, str)
@@ -103,13 +122,49 @@ class AuditRule:
         skipped = set(self.negative)
         return [c for c in class_names if c not in skipped]
 
+    def swap_verdict(self, test: SwapTest) -> tuple[bool | None, str]:
+        """Whether the swap test says the decision reads the surroundings, and why.
+
+        Returns:
+            ``(True, why)`` when decisions flip on more than :attr:`max_flip_rate` of the
+            films or accuracy drops by more than :attr:`max_accuracy_drop`; ``(False,
+            why)`` otherwise; ``(None, why)`` with fewer than :attr:`min_images` films.
+
+        Example:
+            >>> test = cx.metrics.swap_test(clf, data.images, lungs=data.lung_masks,
+            ...                             labels=data.labels)
+            >>> AuditRule().swap_verdict(test)[1]  # doctest: +ELLIPSIS
+            'swap test (8 films): decisions flip on ...'
+            >>> AuditRule(min_images=10).swap_verdict(test)
+            (None, 'swap test (8 films): not judged (fewer than 10 films)')
+        """
+        head = f"swap test ({test.n} films)"
+        if test.n < self.min_images:
+            return None, f"{head}: not judged (fewer than {self.min_images} films)"
+        flips = test.flip_rate.mean
+        drop = test.accuracy_drop
+        broken = []
+        if flips > self.max_flip_rate:
+            broken.append(f"decisions flip on {flips:.0%} of films > {self.max_flip_rate:.0%}")
+        if drop is not None and drop > self.max_accuracy_drop:
+            broken.append(f"accuracy drops {100 * drop:.0f} points > "
+                          f"{100 * self.max_accuracy_drop:g}")
+        if broken:
+            return True, f"{head}: {'; '.join(broken)}: the decision reads the surroundings"
+        kept = [f"decisions flip on {flips:.0%} of films"]
+        if drop is not None:
+            kept.append(f"accuracy drops {100 * drop:.0f} points")
+        return False, (f"{head}: {', '.join(kept)}: the decision does not read the "
+                       "surroundings")
+
     def as_dict(self) -> dict[str, Any]:
         """The rule as JSON-ready values."""
         negative = self.negative if self.negative in (None, "auto") else list(
             self.negative or ())
         return {"min_lung_share": self.min_lung_share,
                 "max_peaks_outside": self.max_peaks_outside, "min_images": self.min_images,
-                "negative": negative}
+                "negative": negative, "max_flip_rate": self.max_flip_rate,
+                "max_accuracy_drop": self.max_accuracy_drop}
 
 
 @dataclass(frozen=True)
@@ -135,6 +190,8 @@ class AuditReport:
         flagged: The verdict.
         reason: Why (the classes that broke the rule), or why not.
         gallery: The worst films kept for :meth:`to_html` (lowest lung share first).
+        counterfactual: The swap test of the same films with the same lungs
+            (:func:`cxrexplain.metrics.swap_test`), or None when it did not run.
     """
 
     lung_share: np.ndarray
@@ -154,14 +211,15 @@ class AuditReport:
     flagged: bool = False
     reason: str = ""
     gallery: list[GalleryItem] = field(default_factory=list, repr=False)
+    counterfactual: SwapTest | None = field(default=None, repr=False)
 
     @classmethod
     def from_measures(cls, **values: Any) -> AuditReport:
         """Build a report (summary and verdict included) from the per-film arrays.
 
         Args:
-            **values: The fields up to ``rule`` and ``gallery``; ``summary``, ``flagged`` and
-                ``reason`` are computed.
+            **values: The fields up to ``rule``, ``gallery`` and ``counterfactual``;
+                ``summary``, ``flagged`` and ``reason`` are computed.
         """
         rule = values.get("rule") or AuditRule()
         values["rule"] = rule
@@ -172,6 +230,18 @@ class AuditReport:
 
     def __len__(self) -> int:
         return len(self.lung_share)
+
+    @property
+    def reads_surroundings(self) -> bool | None:
+        """The swap test's verdict (:meth:`AuditRule.swap_verdict`); None without it.
+
+        Example:
+            >>> rep.reads_surroundings is None  # an audit without labels
+            True
+        """
+        if self.counterfactual is None:
+            return None
+        return self.rule.swap_verdict(self.counterfactual)[0]
 
     # ------------------------------------------------------------------ views
     def worst(self, k: int = 12) -> np.ndarray:
@@ -188,8 +258,7 @@ class AuditReport:
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per film: what :meth:`to_csv` writes."""
-        names = self.paths if self.paths is not None else [str(i) for i in range(len(self))]
-        return film_rows(names, self.groups, self.lung_share, self.border_share,
+        return film_rows(self._names(), self.groups, self.lung_share, self.border_share,
                          self.peak_in_lungs, self.peak, self.targets, self.probabilities,
                          self.class_names)
 
@@ -202,7 +271,8 @@ class AuditReport:
             rows: The CSV rows, as strings.
             class_names: The classifier's class names.
             paths: Whether the ``image`` column holds paths (else positions).
-            **values: ``method``, ``layer``, ``lung_margin``, ``rule``, ``gallery``.
+            **values: ``method``, ``layer``, ``lung_margin``, ``rule``, ``gallery``,
+                ``counterfactual``.
         """
         def number(text: str) -> float:
             return float(text) if text not in ("", "None", "nan") else float("nan")
@@ -225,6 +295,10 @@ class AuditReport:
     def to_json(self) -> str:
         """The verdict, rule, summary and per-film rows as a JSON string (NaN as null).
 
+        The swap test, when it ran, is under ``"counterfactual"`` (its verdict under
+        ``"reads_surroundings"``; :meth:`SwapTest.from_dict` reads the rest back), else that
+        key is null.
+
         Example:
             >>> json.loads(rep.to_json())["flagged"]
             True
@@ -237,6 +311,9 @@ class AuditReport:
             "summary": [{k: json_number(v) if isinstance(v, float) else v
                          for k, v in row.items()} for row in self.summary],
             "films": self.rows(),
+            "counterfactual": None if self.counterfactual is None else {
+                "reads_surroundings": self.reads_surroundings,
+                **self.counterfactual.as_dict(self._names())},
         }
         return json.dumps(document, indent=1)
 
@@ -272,7 +349,30 @@ class AuditReport:
         """
         return write_html(self, Path(os.fspath(folder)), k=check_int(k, "k"))
 
+    def to_counterfactual_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the swap test's rows, one per film (:meth:`SwapTest.rows`), atomically.
+
+        The per-film table of :meth:`to_csv` stays as it is (it is the table ``cxrexplain
+        audit`` resumes), so the swap test has its own file.
+
+        Raises:
+            InvalidInputError: The audit ran without the swap test.
+
+        Example:
+            >>> rep.to_counterfactual_csv("counterfactual.csv")  # doctest: +SKIP
+            PosixPath('counterfactual.csv')
+        """
+        if self.counterfactual is None:
+            raise InvalidInputError(
+                "counterfactual: this audit ran without the swap test (counterfactual=True, "
+                "or give labels)"
+            )
+        return self.counterfactual.to_csv(path, self._names())
+
     # ------------------------------------------------------------------ parts
+    def _names(self) -> list[str]:
+        return self.paths if self.paths is not None else [str(i) for i in range(len(self))]
+
     def _summarise(self) -> list[dict[str, Any]]:
         rows = []
         for c, name in enumerate(self.class_names):
@@ -332,14 +432,23 @@ class AuditReport:
                               f"{rule.max_peaks_outside:.0%}")
             if broken:
                 problems.append(f"{row['name']} ({row['count']} films): " + "; ".join(broken))
+        swap: tuple[bool | None, str] | None = None
+        if self.counterfactual is not None:
+            swap = rule.swap_verdict(self.counterfactual)
+            if swap[0]:
+                problems.append(swap[1])
         if problems:
+            if swap is not None and not swap[0]:  # the explanation points outside; the
+                problems.append(swap[1])          # decision may still not follow it
             return True, " | ".join(problems)
         if not checked:
-            return False, (f"not judged: no class of {', '.join(judged) or 'none'} has "
-                           f"{rule.min_images} or more films explained for it")
-        listed = ", ".join(f"{r['name']} {r['lung_share_mean']:.2f}" for r in checked)
-        return False, (f"most evidence lies inside the lungs for every judged class (mean lung "
-                       f"share: {listed})")
+            reason = (f"not judged: no class of {', '.join(judged) or 'none'} has "
+                      f"{rule.min_images} or more films explained for it")
+        else:
+            listed = ", ".join(f"{r['name']} {r['lung_share_mean']:.2f}" for r in checked)
+            reason = (f"most evidence lies inside the lungs for every judged class (mean "
+                      f"lung share: {listed})")
+        return False, reason if swap is None else f"{reason} | {swap[1]}"
 
 
 def film_rows(names: Sequence[str], groups: Sequence[str] | None, lung_share: np.ndarray,

@@ -24,7 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from cxrexplain._checks import check_int, describe, first_line
+from cxrexplain._checks import check_int, describe
 from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.auditing.report import AuditReport, AuditRule
 from cxrexplain.classifier import Classifier
@@ -32,11 +32,11 @@ from cxrexplain.errors import CxrExplainError, InvalidInputError
 from cxrexplain.explain import Explainer, get_explainer
 from cxrexplain.io import find_images, load_image
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN
-from cxrexplain.lungs.masks import binary_masks, match_masks, read_masks
-from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.lungs.shares import Measures, measure
+from cxrexplain.lungs.source import LungSource, lung_source
+from cxrexplain.metrics.swap import check_labels, swap_test
 
-__all__ = ["Batch", "LungSource", "audit", "audit_batches", "lung_source"]
+__all__ = ["Batch", "LungSource", "audit", "audit_batches", "lung_source", "swap_wanted"]
 
 GALLERY = 24
 """Films kept for the report's gallery (the lowest lung shares)."""
@@ -52,120 +52,6 @@ class Batch:
     probabilities: np.ndarray
     gallery: list[GalleryItem]
     layer: str
-
-
-class LungSource:
-    """Lung masks for a batch of loaded films, from a segmenter, an array or mask files."""
-
-    def __init__(self, *, segmenter: LungSegmenter | None = None,
-                 masks: np.ndarray | None = None, paths: Sequence[Path] | None = None) -> None:
-        self.segmenter = segmenter
-        self.array = masks
-        self.paths = None if paths is None else list(paths)
-
-    def count(self) -> int | None:
-        """How many masks it holds (None: a segmenter, any number)."""
-        if self.array is not None:
-            return len(self.array)
-        return None if self.paths is None else len(self.paths)
-
-    def masks(self, start: int, films: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-        """``(n, *size)`` bool masks of the films ``start .. start + n``."""
-        if self.segmenter is not None:
-            return np.stack(self.segmenter.segment_loaded(films, size=size))
-        if self.array is not None:
-            chosen = self.array[start : start + len(films)]
-            names = [f"lungs[{start + i}]" for i in range(len(films))]
-        else:
-            assert self.paths is not None
-            files = self.paths[start : start + len(films)]
-            chosen_list = read_masks(files, name="lungs")
-            assert isinstance(chosen_list, list)
-            chosen = chosen_list  # type: ignore[assignment]
-            names = [f"lungs '{p}'" for p in files]
-        out = []
-        for name, mask, film in zip(names, chosen, films, strict=True):
-            if mask.shape != film.shape[:2]:
-                raise InvalidInputError(
-                    f"{name}: the mask is {mask.shape[0]}x{mask.shape[1]} but its film is "
-                    f"{film.shape[0]}x{film.shape[1]}; give masks of the films' size"
-                )
-            if not mask.any():
-                raise InvalidInputError(f"{name}: the mask is empty (no lung pixel)")
-            out.append(mask)
-        return binary_masks(np.stack(out), size=size, name="lungs")
-
-
-def lung_source(lungs: Any, paths: Sequence[Path] | None, count: int) -> LungSource:
-    """Turn the ``lungs=`` argument of :func:`audit` into a :class:`LungSource`.
-
-    Args:
-        lungs: A :class:`LungSegmenter` (or its ``.keras`` file), a lung-mask model, an
-            ``(N, H, W)`` mask array, a list of mask files, or a folder of masks matched to
-            the film paths (:func:`cxrexplain.lungs.match_masks`).
-        paths: The film paths (None for arrays).
-        count: The number of films.
-
-    Raises:
-        InvalidInputError: A count that differs, empty masks, or something else.
-    """
-    if isinstance(lungs, LungSegmenter):
-        return LungSource(segmenter=lungs)
-    if isinstance(lungs, keras.Model):
-        try:
-            return LungSource(segmenter=LungSegmenter(lungs))
-        except CxrExplainError as err:
-            raise InvalidInputError(f"lungs: {first_line(err)}") from err
-    if isinstance(lungs, (str, os.PathLike)):
-        path = Path(os.fspath(lungs))
-        if path.is_dir():
-            if paths is None:
-                raise InvalidInputError(
-                    "lungs: a folder of masks is matched by file name and needs film paths; "
-                    "with arrays, give an (N, H, W) mask array"
-                )
-            try:
-                return LungSource(paths=match_masks(paths, path))
-            except InvalidInputError as err:  # its messages say masks: the argument is lungs
-                raise InvalidInputError(
-                    "lungs: " + str(err).removeprefix("masks: ")) from err
-        if path.suffix == ".keras":
-            return LungSource(segmenter=LungSegmenter.load(path))
-        lungs = [path]
-    if isinstance(lungs, np.ndarray):
-        masks = binary_masks(lungs, name="lungs")
-        _check_count(len(masks), count)
-        empty = np.flatnonzero(~masks.reshape(len(masks), -1).any(axis=1))
-        if len(empty):
-            raise InvalidInputError(
-                f"lungs: {len(empty)} mask(s) are empty (no lung pixel), at positions "
-                f"{', '.join(map(str, empty[:10].tolist()))}"
-            )
-        return LungSource(masks=masks)
-    if isinstance(lungs, Iterable) and not isinstance(lungs, (bytes, bytearray)):
-        items = list(lungs)
-        if items and all(isinstance(i, (str, os.PathLike)) for i in items):
-            _check_count(len(items), count)
-            return LungSource(paths=[Path(os.fspath(i)) for i in items])
-        if items and all(isinstance(i, np.ndarray) for i in items):
-            shapes = {np.shape(i) for i in items}
-            if len(shapes) > 1:
-                raise InvalidInputError(
-                    "lungs: the mask arrays differ in size; give one (N, H, W) array of the "
-                    "films' size"
-                )
-            return lung_source(np.stack(items), paths, count)
-    raise InvalidInputError(
-        f"lungs: expected a LungSegmenter, a lungs .keras file, an (N, H, W) mask array, a "
-        f"list of mask files or a folder of masks, got {describe(lungs)}"
-    )
-
-
-def _check_count(masks: int, films: int) -> None:
-    if masks != films:
-        raise InvalidInputError(
-            f"lungs: expected one mask per film, got {masks} masks for {films} films"
-        )
 
 
 def film_items(images: Any) -> tuple[list[Any] | np.ndarray, list[Path] | None]:
@@ -264,6 +150,9 @@ def audit(
     lung_margin: float = DEFAULT_MARGIN,
     rule: AuditRule | None = None,
     progress: bool = False,
+    labels: Any = None,
+    counterfactual: bool | None = None,
+    seed: int = 0,
 ) -> AuditReport:
     """Audit where a classifier looks across a data set, film by film, against the lungs.
 
@@ -271,6 +160,15 @@ def audit(
     ``lung_margin``), in the border band (1/8 of each side), and whether its peak lies in the
     lungs; then a summary per class and per group and a verdict (:class:`AuditRule`): a model
     whose evidence for a finding lies mostly outside the lungs is flagged.
+
+    The counterfactual section (``counterfactual``) then runs the swap test
+    (:func:`cxrexplain.metrics.swap_test`) on the same films with the same lungs: each film
+    keeps its lungs and takes its surroundings from a donor (of another class, with
+    ``labels``), and the decisions are compared. A model whose decisions flip, or whose
+    accuracy drops, reads the surroundings and is flagged too (:meth:`AuditRule.swap_verdict`).
+    It runs after the audit's batches, over all the films (donors are other films), batch by
+    batch: the films are read again with their donors, and the classifier runs on the
+    originals and on the composites (a segmenter segments again).
 
     Args:
         classifier: A :class:`~cxrexplain.Classifier` or a Keras model.
@@ -287,13 +185,20 @@ def audit(
         lung_margin: The lungs' dilation as a share of the image side (0: none).
         rule: The verdict's rule (default :class:`AuditRule`).
         progress: Show a progress bar.
+        labels: None, or each film's true class (index or class name): the swap test draws
+            donors of another class and reports accuracies.
+        counterfactual: Run the swap test: None (the default) runs it when ``labels`` are
+            given (with films of at least two classes), True always (without labels, donors
+            are any other film and only the flip rate is reported), False never.
+        seed: Seed of the swap test's donor draw and of its bootstrap intervals.
 
     Returns:
         The :class:`~cxrexplain.auditing.AuditReport`.
 
     Raises:
         InvalidInputError: Mismatched mask counts or sizes, empty masks, targets out of
-            range, bad groups, an unknown method.
+            range, bad groups or labels, an unknown method, ``counterfactual=True`` with
+            fewer than two films or labels of one class.
         ImageLoadError: A film or mask file cannot be read.
 
     Example:
@@ -306,7 +211,10 @@ def audit(
     items, paths = film_items(images)
     count = len(items)
     wanted = None if targets is None else clf.target_indices(targets, count)
-    labels = _groups(groups, paths, count)
+    group_labels = _groups(groups, paths, count)
+    truth = None if labels is None else check_labels(clf, labels, count)
+    swap = swap_wanted(counterfactual, truth, count)
+    seed = check_int(seed, "seed", minimum=0)
     source = lung_source(lungs, paths, count)
     explainer = _explainer(method, clf)
     rule = rule if rule is not None else AuditRule()
@@ -332,13 +240,49 @@ def audit(
         kept = merge_gallery(kept, part.gallery, lung_share)
         if bar is not None:
             bar.update(rows.stop)
+    test = None
+    if swap:
+        test = swap_test(clf, items, lungs=source, labels=truth, seed=seed,
+                         margin=lung_margin, batch_size=batch_size)
     return AuditReport.from_measures(
         lung_share=lung_share, border_share=border_share, peak_in_lungs=peak_in, peak=peak,
         targets=chosen, probabilities=probabilities, class_names=tuple(clf.class_names),
-        paths=None if paths is None else [str(p) for p in paths], groups=labels,
+        paths=None if paths is None else [str(p) for p in paths], groups=group_labels,
         method=explainer.name, layer=layer, lung_margin=float(lung_margin), rule=rule,
         gallery=[item for _, _, item in sorted(kept, key=lambda e: (e[0], e[1]))],
+        counterfactual=test,
     )
+
+
+def swap_wanted(counterfactual: bool | None, labels: np.ndarray | None, count: int) -> bool:
+    """Whether the audit runs the swap test (see :func:`audit`'s ``counterfactual``).
+
+    Checked before the audit runs, so that a swap test that cannot run fails at once.
+
+    Raises:
+        InvalidInputError: Not True, False or None; True with fewer than two films or with
+            labels of one class.
+
+    Example:
+        >>> [swap_wanted(None, np.array([0, 1]), 2), swap_wanted(None, None, 2),
+        ...  swap_wanted(None, np.array([1, 1]), 2), swap_wanted(True, None, 2)]
+        [True, False, False, True]
+    """
+    if counterfactual is None:
+        return labels is not None and len(np.unique(labels)) > 1
+    if not isinstance(counterfactual, (bool, np.bool_)):
+        raise InvalidInputError(
+            f"counterfactual: expected True, False or None, got {describe(counterfactual)}"
+        )
+    if counterfactual and count < 2:
+        raise InvalidInputError(
+            f"counterfactual: the swap test needs at least two films, got {count}")
+    if counterfactual and labels is not None and len(np.unique(labels)) < 2:
+        raise InvalidInputError(
+            "counterfactual: every film has the same label; the swap test draws each film's "
+            "donor from another class (give films of two classes, or no labels)"
+        )
+    return bool(counterfactual)
 
 
 def merge_gallery(kept: list[tuple[float, int, GalleryItem]], new: list[GalleryItem],

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from cxrexplain._checks import check_number, describe, one_line
-from cxrexplain.auditing.run import LungSource
 from cxrexplain.distributed.base import ModelPath, Rows, filled
 from cxrexplain.distributed.explain import Explain
 from cxrexplain.errors import CxrExplainError, InvalidInputError
@@ -38,6 +37,7 @@ from cxrexplain.io import load_image
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.lungs.shares import measure
+from cxrexplain.lungs.source import LungSource
 
 __all__ = ["Audit"]
 

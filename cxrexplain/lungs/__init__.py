@@ -9,6 +9,9 @@
 * the swap (:func:`swap_surroundings`): a film's lungs on another film's surroundings, the
   composite of the swap test;
 * segmenting (:class:`LungSegmenter`): a trained lung U-Net run on films of any size;
+* where the lungs come from (:mod:`~cxrexplain.lungs.source`): the one reader of a
+  ``lungs=`` argument (segmenter, mask model, arrays, mask files or a folder of them) for the
+  audit, the swap test and the distributed audit;
 * the focus layer (:class:`~cxrexplain.lungs.focus.LungFocus`), which
   :func:`cxrexplain.models.with_lung_focus` puts before a classifier.
 

@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import csv
+import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +28,17 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import check_int, check_number, describe
+from cxrexplain._files import atomic_write_text
+from cxrexplain._tables import json_number
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import ImageSource
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN, MAX_MARGIN
-from cxrexplain.lungs.masks import match_masks
-from cxrexplain.lungs.segmenter import LungSegmenter
+from cxrexplain.lungs.source import empty_masks, lung_source
 from cxrexplain.lungs.swap import swap_surroundings
-from cxrexplain.metrics._checks import as_masks
 from cxrexplain.metrics.bootstrap import Interval, bootstrap_ci
 
-__all__ = ["SwapTest", "swap_test"]
+__all__ = ["SwapTest", "check_labels", "swap_test"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class SwapTest:
         donors: ``(N,)`` the film whose surroundings each film received.
         probabilities_swapped: ``(N, K)`` the class probabilities on the swapped films.
         class_names: The classifier's class names.
+        labels: ``(N,)`` the films' classes, or None.
+        seed: The seed of the donor draw and of the bootstrap.
+        margin: The lungs' dilation.
     """
 
     n: int
@@ -67,6 +72,9 @@ class SwapTest:
     donors: np.ndarray
     probabilities_swapped: np.ndarray
     class_names: tuple[str, ...]
+    labels: np.ndarray | None = None
+    seed: int = 0
+    margin: float = DEFAULT_MARGIN
 
     @property
     def flipped(self) -> np.ndarray:
@@ -92,6 +100,110 @@ class SwapTest:
     def __str__(self) -> str:
         return self.summary()
 
+    def rows(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One dict per film: what :meth:`to_csv` writes and :meth:`as_dict` lists.
+
+        Args:
+            names: The films' names (paths); None: their positions.
+
+        Example:
+            >>> list(swap_test(clf, data.images, lungs=data.lung_masks).rows()[0])[:6]
+            ['image', 'label', 'decision', 'swapped_decision', 'flipped', 'donor']
+        """
+        names = [str(i) for i in range(self.n)] if names is None else [str(n) for n in names]
+        classes = self.class_names
+        out = []
+        for i in range(self.n):
+            donor = int(self.donors[i])
+            row: dict[str, Any] = {
+                "image": names[i],
+                "label": "" if self.labels is None else classes[int(self.labels[i])],
+                "decision": classes[int(self.original[i])],
+                "swapped_decision": classes[int(self.swapped[i])],
+                "flipped": bool(self.original[i] != self.swapped[i]),
+                "donor": donor, "donor_image": names[donor],
+            }
+            for c, name in enumerate(classes):
+                row[f"p_swapped_{name}"] = float(self.probabilities_swapped[i, c])
+            out.append(row)
+        return out
+
+    def to_csv(self, path: str | os.PathLike[str], names: Sequence[str] | None = None
+               ) -> Path:
+        """Write :meth:`rows` as a CSV file (atomically); returns its path.
+
+        Example:
+            >>> test = swap_test(clf, data.images, lungs=data.lung_masks)
+            >>> test.to_csv("swap.csv").read_text().splitlines()[0]  # doctest: +ELLIPSIS
+            'image,label,decision,swapped_decision,flipped,donor,donor_image,p_swapped_...'
+        """
+        rows = self.rows(names)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return atomic_write_text(Path(os.fspath(path)), buffer.getvalue())
+
+    def as_dict(self, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """The test as JSON-ready values (NaN as None); :meth:`from_dict` reads it back.
+
+        Example:
+            >>> test = swap_test(clf, data.images, lungs=data.lung_masks, labels=data.labels)
+            >>> back = SwapTest.from_dict(test.as_dict())
+            >>> back.flip_rate == test.flip_rate, bool((back.donors == test.donors).all())
+            (True, True)
+        """
+        def interval(value: Interval | None) -> dict[str, float | None] | None:
+            return None if value is None else {k: json_number(v)
+                                               for k, v in value._asdict().items()}
+
+        return {"n": self.n, "seed": self.seed, "margin": self.margin,
+                "labels": self.labels is not None, "class_names": list(self.class_names),
+                "flip_rate": interval(self.flip_rate), "accuracy": interval(self.accuracy),
+                "swapped_accuracy": interval(self.swapped_accuracy),
+                "accuracy_drop": json_number(self.accuracy_drop), "films": self.rows(names)}
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> SwapTest:
+        """A test from :meth:`as_dict`'s values (as read back from JSON).
+
+        Raises:
+            InvalidInputError: A document that is not a swap test's.
+        """
+        def interval(value: Any) -> Interval | None:
+            if value is None:
+                return None
+            return Interval(*(float("nan") if value[k] is None else float(value[k])
+                              for k in Interval._fields))
+
+        try:
+            classes = tuple(str(c) for c in document["class_names"])
+            index = {name: i for i, name in enumerate(classes)}
+            films = list(document["films"])
+            flip_rate = interval(document["flip_rate"])
+            if flip_rate is None:
+                raise TypeError("flip_rate is null")
+            drop = document["accuracy_drop"]
+            return cls(
+                n=int(document["n"]), flip_rate=flip_rate,
+                accuracy=interval(document["accuracy"]),
+                swapped_accuracy=interval(document["swapped_accuracy"]),
+                accuracy_drop=None if drop is None else float(drop),
+                original=np.array([index[f["decision"]] for f in films], np.int64),
+                swapped=np.array([index[f["swapped_decision"]] for f in films], np.int64),
+                donors=np.array([int(f["donor"]) for f in films], np.int64),
+                probabilities_swapped=np.array(
+                    [[f[f"p_swapped_{c}"] for c in classes] for f in films], np.float32
+                ).reshape(len(films), len(classes)),
+                class_names=classes,
+                labels=np.array([index[f["label"]] for f in films], np.int64)
+                if document["labels"] else None,
+                seed=int(document["seed"]), margin=float(document["margin"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InvalidInputError(
+                f"document: not a swap test's values ({type(err).__name__}: {err})"
+            ) from err
+
 
 def swap_test(
     classifier: Classifier | keras.Model,
@@ -112,15 +224,17 @@ def swap_test(
     ``numpy.random.default_rng(seed)``, uniformly among the films **of another class** when
     ``labels`` are given, else among the **other** films (never the film itself). The
     decisions are the classifier's own rule (argmax, or its threshold for two classes) on
-    the originals and on the composites, one batched pass each.
+    the originals and on the composites. The films are read ``batch_size`` at a time (each
+    batch's donors read with it), so memory stays flat however many films there are.
 
     Args:
         classifier: A :class:`~cxrexplain.Classifier` or a ``keras.Model``.
         films: Anything :func:`cxrexplain.load_images` accepts (at least two films).
         lungs: A :class:`~cxrexplain.lungs.LungSegmenter` (or its ``.keras`` file; it segments
             the prepared films), an ``(N, H, W)`` mask array, a list of 2-D mask arrays or
-            mask files, or a folder of masks matched to film paths by name. Masks go through
-            the one mask rule and are resized (nearest) to the input size.
+            mask files, or a folder of masks matched to film paths by name
+            (:func:`cxrexplain.lungs.source.lung_source`, size rule ``"resize"``). Masks go
+            through the one mask rule and are resized (nearest) to the input size.
         labels: None, or one class per film (index or class name): then donors come from
             another class and the accuracies are reported.
         seed: Seed of the donor draw and of the bootstrap (>= 0).
@@ -147,24 +261,36 @@ def swap_test(
     check_number(margin, "margin", low=0.0, high=MAX_MARGIN)
     check_int(n_resamples, "n_resamples")
     check_int(batch_size, "batch_size")
-    if isinstance(films, Iterable) and not isinstance(
-            films, (np.ndarray, str, bytes, bytearray, memoryview)):
-        films = list(films)  # read twice: prepared, and matched to a folder of masks
-    batch = clf.prepare(films)
-    count = len(batch)
+    items = _film_items(films)
+    count = len(items)
     if count < 2:
         raise InvalidInputError(
             f"films: the swap test needs at least two films (each takes another's "
             f"surroundings), got {count}"
         )
-    truth = None if labels is None else _labels(clf, labels, count)
-    masks = _lung_masks(lungs, films, batch, batch_size)
+    truth = None if labels is None else check_labels(clf, labels, count)
+    paths = ([Path(os.fspath(i)) for i in items]
+             if all(isinstance(i, (str, os.PathLike)) for i in items) else None)
+    source = lung_source(lungs, paths, count, sizes="resize")
     donors = _draw_donors(truth, count, seed)
-    composites = swap_surroundings(batch, masks, batch[donors], margin=margin)
-    original = np.asarray(clf._decision(clf._probabilities(batch, batch_size=batch_size)),
-                          np.int64)
-    probabilities = clf._probabilities(composites, batch_size=batch_size)
-    swapped = np.asarray(clf._decision(probabilities), np.int64)
+    original = np.empty(count, np.int64)
+    swapped = np.empty(count, np.int64)
+    probabilities = np.empty((count, clf.num_classes), np.float32)
+    for start in range(0, count, batch_size):
+        rows = slice(start, min(start + batch_size, count))
+        batch = clf.prepare(items[rows])
+        masks = source.masks(start, list(batch), (batch.shape[1], batch.shape[2]))
+        if source.segmenter is not None:
+            error = empty_masks(masks, start, what="the segmenter found no lung pixel")
+            if error is not None:
+                raise error
+        given = donors[rows]
+        donor_films = clf.prepare(items[given] if isinstance(items, np.ndarray)
+                                  else [items[d] for d in given])
+        composites = swap_surroundings(batch, masks, donor_films, margin=margin)
+        original[rows] = clf._decision(clf._probabilities(batch, batch_size=batch_size))
+        probabilities[rows] = clf._probabilities(composites, batch_size=batch_size)
+        swapped[rows] = clf._decision(probabilities[rows])
     accuracy = swapped_accuracy = None
     drop = None
     if truth is not None:
@@ -182,7 +308,20 @@ def swap_test(
         donors=donors,
         probabilities_swapped=probabilities,
         class_names=tuple(clf.class_names),
+        labels=truth,
+        seed=seed,
+        margin=float(margin),
     )
+
+
+def _film_items(films: Any) -> np.ndarray | list[Any]:
+    """The films as a 4-D array or a list, each read batch by batch."""
+    if isinstance(films, np.ndarray):
+        return films if films.ndim == 4 else [films]
+    if isinstance(films, (str, os.PathLike, bytes, bytearray, memoryview)) or not isinstance(
+            films, Iterable):
+        return [films]
+    return list(films)
 
 
 def _draw_donors(labels: np.ndarray | None, count: int, seed: int) -> np.ndarray:
@@ -213,7 +352,17 @@ def _draw_donors(labels: np.ndarray | None, count: int, seed: int) -> np.ndarray
     return donors
 
 
-def _labels(clf: Classifier, labels: Any, count: int) -> np.ndarray:
+def check_labels(clf: Classifier, labels: Any, count: int) -> np.ndarray:
+    """``(count,)`` class indices from one label (index or class name) per film.
+
+    Raises:
+        InvalidInputError: Not one label per film, or an unknown class (the messages say
+            ``labels``).
+
+    Example:
+        >>> check_labels(clf, ["PNEUMONIA", 0], 2).tolist()
+        [1, 0]
+    """
     if isinstance(labels, (str, bytes)) or np.ndim(labels) == 0:
         raise InvalidInputError(
             f"labels: expected one class (index or name) per film, got {describe(labels)}"
@@ -224,61 +373,3 @@ def _labels(clf: Classifier, labels: Any, count: int) -> np.ndarray:
         raise InvalidInputError(
             "labels: " + str(err).removeprefix("targets: ").replace("target", "label")
         ) from err
-
-
-def _lung_masks(lungs: Any, films: Any, batch: np.ndarray, batch_size: int) -> np.ndarray:
-    """``(N, H, W)`` bool lung masks of the prepared films ``batch``; none empty."""
-    count, height, width = batch.shape[:3]
-    size = (height, width)
-    if isinstance(lungs, (str, os.PathLike)):
-        path = Path(os.fspath(lungs))
-        if path.suffix == ".keras":
-            lungs = LungSegmenter.load(path)
-        elif path.is_dir():
-            lungs = _matched(path, films)
-        else:
-            lungs = [path]
-    if isinstance(lungs, keras.Model):
-        lungs = LungSegmenter(lungs)
-    if isinstance(lungs, LungSegmenter):
-        masks = np.asarray(lungs.segment(batch, size=size, batch_size=batch_size))
-        names = "the segmenter found no lung pixel"
-    else:
-        if not isinstance(lungs, (np.ndarray, list, tuple)):
-            raise InvalidInputError(
-                "lungs: expected a LungSegmenter, a lungs .keras file, an (N, H, W) mask "
-                "array, a list of mask arrays or files or a folder of masks, got "
-                f"{describe(lungs)}"
-            )
-        if isinstance(lungs, np.ndarray) and lungs.ndim == 2:
-            lungs = lungs[None]
-        found = len(lungs)
-        if found != count:
-            raise InvalidInputError(
-                f"lungs: expected one mask per film, got {found} masks for {count} films"
-            )
-        masks = as_masks(lungs, count=count, size=size, name="lungs")
-        names = "no lung pixel"
-    empty = np.flatnonzero(~masks.reshape(count, -1).any(axis=1))
-    if len(empty):
-        raise InvalidInputError(
-            f"lungs: {len(empty)} mask(s) are empty ({names}), at positions "
-            f"{', '.join(map(str, empty[:10].tolist()))}"
-            + (" ..." if len(empty) > 10 else "")
-        )
-    return masks
-
-
-def _matched(folder: Path, films: Any) -> list[Path]:
-    items = [films] if isinstance(films, (str, os.PathLike)) else films
-    if isinstance(items, np.ndarray) or not all(
-        isinstance(i, (str, os.PathLike)) for i in items
-    ):
-        raise InvalidInputError(
-            "lungs: a folder of masks is matched by file name and needs film paths; with "
-            "arrays, give an (N, H, W) mask array"
-        )
-    try:
-        return match_masks([Path(os.fspath(i)) for i in items], folder)
-    except InvalidInputError as err:  # its messages say masks: the argument is lungs
-        raise InvalidInputError("lungs: " + str(err).removeprefix("masks: ")) from err

@@ -32,9 +32,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a lungs .keras file (cxrexplain lungs train) or a folder of "
                         "masks named like the images")
     parser.add_argument("--out", type=Path, required=True,
-                        help="output folder: index.html, audit.csv, audit.json")
+                        help="output folder: index.html, audit.csv, audit.json (and "
+                        "counterfactual.csv)")
     parser.add_argument("--groups", choices=["folder"],
                         help="also summarise per parent folder (one per hospital or source)")
+    parser.add_argument("--labels", choices=["folder"],
+                        help="each film's true class is its parent folder's name (as "
+                        "test/NORMAL, test/PNEUMONIA); turns the swap test on")
+    parser.add_argument("--counterfactual", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="run the swap test (each film's lungs on another film's "
+                        "surroundings; written to OUT/counterfactual.csv); default: on with "
+                        "--labels")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the swap test's donors and intervals (default 0)")
     add_method(parser)
     parser.add_argument("--target",
                         help="class name or index to explain (default: predicted)")
@@ -55,12 +66,15 @@ def _run(args: argparse.Namespace) -> int:
     report = audit_to_folder(
         classifier, find_images(args.images), args.lungs, args.out, method=args.method,
         target=target(args.target), groups=args.groups, batch_size=args.batch_size,
-        resume=args.resume, progress=not args.no_progress,
+        resume=args.resume, progress=not args.no_progress, labels=args.labels,
+        counterfactual=args.counterfactual, seed=args.seed,
     )
     verdict = "FLAGGED" if report.flagged else "not flagged"
     print(f"{verdict}: {report.reason}")
-    print(f"wrote {args.out / 'index.html'}, {args.out / 'audit.csv'}, "
-          f"{args.out / 'audit.json'}")
+    written = [args.out / name for name in ("index.html", "audit.csv", "audit.json")]
+    if report.counterfactual is not None:
+        written.append(args.out / "counterfactual.csv")
+    print(f"wrote {', '.join(map(str, written))}")
     return FLAGGED_EXIT_CODE if report.flagged else 0
 
 

@@ -4,6 +4,13 @@ Writes ``audit.csv`` (one row per film, appended as batches finish, so ``--resum
 crash loses and repeats nothing: the table is :class:`cxrexplain._resumable.ResumableTable`,
 as ``predictions.csv`` of ``cxrexplain explain``), then ``audit.json`` and a self-contained
 ``index.html``.
+
+The swap test (``counterfactual``, :func:`cxrexplain.metrics.swap_test`) does not resume: each
+film's donor is another film, so it runs once the table is complete, over all the films
+(resumed ones included), batch by batch, and writes ``counterfactual.csv``. A run killed
+during it loses only the swap test: ``--resume`` finds every row of ``audit.csv`` done and
+runs the swap test again. ``audit.csv`` keeps its columns with or without the swap test, so
+turning it on or off never makes ``--resume`` redo the audit.
 The exit code says the verdict: 0 not flagged, 3 flagged (1 for an error, 2 for a usage
 error), so a script or CI pipeline can gate a model on it.
 
@@ -26,10 +33,12 @@ from cxrexplain._files import atomic_write_text
 from cxrexplain._resumable import ResumableTable
 from cxrexplain.auditing.measure import DEFAULT_MARGIN
 from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem, film_rows
-from cxrexplain.auditing.run import GALLERY, _groups, audit_batches, lung_source, merge_gallery
+from cxrexplain.auditing.run import GALLERY, _groups, audit_batches, merge_gallery, swap_wanted
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import get_explainer
+from cxrexplain.lungs.source import LungSource, lung_source
+from cxrexplain.metrics.swap import check_labels, swap_test
 
 __all__ = ["FLAGGED_EXIT_CODE", "audit_to_folder"]
 
@@ -52,6 +61,9 @@ def audit_to_folder(
     rule: AuditRule | None = None,
     gallery: int = 12,
     progress: bool = True,
+    labels: Sequence[Any] | str | None = None,
+    counterfactual: bool | None = None,
+    seed: int = 0,
 ) -> AuditReport:
     """Audit ``paths`` batch by batch, writing ``audit.csv`` as it goes, then the report.
 
@@ -70,16 +82,24 @@ def audit_to_folder(
         rule: The verdict's rule.
         gallery: Films in the report's gallery.
         progress: Show a progress bar.
+        labels: None, each film's true class (index or name), or ``"folder"`` (each film's
+            parent folder's name is its class).
+        counterfactual: Run the swap test (None: when labels are given; see
+            :func:`cxrexplain.audit`), written to ``counterfactual.csv``.
+        seed: The swap test's seed.
 
     Returns:
         The :class:`~cxrexplain.auditing.AuditReport` of all the films.
     """
     if not paths:
         raise InvalidInputError("images: no films to audit")
+    labels_of = _folder_labels(paths) if labels == "folder" else labels
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
     names = [str(p) for p in paths]
     labels = _groups(groups, list(paths), len(paths))
+    truth = None if labels_of is None else check_labels(classifier, labels_of, len(paths))
+    swap = swap_wanted(counterfactual, truth, len(paths))
     root = Path(os.path.commonpath([str(p.parent.absolute()) for p in paths]))
     columns = list(film_rows(["x"], None, *_empty_row(classifier.num_classes),
                              class_names=classifier.class_names)[0])
@@ -110,15 +130,27 @@ def audit_to_folder(
             finished += len(chunk)
             if bar is not None:
                 bar.update(finished)
+    test = None
+    if swap:
+        test = swap_test(classifier, list(paths), lungs=_source(lungs, paths, root),
+                         labels=truth, seed=seed, margin=lung_margin, batch_size=batch_size)
     report = AuditReport.from_rows(table.rows(names), class_names=classifier.class_names,
                                    method=explainer.name, layer=layer or _layer(explainer),
-                                   lung_margin=float(lung_margin), rule=rule or AuditRule())
+                                   lung_margin=float(lung_margin), rule=rule or AuditRule(),
+                                   counterfactual=test)
     report = _with_gallery(report, classifier, paths, lungs, root, explainer, gallery,
                            lung_margin)
     report.to_csv(table.path)  # the finished table: the report's rows, in input order
+    if report.counterfactual is not None:
+        report.to_counterfactual_csv(out / "counterfactual.csv")
     atomic_write_text(out / "audit.json", report.to_json())
     report.to_html(out, k=gallery)
     return report
+
+
+def _folder_labels(paths: Sequence[Path]) -> list[str]:
+    """Each film's parent folder's name, its class (``--labels folder``)."""
+    return [p.parent.name for p in paths]
 
 
 def _empty_row(classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -135,13 +167,9 @@ def _layer(explainer: Any) -> str:
         return ""
 
 
-def _source(lungs: Any, films: Sequence[Path], root: Path) -> Any:
-    from cxrexplain.auditing.run import LungSource
-    from cxrexplain.lungs.masks import match_masks
-
-    if isinstance(lungs, (str, os.PathLike)) and Path(os.fspath(lungs)).is_dir():
-        return LungSource(paths=match_masks(list(films), lungs, image_root=root))
-    return lung_source(lungs, list(films), len(films))
+def _source(lungs: Any, films: Sequence[Path], root: Path) -> LungSource:
+    """The lungs of ``films``; a folder of masks matched from the root of all the films."""
+    return lung_source(lungs, list(films), len(films), image_root=root)
 
 
 def _with_gallery(report: AuditReport, classifier: Classifier, paths: Sequence[Path],
