@@ -205,15 +205,17 @@ def _augmenter(transform: Augmentation, seed: int) -> Any:
     def clip(images: Any) -> tf.Tensor:
         return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
 
+    def run(steps: Any, images: Any) -> Any:  # an empty Sequential cannot be called
+        return steps(images, training=True) if steps.layers else images
+
     def apply(inputs: Any, labels: tf.Tensor) -> tuple[Any, tf.Tensor]:
         if not isinstance(inputs, dict):
-            return clip(everything(inputs, training=True)), labels
+            return clip(run(everything, inputs)), labels
         images = inputs[IMAGES]
         carried = [key for key in (BOXES, LUNGS) if key in inputs]
         channels = images.shape[-1]
-        moved = geometry(tf.concat([images] + [inputs[key] for key in carried], axis=-1),
-                         training=True)
-        out = {IMAGES: clip(intensity(moved[..., :channels], training=True))}
+        moved = run(geometry, tf.concat([images] + [inputs[key] for key in carried], axis=-1))
+        out = {IMAGES: clip(run(intensity, moved[..., :channels]))}
         for offset, key in enumerate(carried):
             plane = moved[..., channels + offset:channels + offset + 1]
             out[key] = tf.cast(plane > 0.5, tf.float32)
