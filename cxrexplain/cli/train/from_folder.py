@@ -60,8 +60,9 @@ def train_from_folder(
 
     With ``lungs`` the built model is first wrapped by
     :func:`cxrexplain.models.with_lung_focus` (the segmenter frozen inside it): it trains on
-    the lungs alone (``lung_mode="mask"``) or on what lies outside them (``"inverse"``, the
-    shortcut-strength check), and the saved file is that focused model.
+    the lungs alone (``lung_mode="mask"``), on what lies outside them (``"inverse"``, the
+    shortcut-strength check) or on the lungs' box at a fixed position and size (``"crop"``),
+    and the saved file is that focused model.
 
     Args:
         data_dir: The folder.
@@ -76,8 +77,9 @@ def train_from_folder(
         channels: 1 (gray) or 3.
         lungs: A lung segmenter's ``.keras`` file (``cxrexplain lungs train``) or a
             :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
-        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
-            (only what lies outside them).
+        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible), ``"inverse"``
+            (only what lies outside them) or ``"crop"`` (the lungs' box stretched to the
+            whole frame); see :data:`cxrexplain.lungs.focus.MODES`.
         explain_every: Explain ``explain_images`` validation films with Grad-CAM after every
             this many epochs (see the module docs for where the pictures go); None: never.
         explain_images: How many validation films to explain (taken from each class in
