@@ -517,7 +517,7 @@ def test_a_focused_model_compiles_with_xla() -> None:
     images = films(2, channels=3)
     seg = intensity_segmenter(1)
     for fill, mode in (("mean", "mask"), ("blur", "mask"), ("mean", "inverse"),
-                       ("blur", "inverse")):
+                       ("blur", "inverse"), ("mean", "crop")):
         focused = cx.models.with_lung_focus(bright_spot_classifier_rgb(), seg, fill=fill,
                                             mode=mode)
 
@@ -528,3 +528,306 @@ def test_a_focused_model_compiles_with_xla() -> None:
         np.testing.assert_allclose(np.asarray(compiled(images)),
                                    np.asarray(focused(images, training=False)),
                                    rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ 8. crop
+def numpy_crop_and_resize(image: np.ndarray, box: np.ndarray, size: tuple[int, int]
+                          ) -> np.ndarray:
+    """One ``(H, W, C)`` image's box at ``size``, pixel by pixel in float64, as
+    ``tf.image.crop_and_resize`` documents it: output ``(i, j)`` samples the image at
+    ``(y0 (H - 1) + i (y1 - y0)(H - 1) / (h - 1), x0 (W - 1) + ...)``, bilinear between the
+    four pixels around it, 0 beyond the image (a sample within 1e-3 px of the edge counts as
+    on it: float32 rounding)."""
+    height, width = image.shape[:2]
+    y0, x0, y1, x1 = (float(v) for v in box)
+    out = np.zeros((*size, image.shape[2]))
+    for i in range(size[0]):
+        y = y0 * (height - 1) + i * (y1 - y0) * (height - 1) / (size[0] - 1)
+        if not -1e-3 <= y <= height - 1 + 1e-3:
+            continue
+        y = min(max(y, 0.0), height - 1.0)
+        top = math.floor(y)
+        bottom, dy = min(top + 1, height - 1), y - top
+        for j in range(size[1]):
+            x = x0 * (width - 1) + j * (x1 - x0) * (width - 1) / (size[1] - 1)
+            if not -1e-3 <= x <= width - 1 + 1e-3:
+                continue
+            x = min(max(x, 0.0), width - 1.0)
+            left = math.floor(x)
+            right, dx = min(left + 1, width - 1), x - left
+            out[i, j] = ((1 - dy) * ((1 - dx) * image[top, left] + dx * image[top, right])
+                         + dy * ((1 - dx) * image[bottom, left] + dx * image[bottom, right]))
+    return out
+
+
+def numpy_to_film(crop_map: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """An ``(h, w)`` map in the crop's frame on the film, pixel by pixel: film pixel ``(r, c)``
+    lies at ``t = r / (h - 1)`` of the film, at ``(t - y0) / (y1 - y0)`` of the crop; its
+    value is the crop map's bilinear sample there, 0 outside the crop."""
+    height, width = crop_map.shape
+    y0, x0, y1, x1 = (float(v) for v in box)
+    out = np.zeros((height, width))
+    padded = crop_map.astype(np.float64)
+    for r in range(height):
+        v = (r / (height - 1) - y0) / (y1 - y0) * (height - 1)
+        if not -1e-3 <= v <= height - 1 + 1e-3:
+            continue
+        v = min(max(v, 0.0), height - 1.0)
+        top = math.floor(v)
+        bottom, dv = min(top + 1, height - 1), v - top
+        for c in range(width):
+            u = (c / (width - 1) - x0) / (x1 - x0) * (width - 1)
+            if not -1e-3 <= u <= width - 1 + 1e-3:
+                continue
+            u = min(max(u, 0.0), width - 1.0)
+            left = math.floor(u)
+            right, du = min(left + 1, width - 1), u - left
+            out[r, c] = ((1 - dv) * ((1 - du) * padded[top, left] + du * padded[top, right])
+                         + dv * ((1 - du) * padded[bottom, left] + du * padded[bottom, right]))
+    return out
+
+
+def numpy_box(mask: np.ndarray) -> np.ndarray:
+    """The normalised ``(y0, x0, y1, x1)`` box of an ``(H, W)`` mask; the frame if empty."""
+    height, width = mask.shape
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return np.array([0.0, 0.0, 1.0, 1.0])
+    return np.array([rows.min() / (height - 1), cols.min() / (width - 1),
+                     rows.max() / (height - 1), cols.max() / (width - 1)])
+
+
+def dark_box_films() -> np.ndarray:
+    """Three bright films (0.9 + noise): a dark box at two places, and none (no lungs)."""
+    rng = np.random.default_rng(7)
+    images = (0.8 + 0.2 * rng.random((3, FILM, FILM, 1))).astype(np.float32)
+    images[0, 10:40, 6:30] = 0.1
+    images[1, 24:60, 20:58] = 0.1
+    return images
+
+
+@pytest.mark.parametrize("margin", [0.0, DEFAULT_MARGIN])
+def test_crop_boxes_are_the_bounding_boxes_of_the_grown_masks(margin: float) -> None:
+    images = dark_box_films()
+    focus = LungFocus(intensity_segmenter().model, threshold=0.5, margin=margin, mode="crop")
+    boxes = np.asarray(focus.crop_boxes(images))
+    masks = np.asarray(focus.lung_masks(images))[..., 0] > 0.5
+    assert masks[0].any() and masks[1].any() and not masks[2].any()
+    expected = np.stack([numpy_box(mask) for mask in masks])
+    np.testing.assert_allclose(boxes, expected, atol=1e-7)
+    assert not np.allclose(boxes[0], boxes[1])  # a box per film
+    np.testing.assert_array_equal(boxes[2], [0.0, 0.0, 1.0, 1.0])  # no lungs: the whole frame
+    fixed = LungFocus(fixed_mask_segmenter(lungs_32()).model, margin=margin, mode="crop")
+    grown = ref.numpy_dilate(np.kron(lungs_32(), np.ones((2, 2), bool)), round(margin * FILM))
+    np.testing.assert_allclose(np.asarray(fixed.crop_boxes(images[:1]))[0], numpy_box(grown),
+                               atol=1e-7)
+
+
+def test_the_crop_equals_tf_crop_and_resize_and_a_numpy_rederivation() -> None:
+    images = np.concatenate([dark_box_films(), films(3, seed=4)[:, :, :, :1] * 0.5])[:4]
+    focus = LungFocus(intensity_segmenter().model, margin=0.0, mode="crop")
+    out = np.asarray(focus(images))
+    masks = np.asarray(focus.lung_masks(images))[..., 0] > 0.5
+    boxes = np.stack([numpy_box(mask) for mask in masks]).astype(np.float32)
+    reference = tf.image.crop_and_resize(images, boxes, np.arange(len(images)), (FILM, FILM))
+    np.testing.assert_allclose(out, np.asarray(reference), rtol=1e-5, atol=1e-5)
+    for image, box, result in zip(images, boxes, out, strict=True):
+        np.testing.assert_allclose(result, numpy_crop_and_resize(image, box, (FILM, FILM)),
+                                   rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[2], images[2], atol=1e-6)  # no lungs: the film itself
+
+
+def test_to_film_equals_a_numpy_rederivation_and_tf_crop_and_resize() -> None:
+    rng = np.random.default_rng(3)
+    height, width = 24, 40  # not square: a swapped axis cannot pass
+    maps = rng.random((4, height, width)).astype(np.float32)
+    starts = rng.uniform(0.0, 0.4, (4, 2))
+    stops = rng.uniform(0.6, 1.0, (4, 2))
+    boxes = np.concatenate([starts, stops], axis=1).astype(np.float32)
+    boxes[3] = [5 / 23, 8 / 39, 17 / 23, 30 / 39]  # edges on pixel centres, as from a mask
+    film = np.asarray(LungFocus.to_film(maps, boxes))
+    assert film.shape == maps.shape
+    for crop_map, box, result in zip(maps, boxes, film, strict=True):
+        np.testing.assert_allclose(result, numpy_to_film(crop_map, box), rtol=1e-5, atol=1e-5)
+    y0, x0, y1, x1 = boxes.T
+    inverse = np.stack([-y0 / (y1 - y0), -x0 / (x1 - x0), (1 - y0) / (y1 - y0),
+                        (1 - x0) / (x1 - x0)], axis=1)
+    reference = tf.image.crop_and_resize(maps[..., None], inverse, np.arange(4),
+                                         (height, width), extrapolation_value=0.0)[..., 0]
+    inside = np.abs(np.asarray(reference) - film) < 1e-4
+    assert inside.mean() > 0.995  # TF drops a box edge that float32 rounds outside; we keep it
+    edge = np.ones((1, height, width), np.float32)
+    on_film = np.asarray(LungFocus.to_film(edge, boxes[3:]))[0]
+    expected = np.zeros((height, width))
+    expected[5:18, 8:31] = 1.0
+    np.testing.assert_allclose(on_film, expected, atol=1e-5)  # every box pixel, none beyond
+
+
+def test_to_film_undoes_the_crop_on_a_linear_ramp() -> None:
+    """Bilinear sampling reproduces a linear function: crop a ramp, put it back, and the
+    film inside the box is the ramp again (outside it is 0)."""
+    rows, cols = np.meshgrid(np.arange(48.0), np.arange(64.0), indexing="ij")
+    ramp = (0.01 * rows + 0.005 * cols).astype(np.float32)[None, :, :, None]
+    focus = LungFocus(fixed_mask_segmenter(lungs_32()).model, margin=0.0, mode="crop")
+    boxes = focus.crop_boxes(ramp)
+    from cxrexplain.lungs.focus import _crop_and_resize
+
+    cropped = _crop_and_resize(ramp, boxes, (48, 64))
+    back = np.asarray(LungFocus.to_film(cropped, boxes))[0, ..., 0]
+    box = np.round(np.asarray(boxes)[0] * [47, 63, 47, 63]).astype(int)
+    inside = np.zeros((48, 64), bool)
+    inside[box[0]:box[2] + 1, box[1]:box[3] + 1] = True
+    np.testing.assert_allclose(back[inside], ramp[0, ..., 0][inside], atol=1e-5)
+    assert not back[~inside].any()
+
+
+def crop_film() -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A dark 48 x 64 film, an opacity (5 x 5) in the lower right of the lungs and a marker
+    (6 x 6, brighter) outside their box; the lungs (rows 12..42, columns 8..47 at 48 x 64,
+    from a 32 x 32 mask) and the opacity's box ``(x, y, w, h)``."""
+    height, width = 48, 64
+    film = np.full((1, height, width, 1), 0.2, np.float32)
+    film[0, 34:39, 38:43] = 0.9
+    film[0, 1:7, 54:60] = 1.0
+    lungs = np.zeros((SEG, SEG), bool)
+    lungs[8:29, 4:24] = True
+    return film, lungs, (38, 34, 5, 5)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "cam", "hirescam", "scorecam"])
+def test_explanations_of_a_crop_focused_model_are_in_the_films_pixels(method: str) -> None:
+    film, lungs, box = crop_film()
+    classifier = bright_spot_classifier(film.shape[1:3], pool=True)
+    focused = cx.models.with_lung_focus(classifier, fixed_mask_segmenter(lungs), mode="crop",
+                                        margin=0.0)
+    focus = focus_of(focused)
+    masks = np.asarray(focus.lung_masks(film))[0, ..., 0] > 0.5
+    np.testing.assert_allclose(np.asarray(focus.crop_boxes(film))[0], numpy_box(masks),
+                               atol=1e-7)
+    top, left, bottom, right = np.round(numpy_box(masks) * [47, 63, 47, 63]).astype(int)
+    assert (top, left, bottom, right) == (12, 8, 42, 47)
+    cropped = np.asarray(focus(film))[0, ..., 0]
+    seen = peak(cropped)
+    assert not (34 <= seen[0] < 39 and 38 <= seen[1] < 43), "control: the crop moved it"
+    assert cropped[:8, 48:].max() < 0.5, "control: the marker is cropped away"
+
+    exp = cx.get_explainer(method)(focused).explain(film, targets=[1])
+    assert exp.layer == "classifier/last_conv"
+    assert exp.heatmaps.shape == (1, 48, 64) and exp.raw.shape == (1, 24, 32)
+    hit = cx.metrics.pointing_game(exp.heatmaps, np.array([box], float), tolerance=1)
+    assert bool(hit.hits[0]), f"{method}: peak at {peak(exp.heatmaps[0])}, opacity {box}"
+    outside = np.ones((48, 64), bool)
+    outside[top:bottom + 1, left:right + 1] = False
+    assert not exp.heatmaps[0][outside].any(), "0 outside the crop box"
+    assert exp.heatmaps.max() == pytest.approx(1.0)
+
+
+def test_cam_of_a_crop_focused_model_equals_the_crop_map_put_back_by_numpy() -> None:
+    """The whole chain against references: the inner classifier's activation on the crop
+    (``layer_activations``), upsampled (``tf.image.resize``), put back on the film
+    (:func:`numpy_to_film`), normalised; ``raw`` is the raw map put back at its size."""
+    film, lungs, _ = crop_film()
+    classifier = bright_spot_classifier(film.shape[1:3], pool=True)
+    focused = cx.models.with_lung_focus(classifier, fixed_mask_segmenter(lungs), mode="crop",
+                                        margin=0.0)
+    focus = focus_of(focused)
+    box = np.asarray(focus.crop_boxes(film))[0]
+    from cxrexplain.explain.layers import layer_activations
+
+    _, activations = layer_activations(classifier, np.asarray(focus(film)), "last_conv")
+    crop_map = np.maximum(activations[0, ..., 0] * 20.0, 0.0)  # the head's weight for class 1
+    upsampled = np.asarray(tf.image.resize(crop_map[None, ..., None], (48, 64)))[0, ..., 0]
+    expected = numpy_to_film(np.maximum(upsampled, 0.0), box)
+    exp = cx.CAM(focused).explain(film, targets=[1])
+    np.testing.assert_allclose(exp.heatmaps[0], expected / expected.max(), atol=1e-5)
+    np.testing.assert_allclose(exp.raw[0], numpy_to_film(crop_map, box), rtol=1e-5, atol=1e-5)
+
+
+def test_occlusion_of_a_crop_focused_model_is_left_as_it_is() -> None:
+    """An input explainer works on the film's pixels: nothing is mapped."""
+    film, lungs, box = crop_film()
+    classifier = bright_spot_classifier(film.shape[1:3], pool=True)
+    focused = cx.models.with_lung_focus(classifier, fixed_mask_segmenter(lungs), mode="crop",
+                                        margin=0.0)
+    exp = cx.Occlusion(focused, patch=4).explain(film, targets=[1])
+    hit = cx.metrics.pointing_game(exp.heatmaps, np.array([box], float), tolerance=2)
+    assert bool(hit.hits[0]), f"peak at {peak(exp.heatmaps[0])}, opacity {box}"
+
+
+def test_crop_mode_survives_save_and_reload(tmp_path: Path) -> None:
+    images = dark_box_films()
+    focused = cx.models.with_lung_focus(small_classifier(), intensity_segmenter(),
+                                        mode="crop")
+    assert focus_of(focused).get_config()["mode"] == "crop"
+    clf = cx.Classifier(focused, class_names=["NORMAL", "PNEUMONIA"])
+    loaded = cx.Classifier.load(clf.save(tmp_path / "crop.keras"))  # safe_mode on
+    again = focus_of(loaded.model)
+    assert again.mode == "crop" and again.reframes
+    np.testing.assert_array_equal(np.asarray(again(images)),
+                                  np.asarray(focus_of(focused)(images)))
+    np.testing.assert_array_equal(loaded.predict_proba(images), clf.predict_proba(images))
+    np.testing.assert_array_equal(cx.GradCAM(loaded).explain(images).heatmaps,
+                                  cx.GradCAM(clf).explain(images).heatmaps)
+
+
+def test_crop_mode_under_mixed_float16() -> None:
+    film, lungs, box = crop_film()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        classifier = bright_spot_classifier(film.shape[1:3], pool=True)
+        focused = cx.models.with_lung_focus(classifier, fixed_mask_segmenter(lungs),
+                                            mode="crop", margin=0.0)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert classifier.get_layer("spot").compute_dtype == "float16"
+    assert focus_of(focused).compute_dtype == "float32"
+    probabilities = cx.Classifier(focused).predict_proba(film)
+    assert np.isfinite(probabilities).all() and probabilities[0, 1] > 0.5
+    for method in ("gradcam", "cam"):
+        exp = cx.get_explainer(method)(focused).explain(film, targets=[1])
+        assert exp.heatmaps.dtype == np.float32 and np.isfinite(exp.heatmaps).all()
+        hit = cx.metrics.pointing_game(exp.heatmaps, np.array([box], float), tolerance=1)
+        assert bool(hit.hits[0]), f"{method}: peak at {peak(exp.heatmaps[0])}"
+
+
+def test_no_gradient_reaches_the_segmenter_through_the_crop() -> None:
+    images = films(4)
+    classifier = small_classifier()
+    focused = cx.models.with_lung_focus(classifier, unet_segmenter(images), mode="crop",
+                                        margin=0.0)
+    segmenter_weights = focus_of(focused).segmenter.weights
+    films_in = tf.constant(images)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(films_in)
+        for weight in segmenter_weights:
+            tape.watch(weight.value)
+        loss = tf.reduce_sum(focused(films_in, training=True)[:, 1])
+    to_segmenter = tape.gradient(loss, [w.value for w in segmenter_weights])
+    assert all(g is None or not np.any(np.asarray(g)) for g in to_segmenter)
+    to_films = tape.gradient(loss, films_in)
+    assert to_films is not None and np.any(np.asarray(to_films))  # the crop passes them
+    to_classifier = tape.gradient(loss, classifier.trainable_weights)
+    assert any(g is not None and np.any(np.asarray(g)) for g in to_classifier)
+
+
+def test_a_thin_or_missing_mask_gives_a_usable_box() -> None:
+    """One lung row or one pixel (films at the segmenter's 32 px: no resizing): a box two
+    pixels wide (no division by zero on the way back); no lungs: the whole frame, and the
+    crop is the film."""
+    small = films(2)[:, :SEG, :SEG]
+    thin = np.zeros((SEG, SEG), bool)
+    thin[31, 5:9] = True  # the last row
+    focus = LungFocus(fixed_mask_segmenter(thin).model, margin=0.0, mode="crop")
+    np.testing.assert_allclose(np.asarray(focus.crop_boxes(small))[0] * 31, [30, 5, 31, 8],
+                               atol=1e-4)
+    point = np.zeros((SEG, SEG), bool)
+    point[0, 0] = True
+    single = LungFocus(fixed_mask_segmenter(point).model, margin=0.0, mode="crop")
+    boxes = single.crop_boxes(small)
+    np.testing.assert_allclose(np.asarray(boxes) * 31, [[0, 0, 1, 1]] * 2, atol=1e-4)
+    assert np.isfinite(np.asarray(single(small))).all()
+    back = np.asarray(LungFocus.to_film(np.ones((2, 8, 8), np.float32), boxes))
+    assert np.isfinite(back).all()
+    empty = LungFocus(fixed_mask_segmenter(np.zeros((SEG, SEG), bool)).model, mode="crop")
+    np.testing.assert_allclose(np.asarray(empty(films(2))), films(2), atol=1e-6)

@@ -19,6 +19,14 @@ by one of its kind's two hooks, ``combine`` (a formula traced into the pass) or
 altered images), and the base applies ReLU, bilinear upsampling to the input size and
 per-image normalisation to [0, 1] (an all-zero map stays zero).
 
+Maps stay in the film's pixels. When a layer ahead of the target layer moves the pixels (a
+:class:`~cxrexplain.lungs.focus.LungFocus` in the ``"crop"`` mode, which stretches each film's
+lung box to the whole frame), the target layer's maps are in the crop's frame: the pass also
+returns each film's crop box, and the finishing step (:func:`_finish_maps`, the one place, for
+traced and eager methods alike) maps the upsampled map and the raw map back to the film
+(:meth:`~cxrexplain.lungs.focus.LungFocus.to_film`; 0 outside the box) before it normalises.
+Input explainers work on the film's pixels already and map nothing.
+
 The pass is traced once per model, method, settings and input signature and shared through
 :mod:`cxrexplain._passes`: a second ``cx.GradCAM(clf)`` (the one-line pattern
 ``cx.GradCAM(clf).explain(batch)`` builds one per call) finds it traced, and so do the layer
@@ -56,6 +64,7 @@ from cxrexplain.explain._registry import register
 from cxrexplain.explain.layers import intercept
 from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource, count_chunk, iter_chunks
+from cxrexplain.lungs.focus import LungFocus
 
 __all__ = ["Explainer", "Explanation", "Targets"]
 
@@ -70,9 +79,11 @@ class Explanation:
     """The result of :meth:`Explainer.explain` for a batch of N images.
 
     Attributes:
-        heatmaps: ``(N, H, W)`` float32 in [0, 1] at the model's input resolution.
+        heatmaps: ``(N, H, W)`` float32 in [0, 1] at the model's input resolution, in the
+            film's pixels (for a crop-focused model too).
         raw: ``(N, h, w)`` float32, the map at the target layer's resolution after ReLU and
-            before upsampling and normalisation.
+            before upsampling and normalisation (behind a lung crop, resampled from the
+            crop's frame to the film's at that resolution).
         targets: ``(N,)`` int, the class each map explains.
         method: The explainer's registry name (``"gradcam"``, ...).
         layer: The target layer's path (``"vgg16/block5_conv3"`` for nested models).
@@ -169,6 +180,7 @@ class Explainer:
         self._compiled: Any = None
         self._captured = Captured()
         self._finish: Any = None
+        self._batch_crop_boxes: tf.Tensor = tf.zeros([0, 0, 4], tf.float32)
 
     # ------------------------------------------------------------------ public
     @property
@@ -295,6 +307,16 @@ class Explainer:
         """Whether an eager hook needs the features back from the compiled pass."""
         return False
 
+    def _reframing(self) -> list[Any]:
+        """The layers ahead of what the maps explain that move the film's pixels (crop-mode
+        lung foci), in call order: the maps are mapped back through each. None here."""
+        return []
+
+    def _crop_boxes(self) -> tf.Tensor:
+        """Traced, after the forward pass: ``(k, N, 4)`` the crop boxes of the
+        :meth:`_reframing` layers (k = 0: none)."""
+        return tf.zeros([0, 0, 4], tf.float32)
+
     def _hooks(self) -> list[tuple[keras.layers.Layer, Any]]:
         """The layers intercepted while the pass is traced, each with its hook: here the
         model's head, whose pre-activation (the logits) is captured."""
@@ -334,10 +356,13 @@ class Explainer:
                 f"images: the model cannot take images of shape {batch.shape[1:]} "
                 f"({type(err).__name__}: {first_line(err)})"
             ) from err
+        boxes = result.pop("crop_boxes")
         if not self._combines_in_graph():
+            self._batch_crop_boxes = boxes  # for an eager hook that masks the film (Score-CAM)
             images = tf.constant(batch)
             raw = self._combine_eagerly(images, result.pop("features", None), result["targets"])
-            result.update(self._finishing()(tf.cast(raw, tf.float32), tf.shape(images)[1:3]))
+            result.update(self._finishing()(tf.cast(raw, tf.float32), tf.shape(images)[1:3],
+                                            boxes))
         return {key: value.numpy() for key, value in result.items()}
 
     def _pass_key(self) -> tuple[Any, ...]:
@@ -373,7 +398,9 @@ class Explainer:
     def _finishing(self) -> Any:
         """ReLU, upsampling and normalisation of eager maps, compiled once per model."""
         if self._finish is None:
-            self._finish = _passes.shared(self.model, ("finish",), _trace_finish)
+            count = len(self._reframing())
+            self._finish = _passes.shared(self.model, ("finish", count),
+                                          lambda: _trace_finish(count))
         return self._finish
 
     def _graph(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor
@@ -381,23 +408,27 @@ class Explainer:
         in_graph = self._combines_in_graph()
         forward = self._forward(images, targets, threshold,
                                 gradients=self.needs_gradients and in_graph)
+        boxes = self._crop_boxes()
         result = {
             "targets": forward["targets"],
             "probabilities": forward["probabilities"],
             "scores": forward["scores"],
+            "crop_boxes": boxes,
         }
         if not in_graph:
             extra = {"features": forward["features"]} if self._returns_features() else {}
             return {**result, **extra}
         raw = self._combine_traced(images, forward["features"], forward["gradients"],
                                    forward["targets"])
-        return {**result, **_finish_maps(raw, tf.shape(images)[1:3])}
+        return {**result, **_finish_maps(raw, tf.shape(images)[1:3], boxes,
+                                         len(self._reframing()))}
 
     def _forward(self, images: tf.Tensor, targets: tf.Tensor, threshold: tf.Tensor, *,
                  gradients: bool) -> dict[str, Any]:
         """Forward (and backward) pass; call inside a tf.function under ``_interception``."""
         captured = self._captured
         captured.activations = captured.logits = None
+        captured.inputs.clear()
         # a pass without gradients (CAM, Score-CAM) records no tape: it costs one predict
         tape = tf.GradientTape(watch_accessed_variables=False) if gradients else None
         with tape if tape is not None else contextlib.nullcontext():
@@ -460,12 +491,30 @@ def upsample_and_normalise(maps: tf.Tensor, size: Any) -> tf.Tensor:
     return tf.math.divide_no_nan(resized, peak)
 
 
-def _trace_finish() -> Any:
-    return tf.function(_finish_maps).get_concrete_function(
-        tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([2], tf.int32)
+def _trace_finish(count: int) -> Any:
+    def finish(maps: tf.Tensor, size: tf.Tensor, boxes: tf.Tensor) -> dict[str, tf.Tensor]:
+        return _finish_maps(maps, size, boxes, count)
+
+    return tf.function(finish).get_concrete_function(
+        tf.TensorSpec([None, None, None], tf.float32), tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([count, None, 4], tf.float32),
     )
 
 
-def _finish_maps(maps: tf.Tensor, size: Any) -> dict[str, tf.Tensor]:
+def _finish_maps(maps: tf.Tensor, size: Any, boxes: tf.Tensor, count: int
+                 ) -> dict[str, tf.Tensor]:
+    """ReLU, upsampling to ``size``, back to the film through ``count`` crops, normalisation.
+
+    ``boxes`` ``(count, N, 4)``: each reframing layer's crop boxes, in call order; the maps
+    go back through the last crop first. The upsampled map is mapped at the input's size (the
+    crop's full resolution), the raw map at its own.
+    """
     raw = tf.nn.relu(maps)
-    return {"heatmaps": upsample_and_normalise(raw, size), "raw": raw}
+    if count == 0:
+        return {"heatmaps": upsample_and_normalise(raw, size), "raw": raw}
+    heat = tf.nn.relu(tf.image.resize(raw[..., None], size, method="bilinear")[..., 0])
+    for index in reversed(range(count)):
+        heat = LungFocus.to_film(heat, boxes[index])
+        raw = LungFocus.to_film(raw, boxes[index])
+    peak = tf.reduce_max(heat, axis=[1, 2], keepdims=True)
+    return {"heatmaps": tf.math.divide_no_nan(heat, peak), "raw": raw}

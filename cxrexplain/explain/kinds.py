@@ -9,7 +9,9 @@ A method subclasses one of them, sets ``name`` and overrides one of two hooks; t
   ``combine(activations, gradients, targets)``, a formula traced into the pass, gradients of
   the scores with respect to the activations; or ``combine_with_model(images, activations,
   targets)``, eager, for methods that run the model again (Score-CAM). Maps are at the layer's
-  resolution.
+  resolution. Behind a crop-mode lung focus (:class:`~cxrexplain.lungs.focus.LungFocus`) the
+  layer sees the crop, not the film: the focus's input is captured too, and the base maps the
+  finished maps back to the film through each film's crop box.
 * :class:`InputExplainer` (black box, or gradients at the input): no layer is probed or
   captured, ``layer`` is ``"input"``, and the maps are at the input's resolution. Hooks:
   ``combine(images, gradients, targets)``, traced, gradients of the scores with respect to the
@@ -38,6 +40,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.base import Explainer
 from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers
+from cxrexplain.lungs.focus import LungFocus
 
 __all__ = ["InputExplainer", "LayerExplainer"]
 
@@ -162,10 +165,47 @@ class LayerExplainer(Explainer):
     def _returns_features(self) -> bool:
         return True
 
+    def _reframing(self) -> list[Any]:
+        """The crop-mode lung foci called before the target layer (or the target itself)."""
+        if self._structure is None or self._target is None:
+            return []
+        calls = self._structure.calls
+        end = max(i for i, call in enumerate(calls) if call.layer is self._target.layer)
+        found: list[LungFocus] = []
+        for call in calls[: end + 1]:
+            layer = call.layer
+            if isinstance(layer, LungFocus) and layer.reframes and all(
+                    layer is not other for other in found):
+                found.append(layer)
+        return found
+
+    def _crop_boxes(self) -> tf.Tensor:
+        foci = self._reframing()
+        if not foci:  # not super(): autograph resolves it from the callers' frames' locals,
+            return Explainer._crop_boxes(self)  # and keeps them (and the model) alive
+        boxes = []
+        for focus in foci:
+            films = self._captured.inputs.get(id(focus))
+            if films is None:  # pragma: no cover - the hook always fires on a traced call
+                raise ModelStructureError(f"layer: '{focus.name}' was not called by the model")
+            boxes.append(focus.crop_boxes(films))
+        return tf.stack(boxes)
+
     def _hooks(self) -> list[tuple[keras.layers.Layer, Any]]:
-        """The target layer's output captured (as float32), then the head's logits."""
+        """The target layer's output captured (as float32), then the head's logits; the input
+        of each lung crop ahead of it first."""
         assert self._target is not None
         captured = self._captured
+
+        def capture_films(layer: keras.layers.Layer) -> Any:
+            def capture(original: Any, *args: Any, **kwargs: Any) -> Any:
+                films = args[0] if args else kwargs["inputs"]
+                captured.inputs[id(layer)] = films
+                return original(*args, **kwargs)
+
+            return capture
+
+        crops = [(layer, capture_films(layer)) for layer in self._reframing()]
 
         def capture_activations(original: Any, *args: Any, **kwargs: Any) -> Any:
             output = original(*args, **kwargs)
@@ -175,7 +215,7 @@ class LayerExplainer(Explainer):
 
         target = self._target.layer
         head = [(layer, hook) for layer, hook in super()._hooks() if layer is not target]
-        return [(target, capture_activations), *head]
+        return [*crops, (target, capture_activations), *head]
 
 
 class InputExplainer(Explainer):

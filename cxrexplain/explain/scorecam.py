@@ -3,7 +3,10 @@
 Each channel's activation map, upsampled to the input size and min-max scaled to [0, 1], masks
 the input; the channel's weight is the model's probability of the target class on the masked
 image (as in the authors' implementation), and ``L = ReLU(sum_k w_k A_k)``. Channels whose map
-is constant get weight 0. No gradients; one masked forward pass per channel, batched.
+is constant get weight 0. No gradients; one masked forward pass per channel, batched. Behind a
+crop-mode lung focus the maps are in the crop's frame: each mask is put back on the film
+(:meth:`~cxrexplain.lungs.focus.LungFocus.to_film`, 0 outside the crop box) before it masks
+the film, so that the crop the model takes is the crop masked by the channel's map.
 
 Example:
     >>> import cxrexplain as cx
@@ -24,6 +27,7 @@ from cxrexplain import _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
 from cxrexplain.explain.kinds import LayerExplainer
+from cxrexplain.lungs.focus import LungFocus
 
 __all__ = ["ScoreCAM"]
 
@@ -83,6 +87,7 @@ class ScoreCAM(LayerExplainer):
             scores = self._masked_scores()(
                 images, activations, tf.cast(targets, tf.int32),
                 tf.constant(pairs_image[start:stop]), tf.constant(pairs_channel[start:stop]),
+                self._batch_crop_boxes,
             )
             weights[pairs_image[start:stop], pairs_channel[start:stop]] = np.asarray(scores)
         return tf.einsum("nhwk,nk->nhw", activations, tf.constant(weights))
@@ -95,17 +100,24 @@ class ScoreCAM(LayerExplainer):
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([len(self._reframing()), None, 4], tf.float32),
             )
             clf = self.classifier
-            key = ("scorecam-masked", clf.output_activation, clf.multilabel)
+            key = ("scorecam-masked", clf.output_activation, clf.multilabel,
+                   len(self._reframing()))
             self._masked = _passes.shared(
                 self.model, key,
                 lambda: tf.function(self._masked_graph).get_concrete_function(*specs))
         return self._masked
 
     def _masked_graph(self, images: tf.Tensor, maps: tf.Tensor, targets: tf.Tensor,
-                      pair_image: tf.Tensor, pair_channel: tf.Tensor) -> tf.Tensor:
-        """Target-class probability of each (image, channel) masked input; 0 if constant."""
+                      pair_image: tf.Tensor, pair_channel: tf.Tensor, boxes: tf.Tensor
+                      ) -> tf.Tensor:
+        """Target-class probability of each (image, channel) masked input; 0 if constant.
+
+        ``boxes`` ``(k, n, 4)``: the crop boxes of the lung crops ahead of the layer (k = 0:
+        none), through which each mask goes back to the film.
+        """
         # the one (h, w) map of each (image, channel) pair, without copying all k channels
         by_channel = tf.transpose(maps, [0, 3, 1, 2])  # (n, k, h, w)
         channel_maps = tf.gather_nd(by_channel, tf.stack([pair_image, pair_channel], axis=1))
@@ -114,6 +126,8 @@ class ScoreCAM(LayerExplainer):
         low = tf.reduce_min(upsampled, axis=[1, 2, 3], keepdims=True)
         high = tf.reduce_max(upsampled, axis=[1, 2, 3], keepdims=True)
         masks = tf.math.divide_no_nan(upsampled - low, high - low)
+        for index in reversed(range(boxes.shape[0])):
+            masks = LungFocus.to_film(masks, tf.gather(boxes[index], pair_image))
         masked = tf.gather(images, pair_image) * masks
         scores = self._target_probabilities(masked, tf.gather(targets, pair_image))
         constant = tf.reshape(high - low, [-1]) <= 0.0

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -37,6 +37,8 @@ class Captured:
 
     activations: Any = None
     logits: Any = None
+    inputs: dict[int, Any] = field(default_factory=dict)
+    """The inputs of intercepted layers, by ``id(layer)`` (a lung crop's films)."""
 
 
 def logit_hook(head: keras.layers.Layer, captured: Captured) -> Any:

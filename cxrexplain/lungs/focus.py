@@ -2,8 +2,10 @@
 
 :class:`LungFocus` is the layer that :func:`cxrexplain.models.with_lung_focus` puts before a
 classifier: image -> :class:`LungFocus` -> classifier, so that the classifier sees only the
-lungs (or, in the ``"inverse"`` mode, only what lies outside them). It keeps the film's size,
-so predictions, explanations, boxes and masks stay in the film's own pixels, and it saves and
+lungs (in the ``"inverse"`` mode, only what lies outside them; in the ``"crop"`` mode, the
+box around the lungs stretched to the whole frame). It keeps the film's size, so predictions,
+explanations, boxes and masks stay in the film's own pixels (a crop's explanations are mapped
+back to the film by the explainers, :meth:`LungFocus.to_film`), and it saves and
 reloads inside the model's ``.keras`` file (safe_mode on; its registered Keras name is
 ``cxrexplain>LungFocus``, whatever module defines it).
 
@@ -30,7 +32,11 @@ What :class:`LungFocus` does, all inside the graph:
    costophrenic angles) stays in view.
 4. Outside the grown mask each pixel is replaced by the fill (:data:`FILLS`); in the
    ``"inverse"`` mode (:data:`MODES`) it is the other way round: everything inside the grown
-   mask is replaced and only what lies outside the lungs stays visible.
+   mask is replaced and only what lies outside the lungs stays visible. In the ``"crop"``
+   mode nothing is filled: the grown mask's bounding box (:meth:`LungFocus.crop_boxes`; the
+   whole frame for a film without lungs) is resized to the film's size, bilinear, as
+   ``tf.image.crop_and_resize`` samples (written as two batched matrix products, for XLA), so
+   the lungs reach the classifier at a fixed position and size.
 
 Example:
     >>> import numpy as np
@@ -75,8 +81,8 @@ FILLS = ("mean", "zero", "blur")
 DEFAULT_FILL = "mean"
 """The default fill; see :func:`cxrexplain.models.with_lung_focus` for why."""
 
-MODES = ("mask", "inverse")
-"""What stays visible: the lungs or the rest of the film.
+MODES = ("mask", "inverse", "crop")
+"""What stays visible: the lungs, the rest of the film, or the lungs in a fixed frame.
 
 * ``"mask"`` (the default): what lies outside the grown lung mask is replaced by the fill,
   only the lungs stay visible (train a classifier that looks at the lungs);
@@ -85,6 +91,9 @@ MODES = ("mask", "inverse")
   the data set carries a shortcut outside the lungs (a shortcut-strength check). The fill is
   then computed from the visible part alone (see :func:`cxrexplain.models.with_lung_focus`),
   so nothing from inside the lungs reaches the classifier but the outline of the grown mask.
+* ``"crop"``: the bounding box of the grown lung mask is resized to the whole frame (the fill
+  is not used), so the lungs' position and size on the film carry nothing. The explainers
+  map their maps back to the film (:meth:`LungFocus.to_film`).
 """
 
 BLUR_SIGMA = 0.05
@@ -134,6 +143,125 @@ def _resize(images: Any, size: tuple[int, int], target: tuple[int, int], *, area
     return ops.einsum("pw,nowc->nopc", cols, images)
 
 
+_EDGE_SLACK = 1e-3
+"""How far (in pixels) outside the film a sample may fall and still count as on its edge."""
+
+
+def _sampling_matrix(starts: Any, stops: Any, size: Any, target: Any) -> Any:
+    """``(N, target, size)`` bilinear weights of ``tf.image.crop_and_resize`` along one axis.
+
+    Output pixel ``i`` of film ``n`` samples the input at ``start * (size - 1) + i * (stop -
+    start) * (size - 1) / (target - 1)`` (the box's centre for ``target == 1``): the two
+    nearest pixels weighted by their distance (a tent), and nothing (extrapolation value 0)
+    where the sample lies outside ``[0, size - 1]`` by more than :data:`_EDGE_SLACK` pixel (so
+    that a box's edge on a pixel centre, rounded by float32 to just outside, keeps its
+    pixel). ``size`` and ``target`` may be ints or scalar tensors (a shape unknown until the
+    graph runs).
+    """
+    starts = ops.reshape(ops.cast(starts, "float32"), (-1, 1))
+    stops = ops.reshape(ops.cast(stops, "float32"), (-1, 1))
+    last = ops.cast(size, "float32") - 1.0
+    outputs = ops.cast(target, "float32")
+    steps = ops.reshape(ops.cast(ops.arange(target), "float32"), (1, -1))
+    several = ops.greater(outputs, 1.0)
+    scale = ops.where(several, (stops - starts) * last / ops.maximum(outputs - 1.0, 1.0), 0.0)
+    offset = ops.where(several, starts * last, 0.5 * (starts + stops) * last)
+    source = offset + steps * scale
+    inside = ops.cast(ops.logical_and(ops.greater_equal(source, -_EDGE_SLACK),
+                                      ops.less_equal(source, last + _EDGE_SLACK)), "float32")
+    pixels = ops.reshape(ops.cast(ops.arange(size), "float32"), (1, 1, -1))
+    tent = ops.relu(1.0 - ops.abs(source[:, :, None] - pixels))
+    return tent * inside[:, :, None]
+
+
+def _crop_and_resize(images: Any, boxes: Any, size: tuple[int, int]) -> Any:
+    """Each film's box resized to ``size``: ``tf.image.crop_and_resize`` with a box per film.
+
+    Boxes are normalised ``(y0, x0, y1, x1)`` (``0`` the first pixel's centre, ``1`` the
+    last's) and may reach outside ``[0, 1]``: samples beyond the film are 0. Written as two
+    batched matrix products (:func:`_sampling_matrix`), so that XLA compiles it and gradients
+    reach the films.
+
+    Args:
+        images: ``(N, H, W, C)`` float32.
+        boxes: ``(N, 4)`` normalised boxes, one per film.
+        size: ``(height, width)`` of the output (ints, or scalar tensors).
+
+    Returns:
+        ``(N, *size, C)`` float32.
+
+    Example:
+        >>> film = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+        >>> box = np.array([[0, 0, 1 / 3, 1 / 3]], np.float32)  # the top-left 2 x 2 pixels
+        >>> _crop_and_resize(film, box, (3, 3)).numpy()[0, :, :, 0].tolist()
+        [[0.0, 0.5, 1.0], [2.0, 2.5, 3.0], [4.0, 4.5, 5.0]]
+    """
+    images = ops.cast(images, "float32")
+    boxes = ops.cast(boxes, "float32")
+    height, width = ops.shape(images)[1], ops.shape(images)[2]
+    rows = _sampling_matrix(boxes[:, 0], boxes[:, 2], height, size[0])
+    cols = _sampling_matrix(boxes[:, 1], boxes[:, 3], width, size[1])
+    images = ops.einsum("noh,nhwc->nowc", rows, images)
+    return ops.einsum("npw,nowc->nopc", cols, images)
+
+
+def _inverse_boxes(boxes: Any) -> Any:
+    """The boxes that undo a crop: where the film lies in the crop's normalised frame.
+
+    For a crop box ``(y0, x0, y1, x1)`` the film spans ``((0 - y0) / (y1 - y0), (0 - x0) /
+    (x1 - x0), (1 - y0) / (y1 - y0), (1 - x0) / (x1 - x0))`` of the crop: cropping a map in
+    the crop's frame with that box (the output at the film's size, 0 outside the crop) puts
+    it back on the film.
+
+    Example:
+        >>> _inverse_boxes(np.array([[0.25, 0.0, 0.75, 0.5]], np.float32)).numpy().tolist()
+        [[-0.5, 0.0, 1.5, 2.0]]
+    """
+    boxes = ops.cast(boxes, "float32")
+    y0, x0, y1, x1 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    return ops.stack([-y0 / (y1 - y0), -x0 / (x1 - x0),
+                      (1.0 - y0) / (y1 - y0), (1.0 - x0) / (x1 - x0)], axis=1)
+
+
+def _extent(present: Any, size: int) -> tuple[Any, Any]:
+    """First and last index where ``present`` ``(N, size)`` holds, at least one pixel apart;
+    ``(0, size - 1)`` where it holds nowhere."""
+    index = ops.reshape(ops.arange(size, dtype="int32"), (1, size))
+    first = ops.min(ops.where(present, index, size), axis=1)
+    last = ops.max(ops.where(present, index, -1), axis=1)
+    empty = ops.less(last, 0)
+    first = ops.where(empty, 0, first)
+    last = ops.where(empty, size - 1, last)
+    last = ops.minimum(ops.maximum(last, first + 1), size - 1)  # one row: a box two rows high
+    first = ops.minimum(first, last - 1)
+    return first, last
+
+
+def _mask_boxes(masks: Any) -> Any:
+    """``(N, 4)`` normalised bounding boxes ``(y0, x0, y1, x1)`` of ``(N, H, W, 1)`` masks.
+
+    The first and last rows and columns where a mask has a pixel above 0.5, as pixel centres
+    over ``size - 1`` (the box convention of ``tf.image.crop_and_resize``); an empty mask
+    gives the whole frame ``(0, 0, 1, 1)``, and a box one pixel thin is widened to two.
+
+    Example:
+        >>> mask = np.zeros((1, 5, 9, 1), np.float32)
+        >>> mask[0, 1:4, 2:7] = 1
+        >>> _mask_boxes(mask).numpy().tolist()
+        [[0.25, 0.25, 0.75, 0.75]]
+    """
+    masks = ops.cast(masks, "float32")
+    height, width = int(masks.shape[1]), int(masks.shape[2])
+    rows = ops.greater(ops.max(masks, axis=(2, 3)), 0.5)
+    cols = ops.greater(ops.max(masks, axis=(1, 3)), 0.5)
+    y0, y1 = _extent(rows, height)
+    x0, x1 = _extent(cols, width)
+    return ops.stack([ops.cast(y0, "float32") / (height - 1),
+                      ops.cast(x0, "float32") / (width - 1),
+                      ops.cast(y1, "float32") / (height - 1),
+                      ops.cast(x1, "float32") / (width - 1)], axis=1)
+
+
 _MIN_BLUR_WEIGHT = 1e-7
 """Below this blurred keep-mask weight no visible pixel is near: the kept mean is used."""
 
@@ -170,8 +298,9 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
         threshold: Probability above which a pixel is lung.
         margin: Dilation, a share of the input's larger side
             (:data:`~cxrexplain.lungs.geometry.DEFAULT_MARGIN`).
-        fill: One of :data:`FILLS`.
-        mode: One of :data:`MODES`: ``"mask"`` keeps the lungs, ``"inverse"`` keeps the rest.
+        fill: One of :data:`FILLS` (not used in the ``"crop"`` mode).
+        mode: One of :data:`MODES`: ``"mask"`` keeps the lungs, ``"inverse"`` keeps the rest,
+            ``"crop"`` resizes the lungs' bounding box to the whole frame.
         **kwargs: Standard layer arguments (``name``, ``dtype``).
 
     Raises:
@@ -248,11 +377,14 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         """The films with everything outside (``"inverse"``: inside) the grown lung masks
-        replaced by the fill."""
+        replaced by the fill; in the ``"crop"`` mode, their lung boxes at the film's size."""
         height, width, channels = self._image_shape
         # the shape is pinned: a trace may see (None, None, None, None) (Score-CAM's pass)
         images = ops.reshape(ops.cast(inputs, "float32"), (-1, height, width, channels))
         lungs = self.lung_masks(images)
+        if self.mode == "crop":
+            cropped = _crop_and_resize(images, _mask_boxes(lungs), (height, width))
+            return ops.cast(cropped, self.compute_dtype)
         if self.mode == "inverse":
             keep = 1.0 - lungs
             filled = self._fill_from_visible(images, keep)
@@ -292,6 +424,65 @@ class LungFocus(keras.layers.Layer):  # type: ignore[misc]
                                     area=False)
         lungs = ops.cast(ops.greater(probabilities, self.threshold), "float32")
         return self._dilate(lungs, (height, width))
+
+    @property
+    def reframes(self) -> bool:
+        """Whether the layer moves the film's pixels (the ``"crop"`` mode): the explainers
+        then map the maps of the layers after it back with :meth:`to_film`."""
+        return self.mode == "crop"
+
+    def crop_boxes(self, images: Any) -> Any:
+        """The box of each film that the ``"crop"`` mode resizes to the whole frame.
+
+        The bounding box of the grown lung mask (:meth:`lung_masks`): its first and last rows
+        and columns with a lung pixel, normalised as ``tf.image.crop_and_resize`` takes boxes
+        (``0`` the first pixel's centre, ``1`` the last's); ``(0, 0, 1, 1)``, the whole frame,
+        for a film without lungs. The same in every mode (only the ``"crop"`` mode uses it).
+
+        Args:
+            images: Films ``(batch, H, W, C)`` of the layer's input size.
+
+        Returns:
+            float32 ``(batch, 4)``: ``(y0, x0, y1, x1)`` per film.
+
+        Example:
+            >>> unet = cx.models.build("lung_unet", input_shape=(32, 32, 1), filters=(4, 8))
+            >>> LungFocus(unet, mode="crop").crop_boxes(np.zeros((2, 48, 48, 1), np.float32)).shape
+            TensorShape([2, 4])
+        """
+        return _mask_boxes(self.lung_masks(images))
+
+    @staticmethod
+    def to_film(maps: Any, boxes: Any) -> Any:
+        """Maps in the crop's frame put back on the film: the inverse of the ``"crop"`` mode.
+
+        A map over the classifier's input (the cropped frame) is resampled, bilinear, to the
+        film's pixels: each film pixel inside the box takes the crop map's value where the
+        crop sampled it, each pixel outside the box is 0. It is a crop-and-resize of the map
+        with the box ``((0 - y0) / (y1 - y0), (0 - x0) / (x1 - x0), (1 - y0) / (y1 - y0),
+        (1 - x0) / (x1 - x0))``; boxes are normalised, so maps of any resolution (a layer's
+        grid, the film's) come back at their own resolution. It reads no weights (a static
+        method: the explainers call ``LungFocus.to_film``).
+
+        Args:
+            maps: ``(batch, h, w)`` or ``(batch, h, w, C)`` maps in the crop's frame.
+            boxes: ``(batch, 4)`` the films' crop boxes (:meth:`crop_boxes`).
+
+        Returns:
+            float32 maps of the same shape, in the film's frame.
+
+        Example:
+            >>> right_half = np.array([[0.0, 0.5, 1.0, 1.0]], np.float32)
+            >>> LungFocus.to_film(np.ones((1, 3, 5), np.float32), right_half).numpy()[0].tolist()
+            [[0.0, 0.0, 1.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0, 1.0]]
+        """
+        maps = ops.cast(maps, "float32")
+        flat = len(maps.shape) == 3
+        if flat:
+            maps = maps[..., None]
+        size = (ops.shape(maps)[1], ops.shape(maps)[2])
+        film = _crop_and_resize(maps, _inverse_boxes(boxes), size)
+        return film[..., 0] if flat else film
 
     def _segmenter_input(self, images: Any) -> Any:
         height, width, channels = self._image_shape

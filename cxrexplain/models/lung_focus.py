@@ -61,7 +61,7 @@ def with_lung_focus(
 ) -> keras.Model:
     """A new model that hides what lies outside the lungs before ``model`` sees the film.
 
-    ``film -> LungFocus (segment, dilate, fill) -> model``: the new functional model takes
+    ``film -> LungFocus (segment, dilate, fill or crop) -> model``: the new functional model takes
     the same input as ``model`` and gives the same outputs, so a
     :class:`~cxrexplain.Classifier`, ``predict``, training and every explainer use it
     unchanged. Explanations are in the film's own pixels (boxes and masks apply as they are),
@@ -92,15 +92,26 @@ def with_lung_focus(
     the visible pixels normalised by the blurred visible mask (the visible mean where none is
     within the kernel's reach), ``"zero"`` black.
 
+    ``"crop"`` hides nothing: each film's grown lung mask gives a bounding box (its first and
+    last rows and columns with a lung pixel; the whole frame for a film without lungs), and
+    that box is resized to the film's size (bilinear, ``tf.image.crop_and_resize``'s sampling;
+    the fill is not used), so the classifier sees the lungs at a fixed position and size and
+    cannot read the patient's position or build from where and how large the lungs lie. The
+    classifier's layers then see the crop, not the film; the explainers map their maps back
+    to the film (:meth:`LungFocus.to_film`: 0 outside the box), so explanations stay in the
+    film's pixels in this mode too.
+
     Args:
         model: A Keras classifier with one fixed-size image input ``(H, W, C)``, C = 1 or 3.
         segmenter: A :class:`cxrexplain.lungs.LungSegmenter` (its model, input size, channels
             and threshold are used; its clean-up is not, see the module notes).
         mode: ``"mask"`` (the default): replace what lies outside the grown lung mask;
-            ``"inverse"``: replace what lies inside it (see :data:`MODES`).
+            ``"inverse"``: replace what lies inside it; ``"crop"``: resize its bounding box
+            to the whole frame (see :data:`MODES`).
         margin: Dilation of the lung mask before masking, a share of the film's larger side
             in [0, 0.5], with a disc (:data:`DEFAULT_MARGIN`: 0.03, the audit's margin).
-        fill: ``"mean"``, ``"zero"`` or ``"blur"`` (see above and :data:`FILLS`).
+        fill: ``"mean"``, ``"zero"`` or ``"blur"`` (see above and :data:`FILLS`); the
+            ``"crop"`` mode fills nothing.
 
     Returns:
         The functional model ``<model.name>_lung_focus``: layers ``image``, ``lung_focus``
@@ -123,6 +134,9 @@ def with_lung_focus(
         PosixPath('focused.keras')
         >>> cx.GradCAM(cx.Classifier.load("focused.keras")).explain(batch).layer
         'cam_cnn/block2_relu'
+        >>> cropped = cx.models.with_lung_focus(model, seg, mode="crop")
+        >>> cx.GradCAM(cropped).explain(batch).heatmaps.shape  # in the films' pixels
+        (4, 32, 32)
     """
     if not isinstance(model, keras.Model):
         raise InvalidInputError(

@@ -125,8 +125,9 @@ def cross_validate(
         lungs: A lung segmenter (:class:`cxrexplain.lungs.LungSegmenter`): each fold's model
             is wrapped by :func:`cxrexplain.models.with_lung_focus` before training. None
             (the default) trains ``build_fn``'s model as it is.
-        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible) or ``"inverse"``
-            (only what lies outside them).
+        lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible), ``"inverse"``
+            (only what lies outside them) or ``"crop"`` (the lungs' box stretched to the
+            whole frame); see :data:`cxrexplain.lungs.focus.MODES`.
         groups: Each file's group, e.g. its patient (a mapping from path to group, or a
             callable ``path -> group``; see :func:`cxrexplain.data.k_folds`): whole groups
             per fold and per validation part. The grouping joins the recorded set-up.

@@ -60,8 +60,8 @@ def check_lung_focus(lungs: LungSegmenter | None, mode: str = "mask", *,
         The mode.
 
     Raises:
-        InvalidInputError: ``lungs`` is not a segmenter, an unknown mode, or the
-            ``"inverse"`` mode without a segmenter.
+        InvalidInputError: ``lungs`` is not a segmenter, an unknown mode, or a mode other
+            than ``"mask"`` without a segmenter.
 
     Example:
         >>> check_lung_focus(None)
@@ -89,7 +89,9 @@ def apply_lung_focus(model: keras.Model, lungs: LungSegmenter | None, mode: str 
     Args:
         model: A freshly built classifier.
         lungs: A lung segmenter, or None for no focus.
-        mode: ``"mask"`` (only the lungs visible) or ``"inverse"`` (only what lies outside).
+        mode: ``"mask"`` (only the lungs visible), ``"inverse"`` (only what lies outside)
+            or ``"crop"`` (the lungs' box stretched to the frame); see
+            :data:`cxrexplain.lungs.focus.MODES`.
         names: How ``lungs`` and ``mode`` are named in error messages.
 
     Returns:

@@ -34,11 +34,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lungs", type=Path,
                         help="a lungs .keras file (cxrexplain lungs train): train a "
                         "lung-focused model, the segmenter frozen inside it")
-    parser.add_argument("--lung-mode",
-                        help="with --lungs: mask (only the lungs visible, the default without "
-                        "--guide/--swap), crop (the lungs' box resized to the frame, when "
-                        "available) or inverse (only what lies outside them: the "
-                        "shortcut-strength check)")
+    # the library's cxrexplain.lungs.focus.MODES, spelled out: --help imports no TensorFlow
+    # (tests/test_train_lungs.py checks that the two agree)
+    parser.add_argument("--lung-mode", choices=["mask", "inverse", "crop"],
+                        help="with --lungs: mask (only the lungs visible, the default without --guide/--swap), "
+                        "inverse (only what lies outside them: the shortcut-strength check) "
+                        "or crop (the lungs' box stretched to the whole frame: their position "
+                        "and size carry nothing)")
     parser.add_argument("--guide", metavar="TERMS",
                         help="explanation-guided training: lungs, boxes or lungs,boxes (a loss "
                         "on the model's CAM outside the lungs of --lungs / outside the boxes "

@@ -65,9 +65,9 @@ def train_from_folder(
 
     With ``lungs`` and no guide, the built model is first wrapped by
     :func:`cxrexplain.models.with_lung_focus` (the segmenter frozen inside it): it trains on
-    the lungs alone (``lung_mode="mask"``, the default) or on what lies outside them
-    (``"inverse"``, the shortcut-strength check), and the saved file is that focused model.
-
+    the lungs alone (``lung_mode="mask"``), on what lies outside them (``"inverse"``, the
+    shortcut-strength check) or on the lungs' box at a fixed position and size (``"crop"``),
+    and the saved file is that focused model.
     With ``guide`` (``("lungs",)``, ``("boxes",)`` or both) or ``swap``, training is
     explanation-guided (:class:`cxrexplain.training.Guide`): ``lungs`` is then the guide's
     segmenter (each film segmented once, the masks moving with the augmentation) and the
@@ -87,9 +87,9 @@ def train_from_folder(
         lungs: A lung segmenter's ``.keras`` file (``cxrexplain lungs train``) or a
             :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
         lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible), ``"inverse"``
-            (only what lies outside them) or another of
-            :data:`cxrexplain.lungs.focus.MODES`; None: ``"mask"`` without a guide, no focus
-            with one.
+            (only what lies outside them) or ``"crop"`` (the lungs' box stretched to the
+            whole frame); see :data:`cxrexplain.lungs.focus.MODES`. None: ``"mask"`` without
+            a guide, no focus with one.
         explain_every: Explain ``explain_images`` validation films with Grad-CAM after every
             this many epochs (see the module docs for where the pictures go); None: never.
         explain_images: How many validation films to explain (taken from each class in
