@@ -54,7 +54,6 @@ from cxrexplain._checks import check_int, check_number
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.models.losses import head_of
 from cxrexplain.training._multi_worker import multi_worker_fixes
-from cxrexplain.training.guide import Guide, GuidedModel
 from cxrexplain.training.checkpoint import (
     FINAL_WEIGHTS,
     ResumableCheckpoint,
@@ -63,6 +62,7 @@ from cxrexplain.training.checkpoint import (
     load_state,
     restore_optimizer,
 )
+from cxrexplain.training.guide import Guide, GuidedModel
 from cxrexplain.training.predictions import check_class_count
 from cxrexplain.training.preparation import (
     as_dataset,

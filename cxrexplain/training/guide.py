@@ -48,6 +48,7 @@ import keras
 import tensorflow as tf
 
 from cxrexplain._checks import check_number
+from cxrexplain._keras_utils import leaf_layers
 from cxrexplain.data.datasets import BOXES, IMAGES, LUNGS
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.cam import gap_dense_head
@@ -176,6 +177,11 @@ class GuidedModel(keras.Model):  # type: ignore[misc]
             raise ModelStructureError(
                 "model: explanation-guided training needs one true class per film (a softmax "
                 "head or one sigmoid unit); this model is multi-label"
+            )
+        if any(getattr(layer, "reframes", False) for _, layer in leaf_layers(classifier)):
+            raise ModelStructureError(
+                "model: a crop lung focus moves the film's pixels before the classifier, so "
+                "its CAM is not in the film's frame; guide a plain or mask-focused model"
             )
         shape = tuple(int(d) for d in classifier.input_shape[1:])
         structure = find_layers(classifier, shape)  # type: ignore[arg-type]

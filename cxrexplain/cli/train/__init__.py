@@ -37,7 +37,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     # the library's cxrexplain.lungs.focus.MODES, spelled out: --help imports no TensorFlow
     # (tests/test_train_lungs.py checks that the two agree)
     parser.add_argument("--lung-mode", choices=["mask", "inverse", "crop"],
-                        help="with --lungs: mask (only the lungs visible, the default without --guide/--swap), "
+                        help="with --lungs: mask (only the lungs visible, the default "
+                        "without --guide/--swap), "
                         "inverse (only what lies outside them: the shortcut-strength check) "
                         "or crop (the lungs' box stretched to the whole frame: their position "
                         "and size carry nothing)")
