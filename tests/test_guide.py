@@ -280,3 +280,18 @@ def test_swap_and_lung_term_fix_decision_and_map_where_plain_reads_the_marker() 
     assert results["plain"][0] < 0.7  # measured 0.48: the marker decides
     assert results["guided"][0] > 0.85  # measured 1.00
     assert results["guided"][1] > results["plain"][1] + 0.15  # measured 0.93 against 0.65
+
+
+def test_explanation_callback_explains_the_guided_classifier_and_logs_the_terms(
+        tmp_path: Path) -> None:
+    films, labels = marker_films(16, seed=0)
+    model = small_model()
+    callback = cx.training.ExplanationCallback(films[:4], out_dir=tmp_path / "pictures",
+                                               class_names=["N", "P"])
+    guide = cx.training.Guide(fixed_mask_segmenter(LUNGS), lungs=1.0)
+    cx.training.fit(model, (films, labels), (films[:4], labels[:4]), epochs=1, guide=guide,
+                    verbose=0, callbacks=[callback])
+    assert callback.last_explanation is not None
+    assert callback._explainer is not None and callback._explainer.model is model
+    assert set(callback._guide_terms) == {"lung_outside", "val_lung_outside"}
+    assert (tmp_path / "pictures" / "epoch_001.png").is_file()

@@ -17,6 +17,10 @@ compiled pass, and
   ``CSVLogger`` and the progress bar show them (put the callback before a ``CSVLogger`` of
   your own; :func:`cxrexplain.training.fit` runs the callbacks it is given before its own).
   Epochs that are not explained log NaN, so every list in ``History`` has one value per epoch.
+* under a guided :func:`~cxrexplain.training.fit` (``guide=``), explains the classifier being
+  guided and writes the guide's terms of the epoch (``lung_outside``, ``box_outside`` and their
+  ``val_`` twins, :data:`GUIDE_LOGS`) in the picture's header and as TensorBoard scalars
+  ``guide/...``.
 
 The explainer is built on ``self.model``, the model Keras trains: under
 :func:`cxrexplain.training.fit` with mixed precision or a ``tf.distribute`` strategy that is the
@@ -66,6 +70,7 @@ from cxrexplain.explain import Explainer, Explanation, Targets, get_explainer
 from cxrexplain.io import ImageSource, load_image, load_images, load_masks
 from cxrexplain.lungs.shares import measure
 from cxrexplain.metrics import pointing_game
+from cxrexplain.training.guide import GuidedModel
 
 __all__ = ["ExplanationCallback"]
 
@@ -73,6 +78,11 @@ LUNG_SHARE = "expl_lung_share"
 """The ``logs`` key of the mean lung share."""
 POINTING_GAME = "expl_pointing_game"
 """The ``logs`` key of the pointing game's hit rate."""
+
+GUIDE_LOGS = ("lung_outside", "box_outside")
+"""What a guided fit (:class:`~cxrexplain.training.Guide`) logs: the callback writes them
+(and their ``val_`` twins) beside its own scalars, ``guide/lung_outside`` in TensorBoard, and
+in each picture's header."""
 
 
 
@@ -160,6 +170,7 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.tolerance = check_number(tolerance, "tolerance", low=0.0)
         self.last_explanation: Explanation | None = None
         self.epochs_explained: list[int] = []
+        self._guide_terms: dict[str, float] = {}
         self._explainer: Explainer | None = None
         self._batch: np.ndarray | None = None
         self._wanted: np.ndarray | None = None
@@ -181,6 +192,8 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Explain the films after every ``every``-th epoch; write the grid and the scalars."""
+        self._guide_terms = {key: float(value) for key, value in (logs or {}).items()
+                             if key.removeprefix("val_") in GUIDE_LOGS}
         scalars = self.explain_now(epoch) if (epoch + 1) % self.every == 0 else {}
         if logs is not None:
             if self._masks is not None:
@@ -207,7 +220,8 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
         Returns:
             The scalars logged, by ``logs`` key (empty without masks and boxes).
         """
-        if self._explainer is None or self._explainer.model is not self.model:
+        trained = self.model.classifier if isinstance(self.model, GuidedModel) else self.model
+        if self._explainer is None or self._explainer.model is not trained:
             self._prepare()
         assert self._explainer is not None
         assert self._batch is not None
@@ -218,9 +232,10 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.epochs_explained.append(epoch + 1)
         if self.out_dir is None and self.tensorboard_dir is None:
             return scalars
+        guide = self._guide_terms
         header = f"epoch {epoch + 1}  {self.method}" + "".join(
             f"  {key.removeprefix('expl_').replace('_', ' ')} {value:.2f}"
-            for key, value in scalars.items())
+            for key, value in {**scalars, **guide}.items())
         grid = overlay_grid(batch, explanation.heatmaps, captions=_captions(explanation),
                             header=header, masks=self._lungs, boxes=self._scaled_boxes)
         if self.out_dir is not None:
@@ -235,11 +250,15 @@ class ExplanationCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 for key, value in scalars.items():
                     tf.summary.scalar(f"explanation/{key.removeprefix('expl_')}", value,
                                       step=epoch)
+                for key, value in guide.items():
+                    tf.summary.scalar(f"guide/{key}", value, step=epoch)
             self._writer.flush()
         return scalars
 
     def _prepare(self) -> None:
         model = self.model
+        if isinstance(model, GuidedModel):  # a guided fit trains the classifier inside it
+            model = model.classifier
         if not isinstance(model, keras.Model):
             raise InvalidInputError(
                 f"model: the callback needs a keras.Model, got {type(model).__name__} (pass it "
