@@ -240,3 +240,40 @@ def test_cross_validate_bad_lung_arguments(folder: Path, lungs_file: Path) -> No
     with pytest.raises(InvalidInputError, match=r"^lung_mode: expected one of 'mask', 'inverse'"):
         cx.training.cross_validate(build, folder, lungs=cx.lungs.LungSegmenter.load(lungs_file),
                                    lung_mode="both")
+
+
+# ------------------------------------------------------------------ explanation guide
+def test_the_command_trains_a_guided_plain_model(folder: Path, lungs_file: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    boxes = tmp_path / "boxes.csv"
+    films = sorted((folder / "PNEUMONIA").glob("*.png"))
+    boxes.write_text("image,x,y,width,height\n"
+                     + "".join(f"PNEUMONIA/{p.name},10,12,20,16\n" for p in films))
+    out = tmp_path / "guided.keras"
+    assert main(train_args(folder, out, "--lungs", str(lungs_file), "--guide", "lungs,boxes",
+                           "--boxes", str(boxes), "--swap", "0.5")) == 0
+    printed = capsys.readouterr().out
+    assert "guided (lungs x1, boxes x1, swap p=0.5)" in printed
+    assert "with lung focus" not in printed
+    log = (tmp_path / "guided.checkpoint" / "log.csv").read_text().splitlines()[0]
+    assert {"lung_outside", "box_outside", "val_lung_outside"} <= set(log.split(","))
+    model = cx.Classifier.load(out).model  # the plain classifier: no focus, no guide
+    assert not any(isinstance(layer, LungFocus) for layer in model.layers)
+    assert len(model.inputs) == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--guide", "lungs"], r"--guide lungs / --swap: need --lungs"),
+        (["--guide", "ribs"], r"--guide: expected lungs, boxes or lungs,boxes"),
+        (["--guide", "boxes"], r"--guide boxes: needs --boxes"),
+        (["--swap", "2"], r"--swap"),
+    ],
+)
+def test_guide_arguments_are_checked_before_training(
+        folder: Path, tmp_path: Path, extra: list[str], message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(train_args(folder, tmp_path / "m.keras", *extra)) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "m.checkpoint").exists()
