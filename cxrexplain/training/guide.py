@@ -79,6 +79,11 @@ class Guide:
             film's (0: off); needs a segmenter.
         margin: Growth of the lung masks, a share of the film's larger side (as the audit's).
         seed: Seed of the swap's random choices.
+        consistency: Weight of the *swap consistency* (0: off): every training film enters
+            twice, as it is and as its twin (surroundings swapped with probability ``swap``),
+            and the loss adds the symmetric Kullback-Leibler divergence between the two
+            predictions (logged as ``swap_divergence``): the swap test made a loss. Needs a
+            segmenter and ``swap`` > 0; doubles the batch.
 
     Raises:
         InvalidInputError: A negative weight, a probability outside [0, 1], nothing switched
@@ -97,9 +102,10 @@ class Guide:
     swap: float = 0.0
     margin: float = DEFAULT_MARGIN
     seed: int = 0
+    consistency: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("lungs", "boxes"):
+        for name in ("lungs", "boxes", "consistency"):
             object.__setattr__(self, name, check_number(getattr(self, name), name, low=0.0))
         object.__setattr__(self, "swap", check_number(self.swap, "swap", low=0.0, high=1.0))
         object.__setattr__(self, "margin",
@@ -111,6 +117,9 @@ class Guide:
                 "guide: nothing to do; give a weight to lungs= or boxes=, or a swap= "
                 "probability"
             )
+        if self.consistency and not self.swap:
+            raise InvalidInputError("guide: consistency= compares films with their swapped "
+                                    "twins; give swap= a probability above 0")
         if (self.lungs or self.swap) and self.segmenter is None:
             raise InvalidInputError(
                 "guide: the lung term and the background swap need a lung segmenter "
@@ -196,6 +205,7 @@ class GuidedModel(keras.Model):  # type: ignore[misc]
         self._swap_seed = keras.random.SeedGenerator(guide.seed)
         self.lung_tracker = keras.metrics.Mean(name="lung_outside")
         self.box_tracker = keras.metrics.Mean(name="box_outside")
+        self.consistency_tracker = keras.metrics.Mean(name="swap_divergence")
         self.built = True  # its weights are the (built) classifier's and the segmenter's
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
@@ -209,13 +219,21 @@ class GuidedModel(keras.Model):  # type: ignore[misc]
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         images, boxes, carried = _split(x)
         lungs = self._lungs(images, carried)
-        if self.guide.swap and lungs is not None:
+        twins = bool(self.guide.consistency) and lungs is not None
+        if twins:  # each film and its twin (swapped with probability swap), side by side
+            images = tf.concat([tf.cast(images, tf.float32), self._swap(images, lungs)], 0)
+            y, lungs = _twice(y), _twice(lungs)
+            boxes = None if boxes is None else _twice(boxes)
+            sample_weight = None if sample_weight is None else _twice(sample_weight)
+        elif self.guide.swap and lungs is not None:
             images = self._swap(images, lungs)
         with tf.GradientTape() as tape:
             features, y_pred = self._forward(images, training=True)
             loss = self.compute_loss(x=images, y=y, y_pred=y_pred,
                                      sample_weight=sample_weight, training=True)
             terms = self._terms(features, y, lungs, boxes)
+            if twins:
+                terms["consistency"] = _symmetric_kl(*tf.split(y_pred, 2, axis=0))
             total = loss
             for name, value in terms.items():
                 weight = getattr(self.guide, name)
@@ -225,7 +243,7 @@ class GuidedModel(keras.Model):  # type: ignore[misc]
         variables = self.trainable_weights
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self._logs(x, y, y_pred, sample_weight, loss, terms)
+        return self._logs(images, y, y_pred, sample_weight, loss, terms)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         """The classification loss and metrics, and the guide's shares (never swapped)."""
@@ -314,11 +332,15 @@ class GuidedModel(keras.Model):  # type: ignore[misc]
             self.lung_tracker.update_state(terms["lungs"])
         if "boxes" in terms:
             self.box_tracker.update_state(terms["boxes"])
+        if "consistency" in terms:
+            self.consistency_tracker.update_state(terms["consistency"])
         logs: dict[str, Any] = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         if not self.guide.lungs:
             logs.pop("lung_outside", None)
         if not self.guide.boxes:
             logs.pop("box_outside", None)
+        if "consistency" not in terms:
+            logs.pop("swap_divergence", None)
         return logs
 
 
@@ -332,6 +354,22 @@ def _split(inputs: Any) -> tuple[Any, Any, Any]:
             )
         return inputs[IMAGES], inputs.get(BOXES), inputs.get(LUNGS)
     return inputs, None, None
+
+
+def _twice(values: Any) -> Any:
+    return tf.concat([values, values], axis=0)
+
+
+def _symmetric_kl(first: Any, second: Any) -> Any:
+    """The batch mean of ``(KL(p || q) + KL(q || p)) / 2`` between two predictions."""
+    first, second = tf.cast(first, tf.float32), tf.cast(second, tf.float32)
+    if first.shape[-1] == 1:  # one sigmoid unit: the two-class distribution
+        first = tf.concat([1.0 - first, first], axis=-1)
+        second = tf.concat([1.0 - second, second], axis=-1)
+    p = tf.clip_by_value(first, _EPSILON, 1.0)
+    q = tf.clip_by_value(second, _EPSILON, 1.0)
+    divergence = tf.reduce_sum((p - q) * (tf.math.log(p) - tf.math.log(q)), axis=-1) / 2.0
+    return tf.reduce_mean(divergence)
 
 
 def _replicas() -> int:
