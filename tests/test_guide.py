@@ -295,3 +295,24 @@ def test_explanation_callback_explains_the_guided_classifier_and_logs_the_terms(
     assert callback._explainer is not None and callback._explainer.model is model
     assert set(callback._guide_terms) == {"lung_outside", "val_lung_outside"}
     assert (tmp_path / "pictures" / "epoch_001.png").is_file()
+
+
+def test_swap_consistency_is_the_symmetric_kl_of_the_twins() -> None:
+    from cxrexplain.training.guide import _symmetric_kl
+
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.ones(3), 5).astype(np.float32)
+    q = rng.dirichlet(np.ones(3), 5).astype(np.float32)
+    expected = np.mean([(np.sum(a * np.log(a / b)) + np.sum(b * np.log(b / a))) / 2
+                        for a, b in zip(p, q, strict=True)])
+    assert float(_symmetric_kl(p, q)) == pytest.approx(expected, rel=1e-4)
+    one = np.array([[0.2], [0.9]], np.float32)  # a sigmoid unit: two-class distributions
+    two = np.array([[0.5], [0.6]], np.float32)
+    expected_two = float(_symmetric_kl(np.hstack([1 - one, one]), np.hstack([1 - two, two])))
+    assert float(_symmetric_kl(one, two)) == pytest.approx(expected_two)
+    with pytest.raises(InvalidInputError, match="consistency"):
+        cx.training.Guide(fixed_mask_segmenter(LUNGS), lungs=1.0, consistency=1.0)
+    films, labels = marker_films(16, seed=0)
+    guide = cx.training.Guide(fixed_mask_segmenter(LUNGS), swap=1.0, consistency=1.0)
+    history = cx.training.fit(small_model(), (films, labels), epochs=1, guide=guide, verbose=0)
+    assert history.history["swap_divergence"][0] > 0

@@ -269,6 +269,7 @@ def test_the_command_trains_a_guided_plain_model(folder: Path, lungs_file: Path,
         (["--guide", "ribs"], r"--guide: expected lungs, boxes or lungs,boxes"),
         (["--guide", "boxes"], r"--guide boxes: needs --boxes"),
         (["--swap", "2"], r"--swap"),
+        (["--swap-consistency", "1"], r"--swap-consistency: needs --swap"),
     ],
 )
 def test_guide_arguments_are_checked_before_training(

@@ -52,6 +52,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--swap", type=float, default=0.0, metavar="P",
                         help="background swap: with probability P a training film keeps its "
                         "lungs (--lungs) and takes its surroundings from another film")
+    parser.add_argument("--swap-consistency", type=float, default=0.0, metavar="W",
+                        help="with --swap: each film also enters with its swapped twin and the "
+                        "loss adds W x the divergence of their predictions")
     parser.add_argument("--boxes", type=Path, metavar="CSV",
                         help="radiologists' boxes (image,x,y,width,height in the films' "
                         "pixels) for --guide boxes")
@@ -75,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         validation_split=args.validation_split, seed=args.seed, lungs=args.lungs,
         lung_mode=args.lung_mode, explain_every=args.explain_every,
         explain_images=args.explain_images, guide=guide, guide_weight=args.guide_weight,
-        swap=args.swap, boxes=args.boxes,
+        swap=args.swap, boxes=args.boxes, consistency=args.swap_consistency,
     )
     print(report)
     return 0

@@ -55,6 +55,7 @@ def train_from_folder(
     guide_weight: float = 1.0,
     swap: float = 0.0,
     boxes: str | os.PathLike[str] | None = None,
+    consistency: float = 0.0,
 ) -> str:
     """Train a reference model on a class-folder or Kaggle ``chest_xray`` folder and save it.
 
@@ -98,6 +99,7 @@ def train_from_folder(
         guide_weight: The weight of each term.
         swap: The background swap's probability (0: none).
         boxes: A box CSV (:func:`cxrexplain.data.read_boxes`) for the ``"boxes"`` term.
+        consistency: The swap consistency's weight (:class:`~cxrexplain.training.Guide`).
 
     Returns:
         The evaluation report as text.
@@ -115,8 +117,9 @@ def train_from_folder(
         raise InvalidInputError(f"--out: expected a file name ending in .keras, got '{target}'")
     names_of_focus = ("--lungs", "--lung-mode")
     segmenter = _load_lungs(lungs)
-    guided = bool(guide) or bool(swap)
-    the_guide = _guide(segmenter, guide, guide_weight, swap, boxes) if guided else None
+    guided = bool(guide) or bool(swap) or bool(consistency)
+    the_guide = (_guide(segmenter, guide, guide_weight, swap, boxes, consistency) if guided
+                 else None)
     focused = segmenter is not None and (lung_mode is not None or not guided)
     lung_mode = check_lung_focus(segmenter if focused else None,
                                  "mask" if lung_mode is None or not focused else lung_mode,
@@ -162,7 +165,7 @@ def train_from_folder(
 
 
 def _guide(segmenter: LungSegmenter | None, terms: Sequence[str], weight: float, swap: float,
-           boxes: str | os.PathLike[str] | None) -> Guide:
+           boxes: str | os.PathLike[str] | None, consistency: float = 0.0) -> Guide:
     """The :class:`Guide` of ``--guide``, ``--guide-weight``, ``--swap`` and ``--boxes``."""
     unknown = [t for t in terms if t not in GUIDE_TERMS]
     if unknown:
@@ -176,14 +179,21 @@ def _guide(segmenter: LungSegmenter | None, terms: Sequence[str], weight: float,
                                 ".keras file, `cxrexplain lungs train`)")
     check_number(weight, "--guide-weight", low=0.0, low_open=True)
     check_number(swap, "--swap", low=0.0, high=1.0)
+    check_number(consistency, "--swap-consistency", low=0.0)
+    if consistency and not swap:
+        raise InvalidInputError("--swap-consistency: needs --swap (the probability that a "
+                                "film's twin is swapped)")
     return Guide(segmenter, lungs=weight if "lungs" in terms else 0.0,
-                 boxes=weight if "boxes" in terms else 0.0, swap=swap, seed=0)
+                 boxes=weight if "boxes" in terms else 0.0, swap=swap, seed=0,
+                 consistency=consistency)
 
 
 def _describe(guide: Guide) -> str:
     parts = [f"{name} x{getattr(guide, name):g}" for name in guide.terms]
     if guide.swap:
         parts.append(f"swap p={guide.swap:g}")
+    if guide.consistency:
+        parts.append(f"swap consistency x{guide.consistency:g}")
     return ", ".join(parts)
 
 
