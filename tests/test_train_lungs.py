@@ -63,12 +63,12 @@ def focus_of(model: keras.Model) -> LungFocus:
 
 
 # ------------------------------------------------------------------------------ the command
-@pytest.mark.parametrize("mode", [None, "inverse"])
+@pytest.mark.parametrize("mode", ["mask", "inverse"])
 def test_the_command_trains_a_focused_model_with_the_segmenter_inside(
-        folder: Path, lungs_file: Path, tmp_path: Path, mode: str | None,
+        folder: Path, lungs_file: Path, tmp_path: Path, mode: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "focused.keras"
-    extra = ["--lungs", str(lungs_file)] + (["--lung-mode", mode] if mode else [])
+    extra = ["--lungs", str(lungs_file), "--lung-mode", mode]
     assert main(train_args(folder, out, *extra)) == 0
     printed = capsys.readouterr().out
     assert f"with lung focus ({mode or 'mask'})" in printed and f"saved {out}" in printed
@@ -243,6 +243,24 @@ def test_cross_validate_bad_lung_arguments(folder: Path, lungs_file: Path) -> No
 
 
 # ------------------------------------------------------------------ explanation guide
+def test_lungs_alone_trains_the_recommended_guide(folder: Path, lungs_file: Path,
+                                                  tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from cxrexplain.training.guide import RECOMMENDED_WEIGHT
+
+    out = tmp_path / "default.keras"
+    assert main(train_args(folder, out, "--lungs", str(lungs_file))) == 0
+    printed = capsys.readouterr().out
+    assert ("guided (lungs x0.2, swap p=1, swap consistency x1)" in printed
+            and "with lung focus" not in printed)
+    assert not any(isinstance(layer, LungFocus) for layer in cx.Classifier.load(out).model.layers)
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))
+    guide_weight = next(a for a in commands.choices["train"]._actions
+                        if a.dest == "guide_weight")
+    assert guide_weight.default == RECOMMENDED_WEIGHT
+
+
 def test_the_command_trains_a_guided_plain_model(folder: Path, lungs_file: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     boxes = tmp_path / "boxes.csv"
@@ -253,7 +271,7 @@ def test_the_command_trains_a_guided_plain_model(folder: Path, lungs_file: Path,
     assert main(train_args(folder, out, "--lungs", str(lungs_file), "--guide", "lungs,boxes",
                            "--boxes", str(boxes), "--swap", "0.5")) == 0
     printed = capsys.readouterr().out
-    assert "guided (lungs x1, boxes x1, swap p=0.5)" in printed
+    assert "guided (lungs x0.2, boxes x0.2, swap p=0.5)" in printed
     assert "with lung focus" not in printed
     log = (tmp_path / "guided.checkpoint" / "log.csv").read_text().splitlines()[0]
     assert {"lung_outside", "box_outside", "val_lung_outside"} <= set(log.split(","))

@@ -32,13 +32,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validation-split", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lungs", type=Path,
-                        help="a lungs .keras file (cxrexplain lungs train): train a "
-                        "lung-focused model, the segmenter frozen inside it")
+                        help="a lungs .keras file (cxrexplain lungs train): alone, train "
+                        "under the recommended explanation guide (lung term 0.2, background "
+                        "swap, swap consistency; the saved model is plain); with --lung-mode, "
+                        "a lung-focused model, the segmenter frozen inside it")
     # the library's cxrexplain.lungs.focus.MODES, spelled out: --help imports no TensorFlow
     # (tests/test_train_lungs.py checks that the two agree)
     parser.add_argument("--lung-mode", choices=["mask", "inverse", "crop"],
-                        help="with --lungs: mask (only the lungs visible, the default "
-                        "without --guide/--swap), "
+                        help="with --lungs: mask (only the lungs visible), "
                         "inverse (only what lies outside them: the shortcut-strength check) "
                         "or crop (the lungs' box stretched to the whole frame: their position "
                         "and size carry nothing)")
@@ -47,8 +48,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         "on the model's CAM outside the lungs of --lungs / outside the boxes "
                         "of --boxes); --lungs then guides instead of masking, unless "
                         "--lung-mode is given too")
-    parser.add_argument("--guide-weight", type=float, default=1.0, metavar="W",
-                        help="with --guide: the weight of each term (default: 1.0)")
+    # RECOMMENDED_WEIGHT of cxrexplain.training.guide, spelled out: --help imports no
+    # TensorFlow (tests/test_train_lungs.py checks that the two agree)
+    parser.add_argument("--guide-weight", type=float, default=0.2, metavar="W",
+                        help="with --guide: the weight of each term (default: 0.2)")
     parser.add_argument("--swap", type=float, default=0.0, metavar="P",
                         help="background swap: with probability P a training film keeps its "
                         "lungs (--lungs) and takes its surroundings from another film")

@@ -64,7 +64,10 @@ def train_from_folder(
     run resume). The model is then evaluated on the Kaggle ``test/`` part when there is one,
     else on the validation part, and saved with its class names as one ``.keras`` file.
 
-    With ``lungs`` and no guide, the built model is first wrapped by
+    With ``lungs`` alone the model trains under the recommended explanation guide
+    (:meth:`cxrexplain.training.Guide.recommended`, with the box term when ``boxes`` is
+    given) and the saved file is the plain classifier. With ``lungs`` and a ``lung_mode``, the
+    built model is first wrapped by
     :func:`cxrexplain.models.with_lung_focus` (the segmenter frozen inside it): it trains on
     the lungs alone (``lung_mode="mask"``), on what lies outside them (``"inverse"``, the
     shortcut-strength check) or on the lungs' box at a fixed position and size (``"crop"``),
@@ -89,8 +92,8 @@ def train_from_folder(
             :class:`cxrexplain.lungs.LungSegmenter`; None trains without a lung focus.
         lung_mode: With ``lungs``: ``"mask"`` (only the lungs visible), ``"inverse"``
             (only what lies outside them) or ``"crop"`` (the lungs' box stretched to the
-            whole frame); see :data:`cxrexplain.lungs.focus.MODES`. None: ``"mask"`` without
-            a guide, no focus with one.
+            whole frame); see :data:`cxrexplain.lungs.focus.MODES`. None: no focus (the
+            recommended guide, or the guide asked for).
         explain_every: Explain ``explain_images`` validation films with Grad-CAM after every
             this many epochs (see the module docs for where the pictures go); None: never.
         explain_images: How many validation films to explain (taken from each class in
@@ -120,10 +123,11 @@ def train_from_folder(
     guided = bool(guide) or bool(swap) or bool(consistency)
     the_guide = (_guide(segmenter, guide, guide_weight, swap, boxes, consistency) if guided
                  else None)
-    focused = segmenter is not None and (lung_mode is not None or not guided)
-    lung_mode = check_lung_focus(segmenter if focused else None,
-                                 "mask" if lung_mode is None or not focused else lung_mode,
-                                 names=names_of_focus)
+    if segmenter is not None and lung_mode is None and not guided:  # the default recipe
+        the_guide = Guide.recommended(segmenter, boxes=boxes is not None)
+    focused = segmenter is not None and lung_mode is not None
+    lung_mode = check_lung_focus(segmenter if lung_mode is not None else None,
+                                 lung_mode or "mask", names=names_of_focus)
     if explain_every is not None:
         check_int(explain_every, "--explain-every", minimum=1)
     check_int(explain_images, "--explain-images", minimum=1)
@@ -131,7 +135,7 @@ def train_from_folder(
     parts = image_folder(data_dir, image_size=image_size, channels=channels, classes=classes,
                          batch_size=batch_size, validation_split=validation_split,
                          subset="both", seed=seed, augment=True,
-                         boxes=boxes if "boxes" in guide else None,
+                         boxes=boxes if the_guide is not None and the_guide.boxes else None,
                          lungs=segmenter if the_guide is not None and
                          (the_guide.lungs or the_guide.swap) else None)
     if not isinstance(parts, tuple):  # pragma: no cover - subset="both" gives a pair
