@@ -51,14 +51,14 @@ def numpy_outside(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     positive = np.maximum(maps, 0)
     total = positive.sum(axis=(1, 2))
     outside = (positive * (1 - masks)).sum(axis=(1, 2))
-    return np.where(total > 0, outside / np.where(total > 0, total, 1), 0.0)
+    return np.where(total > 0, outside / np.where(total > 0, total, 1), 1.0)
 
 
 # ------------------------------------------------------------------------------ the terms
 def test_outside_share_matches_numpy() -> None:
     rng = np.random.default_rng(0)
     maps = rng.normal(size=(6, 9, 7)).astype(np.float32)
-    maps[2] = -1.0  # no positive mass: 0, never NaN
+    maps[2] = -1.0  # no positive mass: all outside (1), never NaN
     masks = (rng.random((6, 9, 7)) > 0.5).astype(np.float32)
     np.testing.assert_allclose(outside_share(maps, masks).numpy(), numpy_outside(maps, masks),
                                atol=1e-5)
