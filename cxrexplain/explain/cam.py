@@ -18,17 +18,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import keras
 import tensorflow as tf
 
-from cxrexplain.errors import ModelStructureError
 from cxrexplain.explain.kinds import LayerExplainer
-from cxrexplain.explain.layers import LayerCall, ModelLayers
+from cxrexplain.explain.layers import LayerCall, ModelLayers, gap_dense_head
 
-__all__ = ["CAM", "gap_dense_head"]
+__all__ = ["CAM"]
 
-_PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.layers.GaussianDropout,
-                 keras.layers.GaussianNoise, keras.layers.AlphaDropout)
 
 
 class CAM(LayerExplainer):
@@ -67,56 +63,3 @@ class CAM(LayerExplainer):
         else:
             weights = tf.gather(tf.transpose(kernel), targets)
         return tf.einsum("nhwk,nk->nhw", activations, weights)
-
-
-def gap_dense_head(structure: ModelLayers, target: LayerCall, who: str = "CAM") -> Any:
-    """The Dense layer of a ``target -> GlobalAveragePooling2D -> (Dropout) -> Dense`` head.
-
-    The one check of a CAM head, shared by :class:`CAM` and the explanation guide
-    (:class:`cxrexplain.training.Guide`), which both need ``w[k, c]``.
-
-    Args:
-        structure: The model's layer calls (:func:`~cxrexplain.explain.layers.find_layers`).
-        target: The layer whose output feeds the pooling.
-        who: Who asks, for the error message.
-
-    Returns:
-        The head's ``keras.layers.Dense``.
-
-    Raises:
-        ModelStructureError: The model has another head; the message names what follows the
-            target layer and suggests Grad-CAM.
-
-    Example:
-        >>> from cxrexplain.explain.layers import find_layers
-        >>> layers = find_layers(model, model.input_shape[1:])
-        >>> type(gap_dense_head(layers, layers.default_target())).__name__
-        'Dense'
-    """
-    head = [c for c in structure.after(target) if not isinstance(c.layer, _PASS_THROUGH)]
-    kinds = [type(c.layer).__name__ for c in head]
-    ok = (
-        len(head) >= 2
-        and isinstance(head[0].layer, keras.layers.GlobalAveragePooling2D)
-        and not getattr(head[0].layer, "keepdims", False)
-        and isinstance(head[1].layer, keras.layers.Dense)
-        and all(_is_final_activation(c.layer) for c in head[2:])
-    )
-    if not ok:
-        raise ModelStructureError(
-            f"model: {who} needs the layer '{target.path}' to feed GlobalAveragePooling2D -> "
-            f"(Dropout) -> Dense as the model's head; after it the model runs {kinds}. "
-            "Use GradCAM (or HiResCAM) for this model, or pass the layer that feeds the "
-            "global average pooling"
-        )
-    return head[1].layer
-
-
-def _is_final_activation(layer: keras.layers.Layer) -> bool:
-    """A layer after the Dense that only applies softmax/sigmoid/identity."""
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    if isinstance(layer, keras.layers.Activation):
-        name = getattr(layer.activation, "__name__", "")
-        return name in ("softmax", "sigmoid", "linear")
-    return False

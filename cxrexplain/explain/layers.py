@@ -37,7 +37,8 @@ from cxrexplain._checks import first_line
 from cxrexplain._keras_utils import leaf_layers
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
-__all__ = ["LayerCall", "ModelLayers", "find_layers", "intercept", "layer_activations"]
+__all__ = ["LayerCall", "ModelLayers", "find_layers", "gap_dense_head", "intercept",
+           "layer_activations"]
 
 _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
@@ -235,3 +236,59 @@ def intercept(
             object.__setattr__(layer, "call", original)
         else:
             object.__delattr__(layer, "call")
+
+
+_PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout2D, keras.layers.GaussianDropout,
+                 keras.layers.GaussianNoise, keras.layers.AlphaDropout)
+
+
+def gap_dense_head(structure: ModelLayers, target: LayerCall, who: str = "CAM") -> Any:
+    """The Dense layer of a ``target -> GlobalAveragePooling2D -> (Dropout) -> Dense`` head.
+
+    The one check of a CAM head, shared by :class:`CAM` and the explanation guide
+    (:class:`cxrexplain.training.Guide`), which both need ``w[k, c]``.
+
+    Args:
+        structure: The model's layer calls (:func:`~cxrexplain.explain.layers.find_layers`).
+        target: The layer whose output feeds the pooling.
+        who: Who asks, for the error message.
+
+    Returns:
+        The head's ``keras.layers.Dense``.
+
+    Raises:
+        ModelStructureError: The model has another head; the message names what follows the
+            target layer and suggests Grad-CAM.
+
+    Example:
+        >>> layers = find_layers(model, model.input_shape[1:])
+        >>> type(gap_dense_head(layers, layers.default_target())).__name__
+        'Dense'
+    """
+    head = [c for c in structure.after(target) if not isinstance(c.layer, _PASS_THROUGH)]
+    kinds = [type(c.layer).__name__ for c in head]
+    ok = (
+        len(head) >= 2
+        and isinstance(head[0].layer, keras.layers.GlobalAveragePooling2D)
+        and not getattr(head[0].layer, "keepdims", False)
+        and isinstance(head[1].layer, keras.layers.Dense)
+        and all(_is_final_activation(c.layer) for c in head[2:])
+    )
+    if not ok:
+        raise ModelStructureError(
+            f"model: {who} needs the layer '{target.path}' to feed GlobalAveragePooling2D -> "
+            f"(Dropout) -> Dense as the model's head; after it the model runs {kinds}. "
+            "Use GradCAM (or HiResCAM) for this model, or pass the layer that feeds the "
+            "global average pooling"
+        )
+    return head[1].layer
+
+
+def _is_final_activation(layer: keras.layers.Layer) -> bool:
+    """A layer after the Dense that only applies softmax/sigmoid/identity."""
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    if isinstance(layer, keras.layers.Activation):
+        name = getattr(layer.activation, "__name__", "")
+        return name in ("softmax", "sigmoid", "linear")
+    return False

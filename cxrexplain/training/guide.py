@@ -51,8 +51,7 @@ from cxrexplain._checks import check_number
 from cxrexplain._keras_utils import leaf_layers
 from cxrexplain.data.datasets import BOXES, IMAGES, LUNGS
 from cxrexplain.errors import InvalidInputError, ModelStructureError
-from cxrexplain.explain.cam import gap_dense_head
-from cxrexplain.explain.layers import find_layers, intercept
+from cxrexplain.explain.layers import find_layers, gap_dense_head, intercept
 from cxrexplain.lungs.focus import LungFocus, grow_masks
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN, MAX_MARGIN
 from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
