@@ -70,7 +70,7 @@ DATA = ROOT.parent / "shared" / "data" / "cxr"
 OUT = ROOT / "benchmarks" / "out" / "guided_real"
 FIGURES = ROOT / "docs" / "images"
 TASKS = {"three_class": ("COVID", "NORMAL", "PNEUMONIA"), "covid_normal": ("COVID", "NORMAL")}
-RECIPES = ("plain", "swap", "inverse_swap", "light_guide_swap", "light_guide_twins", "mask",
+RECIPES = ("plain", "light_guide_twins", "light_guide_swap", "mask", "swap", "inverse_swap",
            "lungs_boxes_swap", "lungs", "lungs_boxes", "crop", "inverse")
 CORE = RECIPES[:6]  # run first on the first three folds: the default's question
 GUIDES: dict[str, dict[str, float]] = {
@@ -99,6 +99,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a segmenter trained on ../shared/data/lungs (none of cxr/)")
     parser.add_argument("--quick", action="store_true", help="64 px, 2 epochs, own folder")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--table-folds", type=int, nargs="+",
+                        help="with --report: pool only these folds (default: every fold done)")
     args = parser.parse_args(argv)
     if args.quick:
         args.image_size, args.epochs = 64, 2
@@ -276,6 +278,8 @@ def report(args: argparse.Namespace) -> str:
         for recipe in RECIPES:
             found = [json.loads(p.read_text())
                      for p in sorted((args.out / task).glob(f"{recipe}_fold*.json"))]
+            found = [r for r in found
+                     if args.table_folds is None or r["fold"] in args.table_folds]
             if found:
                 rows[recipe] = found
         if not rows:
