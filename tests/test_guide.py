@@ -316,3 +316,63 @@ def test_swap_consistency_is_the_symmetric_kl_of_the_twins() -> None:
     guide = cx.training.Guide(fixed_mask_segmenter(LUNGS), swap=1.0, consistency=1.0)
     history = cx.training.fit(small_model(), (films, labels), epochs=1, guide=guide, verbose=0)
     assert history.history["swap_divergence"][0] > 0
+
+
+# ------------------------------------------------- the design's names: Guidance, the swap as data
+def _constant_folder(root: Path, values: tuple[float, ...]) -> None:
+    for i, value in enumerate(values):
+        folder = root / ("P" if i % 2 else "N")
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((S, S), round(value * 255), np.uint8))
+
+
+STILL = {"rotation": 0, "zoom": 0, "shift": 0, "brightness": 0, "contrast": 0}
+
+
+def test_augmentation_background_swap_pastes_the_lungs_on_another_films_surroundings(
+        tmp_path: Path) -> None:
+    values = (0.2, 0.4, 0.6, 0.8, 1.0)
+    _constant_folder(tmp_path / "data", values)
+    seg = fixed_mask_segmenter(LUNGS)
+    ds = cx.data.image_folder(tmp_path / "data", image_size=S, batch_size=5, shuffle=False,
+                              augment=cx.data.Augmentation(**STILL, background_swap=seg))
+    films, _ = next(iter(ds))  # the masks leave the element: plain films for any model
+    films = films.numpy()
+    own = np.array([values[int(Path(p).stem)] for p in ds.file_paths])
+    grown = cx.lungs.geometry.dilate(LUNGS[None], cx.lungs.geometry.DEFAULT_MARGIN)[0]
+    np.testing.assert_allclose(films[:, grown, 0], own[:, None] * np.ones((1, grown.sum())),
+                               atol=1 / 255)  # the (grown) lungs are the film's own
+    outside = films[:, ~grown, 0]
+    assert np.ptp(outside, axis=1).max() < 1 / 255  # one donor per film
+    donors = [int(np.argmin(np.abs(own - row[0]))) for row in outside]
+    assert sorted(donors) == list(range(5)) and all(d != i for i, d in enumerate(donors))
+
+    kept = cx.data.image_folder(tmp_path / "data", image_size=S, batch_size=5, shuffle=False,
+                                lungs=seg, augment=cx.data.Augmentation(
+                                    **STILL, background_swap=seg, swap_probability=0.0))
+    inputs, _ = next(iter(kept))  # lungs= keeps the masks; probability 0 swaps nothing
+    np.testing.assert_array_equal(inputs["lungs"].numpy()[0, ..., 0], LUNGS)
+    np.testing.assert_allclose(inputs["images"].numpy()[:, 0, 0, 0], own, atol=1 / 255)
+    val = cx.data.image_folder(tmp_path / "data", image_size=S, validation_split=0.4, seed=0,
+                               augment=cx.data.Augmentation(**STILL, background_swap=seg))[1]
+    assert isinstance(next(iter(val))[0], tf.Tensor)  # validation: never swapped, no masks
+    with pytest.raises(InvalidInputError, match="background_swap"):
+        cx.data.Augmentation(background_swap="lungs.keras")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="swap_probability"):
+        cx.data.Augmentation(background_swap=seg, swap_probability=1.5)
+
+
+def test_guidance_is_the_design_spelling_of_a_guide() -> None:
+    seg = fixed_mask_segmenter(LUNGS)
+    assert cx.training.Guidance(lungs=seg, lung_weight=1.0, box_weight=1.0) == \
+        cx.training.Guide(seg, lungs=1.0, boxes=1.0)
+    assert cx.training.Guidance(lungs=seg).lungs == cx.training.guide.RECOMMENDED_WEIGHT
+    assert cx.training.Guidance(box_weight=0.5).terms == ("boxes",)
+    films, labels = marker_films(16, seed=0)
+    history = cx.training.fit(small_model(), (films, labels), epochs=1, verbose=0, seed=0,
+                              guidance=cx.training.Guidance(lungs=seg, lung_weight=1.0))
+    assert "lung_outside" in history.history
+    with pytest.raises(InvalidInputError, match="one of the two"):
+        cx.training.fit(small_model(), (films, labels), epochs=1, verbose=0,
+                        guide=cx.training.Guide(seg, lungs=1.0),
+                        guidance=cx.training.Guidance(lungs=seg))

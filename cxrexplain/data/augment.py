@@ -4,6 +4,12 @@ No horizontal flip by default: a mirrored chest film puts the heart on the right
 (dextrocardia), a cue no real test image has, and a flip lets a model learn side-specific
 shortcuts in reverse. ``Augmentation(flip=True)`` adds it for those who want it.
 
+``Augmentation(background_swap=seg)`` adds the **background swap**: each training film keeps
+its lungs (the segmenter's masks, computed once when the dataset is made, grown by the audit's
+margin) and takes everything outside them from another film of its batch, whatever its class,
+so that nothing outside the lungs predicts the label (``swap_probability`` of the films, all
+by default). The swap runs after the geometric transforms, before brightness and contrast.
+
 The transform runs inside the ``tf.data`` pipeline with Keras' random preprocessing layers
 (per-image random parameters), filling uncovered pixels with black (the border of a film) and
 clipping the result to [0, 1].
@@ -24,6 +30,7 @@ import keras
 
 from cxrexplain._checks import check_number
 from cxrexplain.errors import InvalidInputError
+from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
 
 __all__ = ["PARTS", "Augmentation"]
 
@@ -42,10 +49,17 @@ class Augmentation:
         brightness: Largest brightness change, as a fraction of the [0, 1] range (0.1).
         contrast: Largest contrast change factor (0.1: contrast times 0.9 to 1.1).
         flip: Also flip left-right at random (False: see the module docs).
+        background_swap: A lung segmenter: swap each film's surroundings for another film's
+            (see the module docs); None: no swap. Datasets of
+            :func:`~cxrexplain.data.from_files` / :func:`~cxrexplain.data.image_folder`
+            segment their films once with it.
+        swap_probability: With ``background_swap``, the share of films swapped (1.0).
 
     Example:
         >>> Augmentation().flip
         False
+        >>> Augmentation(background_swap=seg).swap_probability
+        1.0
     """
 
     rotation: float = 5.0
@@ -54,15 +68,21 @@ class Augmentation:
     brightness: float = 0.1
     contrast: float = 0.1
     flip: bool = False
+    background_swap: LungSegmenter | None = None
+    swap_probability: float = 1.0
 
     def __post_init__(self) -> None:
         limits = {"rotation": 180.0, "zoom": 0.9, "shift": 0.9, "brightness": 1.0,
-                  "contrast": 0.9}
+                  "contrast": 0.9, "swap_probability": 1.0}
         for field in fields(self):
             value = getattr(self, field.name)
             if field.name == "flip":
                 if not isinstance(value, bool):
                     raise InvalidInputError(f"flip: expected True or False, got {value!r}")
+                continue
+            if field.name == "background_swap":
+                if value is not None:
+                    check_segmenter(value, "background_swap")
                 continue
             limit = limits[field.name]
             check_number(value, field.name, low=0.0, high=limit)

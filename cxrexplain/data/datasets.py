@@ -50,7 +50,9 @@ from cxrexplain.data.files import (
 from cxrexplain.data.splits import stratified_split
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import MIN_IMAGE_SIZE, load_image
+from cxrexplain.lungs.focus import grow_masks
 from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
+from cxrexplain.lungs.swap import BackgroundSwap
 
 __all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder"]
 
@@ -108,6 +110,10 @@ def from_files(
             the key ``"lungs"`` (moved by the augmentation, as boxes are). A
             :class:`~cxrexplain.training.Guide` then reads these masks instead of running its
             segmenter at every training step (the same masks, several times cheaper).
+            An ``augment=Augmentation(background_swap=seg)`` segments the films the same way
+            (with ``lungs`` when given, else with its own segmenter) and swaps their
+            surroundings within each batch; its masks stay out of the elements unless
+            ``lungs`` is given.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` batches with ``class_names``,
@@ -134,7 +140,9 @@ def from_files(
     lung_masks = None
     if lungs is not None:
         check_segmenter(lungs, "lungs")
-        segmented = lungs.segment(list(files.paths), size=size)
+    segmenter = lungs or (None if transform is None else transform.background_swap)
+    if segmenter is not None:  # once, for the guide and/or the background swap
+        segmented = segmenter.segment(list(files.paths), size=size)
         lung_masks = np.asarray(segmented, np.float32)[..., None]
 
     def decode(path: Any) -> np.ndarray:
@@ -185,7 +193,8 @@ def from_files(
             dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if transform is not None:
-        dataset = dataset.map(_augmenter(transform, seed), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_augmenter(transform, seed, keep_lungs=lungs is not None),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     dataset.class_names = list(files.class_names)
     dataset.file_paths = list(files.paths)
@@ -196,11 +205,19 @@ def from_files(
     return dataset
 
 
-def _augmenter(transform: Augmentation, seed: int) -> Any:
-    """The batch map that augments films (and moves their box masks with them)."""
+def _augmenter(transform: Augmentation, seed: int, *, keep_lungs: bool = True) -> Any:
+    """The batch map that augments films (and moves their box and lung masks with them).
+
+    With ``transform.background_swap`` the films carry their lung masks: after the geometric
+    transforms each film's grown lungs go onto another film's surroundings
+    (:class:`~cxrexplain.lungs.swap.BackgroundSwap`); the masks leave the element unless
+    ``keep_lungs`` (the dataset was made with ``lungs=``).
+    """
     everything = transform.layers(seed=seed)
     geometry = transform.layers(seed=seed, part="geometry")
     intensity = transform.layers(seed=seed, part="intensity")
+    swapper = None if transform.background_swap is None else BackgroundSwap(
+        transform.swap_probability, seed=seed, name="background_swap")
 
     def clip(images: Any) -> tf.Tensor:
         return tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0)
@@ -215,11 +232,17 @@ def _augmenter(transform: Augmentation, seed: int) -> Any:
         carried = [key for key in (BOXES, LUNGS) if key in inputs]
         channels = images.shape[-1]
         moved = run(geometry, tf.concat([images] + [inputs[key] for key in carried], axis=-1))
-        out = {IMAGES: clip(run(intensity, moved[..., :channels]))}
-        for offset, key in enumerate(carried):
-            plane = moved[..., channels + offset:channels + offset + 1]
-            out[key] = tf.cast(plane > 0.5, tf.float32)
-        return out, labels
+        planes = {key: tf.cast(moved[..., channels + k:channels + k + 1] > 0.5, tf.float32)
+                  for k, key in enumerate(carried)}
+        films = moved[..., :channels]
+        if swapper is not None:
+            films = swapper(films, grow_masks(planes[LUNGS]))
+            if not keep_lungs:
+                del planes[LUNGS]
+        films = clip(run(intensity, films))
+        if not planes:
+            return films, labels
+        return {IMAGES: films, **planes}, labels
 
     return apply
 

@@ -4,6 +4,9 @@
 :mod:`cxrexplain.lungs.geometry`, as the audit grows it) and takes every pixel outside them
 from a donor film at the same place. It is the one home of that composite: the swap test
 (:func:`cxrexplain.metrics.swap_test`) asks whether a classifier's decision survives it.
+:class:`BackgroundSwap` makes the same composite in the graph, within a training batch: the
+background-swap augmentation (``cx.data.Augmentation(background_swap=seg)``) and the swap of
+:class:`cxrexplain.training.Guide` both call it.
 
 Example:
     >>> import numpy as np
@@ -18,14 +21,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from cxrexplain._arrays import as_masks
 from cxrexplain._checks import as_numbers, check_number
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN, MAX_MARGIN, dilate
 
-__all__ = ["swap_surroundings"]
+__all__ = ["BackgroundSwap", "swap_surroundings"]
 
 
 def swap_surroundings(
@@ -81,3 +86,50 @@ def swap_surroundings(
     grown = dilate(lungs, margin)
     composite: np.ndarray = np.where(grown[..., None], images, others).astype(np.float32)
     return composite
+
+
+class BackgroundSwap(keras.layers.Layer):  # type: ignore[misc]
+    """In the graph: each chosen film's lungs on the surroundings of another film of the batch.
+
+    The donors are a random derangement of the batch (no film is its own donor), drawn anew at
+    every call; each film is swapped with probability ``probability``. A batch of one film is
+    returned as it is. The masks must already be grown (``grow_masks``): the composite is
+    ``lungs * film + (1 - lungs) * donor``, as :func:`swap_surroundings` makes it.
+
+    Args:
+        probability: The chance that a film is swapped, in [0, 1].
+        seed: Seed of the random choices (None: random).
+        **kwargs: Keras layer arguments.
+
+    Example:
+        >>> films = np.stack([np.full((4, 4, 1), v, np.float32) for v in (0.0, 1.0)])
+        >>> lungs = np.zeros((2, 4, 4, 1), np.float32); lungs[:, 1:3, 1:3] = 1
+        >>> out = BackgroundSwap(1.0, seed=0)(films, lungs).numpy()
+        >>> out[0, ..., 0].tolist()[0], out[0, 1:3, 1:3, 0].tolist()
+        ([1.0, 1.0, 1.0, 1.0], [[0.0, 0.0], [0.0, 0.0]])
+    """
+
+    def __init__(self, probability: float = 1.0, seed: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.probability = check_number(probability, "probability", low=0.0, high=1.0)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images: Any, lungs: Any) -> Any:
+        """``(N, H, W, C)`` films and their grown ``(N, H, W, 1)`` 0/1 lungs -> composites."""
+        count = tf.shape(images)[0]
+        order = tf.argsort(keras.random.uniform((count,), seed=self._generator))
+        donors = tf.scatter_nd(order[:, None], tf.roll(order, shift=-1, axis=0), (count,))
+        chosen = keras.random.uniform((count, 1, 1, 1), seed=self._generator) < self.probability
+        chosen = tf.logical_and(chosen, count > 1)
+        images = tf.cast(images, tf.float32)
+        lungs = tf.cast(lungs, tf.float32)
+        swapped = lungs * images + (1.0 - lungs) * tf.gather(images, donors)
+        return tf.where(chosen, swapped, images)
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's arguments."""
+        config: dict[str, Any] = super().get_config()
+        config.update(probability=self.probability, seed=self.seed)
+        return config

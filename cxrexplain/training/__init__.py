@@ -23,7 +23,7 @@ from cxrexplain.training.cross_validation import cross_validate
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
 from cxrexplain.training.explanation_callback import ExplanationCallback
 from cxrexplain.training.fit import fit
-from cxrexplain.training.guide import Guide, GuidedModel
+from cxrexplain.training.guide import Guidance, Guide, GuidedModel
 from cxrexplain.training.preparation import balanced_class_weight, compile_default, has_gpu
 from cxrexplain.training.report import EvaluationReport, evaluate, report_from_predictions
 from cxrexplain.training.segmenter import train_segmenter
@@ -36,6 +36,7 @@ __all__ = [
     "ExplanationCallback",
     "FoldResult",
     "FoldSetup",
+    "Guidance",
     "Guide",
     "GuidedModel",
     "TrainingState",

@@ -100,6 +100,7 @@ def fit(
     seed: int | None = None,
     verbose: int | str = "auto",
     guide: Guide | None = None,
+    guidance: Guide | None = None,
 ) -> keras.callbacks.History:
     """Train ``model`` on ``train`` (validating on ``val``) with the callbacks it needs.
 
@@ -136,6 +137,8 @@ def fit(
             boxes, and a background swap; the history then logs ``lung_outside`` /
             ``box_outside``. None (the default): plain training. The guide lives only in
             training: ``model`` stays the plain classifier.
+        guidance: The same as ``guide`` (DESIGN.md's name, e.g. from
+            :func:`~cxrexplain.training.Guidance`); give one of the two.
 
     Returns:
         The Keras ``History``; after a resumed run its ``history`` and ``epoch`` cover every
@@ -179,6 +182,10 @@ def fit(
     gpu = has_gpu()
     use_mixed = _flag(mixed_precision, "mixed_precision", gpu)
     use_jit = _flag(jit_compile, "jit_compile", gpu)
+    if guidance is not None:
+        if guide is not None:
+            raise InvalidInputError("guidance: the same as guide=; give one of the two")
+        guide = guidance
     if guide is not None and not isinstance(guide, Guide):
         raise InvalidInputError(f"guide: expected a cx.training.Guide or None, got "
                                 f"{type(guide).__name__}")
