@@ -1,8 +1,9 @@
 """Contact sheet of lung masks on films that have none (issue 13).
 
 Segments 12 NORMAL and 12 PNEUMONIA films of ``../shared/data/cxr`` (no masks exist for them)
-with a segmenter trained on the COVID masks (``benchmarks/out/lung_dice_cv/fold_0.keras`` by
-default) and draws each mask's contour on its film, 6 films a row, into
+with a segmenter trained on COVID lung masks (``benchmarks/out/lung_dice_cv/fold_0.keras`` by
+default: since issue 23 four fifths of all 405 masks) and draws each mask's contour on its
+film, 6 films a row, into
 ``docs/images/lung_contact_sheet.png``. The films are picked evenly through each sorted folder
 (a fixed, not a hand-picked, choice).
 

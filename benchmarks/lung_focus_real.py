@@ -24,8 +24,11 @@ Per model, on its test fold: accuracy, macro AUC, sensitivity per class
 against their reference lung masks (``cx.audit``, lungs grown by 3 %); the audit's verdict on
 the test fold with the segmenter's lungs.
 
-Segmenter: ``benchmarks/out/lung_dice_cv/fold_0.keras`` (from ``lung_dice_cv.py``; trained on
-79 of the 99 COVID masks, some of whose films are in a classifier's test fold).
+Segmenter: ``benchmarks/out/lung_dice_cv/fold_0.keras`` (from ``lung_dice_cv.py``; since
+issue 23 trained on four fifths of all 405 lung masks, ``lungs/`` and ``cxr/``, dealt by
+patient; some of its ``cxr/`` films are in a classifier's test fold; the issue-14 figures
+came from the earlier one trained on 79 of the 99 ``cxr/`` masks). For a segmenter that never
+saw a ``cxr/`` film, pass ``--lungs benchmarks/out/segmenter_306.keras`` (``lung_dice_cv.py``).
 
 Each (task, recipe, fold) writes ``benchmarks/out/lung_focus_real/<task>/<recipe>_fold<i>.json``
 when it finishes and a rerun skips it.
