@@ -54,7 +54,7 @@ from cxrexplain.lungs.focus import grow_masks
 from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
 from cxrexplain.lungs.swap import BackgroundSwap
 
-__all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder"]
+__all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder", "pipeline"]
 
 IMAGES = "images"
 """The key of the films in an element of a dataset with boxes."""
@@ -140,11 +140,59 @@ def from_files(
     lung_masks = None
     if lungs is not None:
         check_segmenter(lungs, "lungs")
-    segmenter = lungs or (None if transform is None else transform.background_swap)
-    if segmenter is not None:  # once, for the guide and/or the background swap
-        segmented = segmenter.segment(list(files.paths), size=size)
-        lung_masks = np.asarray(segmented, np.float32)[..., None]
+        lung_masks = _segment(lungs, list(files.paths), size)
+    dataset = pipeline(
+        list(files.paths), files.label_array, size=size, channels=channels,
+        batch_size=batch_size, shuffle=shuffle, transform=transform, cache=cache, seed=seed,
+        film_boxes=film_boxes, lung_masks=lung_masks)
+    dataset.class_names = list(files.class_names)
+    dataset.file_paths = list(files.paths)
+    dataset.labels = files.label_array
+    dataset.skipped_folders = dict(files.skipped)
+    if film_boxes is not None:
+        dataset.box_counts = np.array([len(b) for b in film_boxes], np.int64)
+    return dataset
 
+
+def pipeline(
+    paths: list[str],
+    labels: np.ndarray,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    batch_size: int,
+    shuffle: bool,
+    transform: Augmentation | None,
+    cache: bool | str | os.PathLike[str],
+    seed: int,
+    film_boxes: list[np.ndarray] | None = None,
+    boxes_at_size: bool = False,
+    lung_masks: np.ndarray | None = None,
+) -> tf.data.Dataset:
+    """The one decoding pipeline of the module docs, for any label array.
+
+    Args:
+        paths: The films.
+        labels: One label per film: int32 ``(N,)`` class indices, or float32 ``(N, K)``
+            multi-label targets (:meth:`cxrexplain.data.Records.dataset`).
+        size: ``(height, width)`` of the output.
+        channels: 1 or 3.
+        batch_size: Films per batch.
+        shuffle: Reshuffle every epoch.
+        transform: The augmentation of the batches, or None.
+        cache: See :func:`from_files`.
+        seed: Seed of the shuffle and the augmentation.
+        film_boxes: Each film's ``(M, 4)`` boxes, or None for no box masks.
+        boxes_at_size: The boxes are already in pixels of ``size`` (else in each file's own
+            pixels, rescaled from the decoded file's size).
+        lung_masks: ``(N, H, W, 1)`` float32 lung masks at ``size`` carried in the elements
+            under ``"lungs"``, or None. A ``transform`` with a ``background_swap`` uses them,
+            or segments the films once with its own segmenter (those masks serve the swap
+            and stay out of the elements).
+
+    Returns:
+        The batched, prefetched dataset (without the attributes :func:`from_files` adds).
+    """
     def decode(path: Any) -> np.ndarray:
         text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
         return load_image(text, size=size, channels=channels)
@@ -153,6 +201,9 @@ def from_files(
         text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
         if film_boxes is None:
             return decode(path), np.zeros((*size, 1), np.float32)
+        if boxes_at_size:
+            mask = box_mask(film_boxes[int(index)], size).astype(np.float32)
+            return decode(path), mask[..., None]
         native = load_image(text, channels=channels)
         scale = np.array([size[1] / native.shape[1], size[0] / native.shape[0]] * 2)
         mask = box_mask(film_boxes[int(index)] * scale, size).astype(np.float32)
@@ -176,9 +227,13 @@ def from_files(
             inputs[LUNGS] = lung
         return inputs, label
 
-    count = len(files)
+    keep_lungs = lung_masks is not None
+    swap = None if transform is None else transform.background_swap
+    if lung_masks is None and swap is not None:  # once, for the background swap
+        lung_masks = _segment(swap, paths, size)
+    count = len(paths)
     extras = film_boxes is not None or lung_masks is not None
-    columns: tuple[Any, ...] = (tf.constant(list(files.paths)), tf.constant(files.label_array))
+    columns: tuple[Any, ...] = (tf.constant(paths), tf.constant(labels))
     if extras:
         lung_column = lung_masks if lung_masks is not None else np.zeros((count,), np.float32)
         columns = (*columns, tf.range(count), tf.constant(lung_column))
@@ -193,16 +248,14 @@ def from_files(
             dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if transform is not None:
-        dataset = dataset.map(_augmenter(transform, seed, keep_lungs=lungs is not None),
+        dataset = dataset.map(_augmenter(transform, seed, keep_lungs=keep_lungs),
                               num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    dataset.class_names = list(files.class_names)
-    dataset.file_paths = list(files.paths)
-    dataset.labels = files.label_array
-    dataset.skipped_folders = dict(files.skipped)
-    if film_boxes is not None:
-        dataset.box_counts = np.array([len(b) for b in film_boxes], np.int64)
-    return dataset
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _segment(segmenter: LungSegmenter, paths: list[str], size: tuple[int, int]) -> np.ndarray:
+    """Each film's lung mask at ``size``, float32 ``(N, H, W, 1)`` (one batched pass)."""
+    return np.asarray(segmenter.segment(paths, size=size), np.float32)[..., None]
 
 
 def _augmenter(transform: Augmentation, seed: int, *, keep_lungs: bool = True) -> Any:
