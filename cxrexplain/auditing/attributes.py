@@ -154,8 +154,7 @@ def column_values(metadata: Any, name: str, count: int, *,
                                     ) from err
         own = [str(p) for p in metadata.paths]
         if paths is not None and own != [str(p) for p in paths]:
-            find = path_lookup({p: i for i, p in enumerate(own)})
-            where = [find(str(p)) for p in paths]
+            where = _match(own, paths)
             if all(w is None for w in where):
                 raise InvalidInputError(
                     "metadata: none of the films is in the records (matched by path)")
@@ -188,24 +187,47 @@ def patient_column(metadata: Any, count: int, paths: Sequence[str] | None = None
     return values if any(v is not None for v in values) else None
 
 
-def records_labels(records: Any, class_names: Sequence[str]) -> list[str] | None:
-    """The records' single labels as class names, or None.
+def records_labels(records: Any, class_names: Sequence[str], *,
+                   paths: Sequence[str] | None = None) -> list[str] | None:
+    """The records' single labels as class names, one per film, or None.
 
-    None when the records have no targets, when some film has not exactly one class (multi-
-    label or unlabelled), or when one of their classes is not among ``class_names`` (the
-    classifier's).
+    None when the records have no targets, when a film has not exactly one class (multi-
+    label or unlabelled), when one of their classes is not among ``class_names`` (the
+    classifier's), or when a film (``paths``, matched as :func:`film_attributes` does) is
+    not in the records.
+
+    Example:
+        >>> from cxrexplain.data import Records
+        >>> recs = Records(["a.png", "b.png"], ["NORMAL", "PNEUMONIA"], [[0, 1], [1, 0]])
+        >>> records_labels(recs, ("NORMAL", "PNEUMONIA"), paths=["/x/b.png", "/x/a.png"])
+        ['NORMAL', 'PNEUMONIA']
     """
     targets = getattr(records, "targets", None)
     names = getattr(records, "class_names", None)
     if targets is None or names is None:
         return None
-    array = np.asarray(targets)
+    array = np.asarray(targets, dtype=np.float64)
     if array.ndim != 2 or not len(array) or array.shape[1] != len(names):
         return None
-    hot = array > 0.5
+    hot = np.nan_to_num(array) > 0.5
     if not (hot.sum(axis=1) == 1).all() or not set(map(str, names)) <= set(class_names):
         return None
-    return [str(names[i]) for i in np.argmax(hot, axis=1)]
+    labels = [str(names[i]) for i in np.argmax(hot, axis=1)]
+    own = [str(p) for p in records.paths]
+    if paths is None or own == [str(p) for p in paths]:
+        return labels
+    where = _match(own, paths)
+    if any(w is None for w in where):
+        return None
+    return [labels[w] for w in where if w is not None]
+
+
+def _match(own: Sequence[str], paths: Sequence[str]) -> list[int | None]:
+    """Each film's row among the records' paths: the same file, or a trailing part of it."""
+    table = {p: i for i, p in enumerate(own)}
+    table.update({os.path.abspath(p): i for i, p in enumerate(own)})
+    find = path_lookup(table)
+    return [find(os.path.abspath(str(p))) for p in paths]
 
 
 _BAND = re.compile(r"^(<|>=)?(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")

@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,8 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import ModelStructureError
 from cxrexplain.explain.layers import find_layers, intercept
 
-__all__ = ["FEATURE_SETS", "PERCENTILES", "FeatureSets", "penultimate_features",
+__all__ = ["FEATURE_SETS", "PERCENTILES", "FeatureSets", "collect_features",
+           "penultimate_features",
            "penultimate_layer", "pixel_statistics", "untrained_copy"]
 
 FEATURE_SETS = ("model", "untrained", "pixels")
@@ -194,3 +195,17 @@ class FeatureSets:
                                                     batch)
         out["pixels"] = pixel_statistics(batch)
         return out
+
+
+def collect_features(sets: FeatureSets, classifier: Classifier, films: Sequence[Any],
+                     batch_size: int = 32) -> dict[str, np.ndarray]:
+    """The feature sets of ``films`` (files or arrays), loaded and prepared batch by batch.
+
+    Example:
+        >>> sets = FeatureSets.of(clf, seed=0)
+        >>> collect_features(sets, clf, ["a.png", "b.png"], batch_size=1)["model"].shape
+        (2, 8)
+    """
+    parts = [sets.compute(classifier.prepare(list(films[start : start + batch_size])))
+             for start in range(0, len(films), batch_size)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -254,7 +254,7 @@ def audit(
     check_int(batch_size, "batch_size")
     if is_records(images):
         metadata = images if metadata is None else metadata
-        labels = records_labels(images, clf.class_names) if labels is None else labels
+        labels = records_labels(images, tuple(clf.class_names)) if labels is None else labels
         images = [str(p) for p in images.paths]
     items, paths = film_items(images)
     count = len(items)
