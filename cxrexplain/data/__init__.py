@@ -22,12 +22,15 @@ from cxrexplain.data.files import (
     list_images,
     path_lookup,
 )
+from cxrexplain.data.readers import read_csv, read_nih
 from cxrexplain.data.records import Records
 from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
 
 __all__ = [
     "boxes_for",
     "path_lookup",
+    "read_csv",
+    "read_nih",
     "read_boxes",
     "Augmentation",
     "Fold",
