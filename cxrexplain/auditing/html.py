@@ -284,7 +284,8 @@ def _subgroups(report: AuditPage) -> str:
             "classes present in the subgroup.</p>\n"
             f"<table>\n{head}\n{body}\n</table>\n<p class=\"note\">[low, high]: 95% "
             "percentile-bootstrap interval over the subgroup's films (1000 resamples); n/a: "
-            "a class absent from the subgroup.</p>")
+            "a class absent from the subgroup. A subgroup of few films (under about 20) has "
+            "intervals too narrow to trust: four films all right give [1.00, 1.00].</p>")
 
 
 def _encoding(report: AuditPage) -> str:
