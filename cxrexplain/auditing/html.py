@@ -2,8 +2,10 @@
 
 Everything is inline (CSS, and the images as base64 PNG ``data:`` URIs), so the page opens
 offline and can be mailed or archived as one file. From top to bottom: the verdict, the
-per-class and per-group table of :attr:`~cxrexplain.AuditReport.summary`, the counterfactual
-section (the swap test's flip rate and accuracies, when it ran), histograms of the
+per-class and per-group table of :attr:`~cxrexplain.AuditReport.summary` (with a row per value
+of each ``by`` column), the counterfactual section (the swap test's flip rate and accuracies,
+when it ran), the subgroup table (:attr:`~cxrexplain.AuditReport.subgroups`) and the encoding
+probe (:attr:`~cxrexplain.AuditReport.encoding`) when the audit had ``by``, histograms of the
 lung and border shares, and a gallery of the films with the lowest lung share (the map over
 the film, the lung outline in white and the map's peak as a magenta cross).
 
@@ -45,6 +47,8 @@ from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import format_number, html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.auditing.gallery import GalleryItem
+from cxrexplain.auditing.probe import EncodingRow
+from cxrexplain.auditing.subgroups import SubgroupRow
 from cxrexplain.drawing.pixels import draw_mask, overlay
 from cxrexplain.lungs.geometry import BORDER_FRACTION
 from cxrexplain.metrics.swap import SwapTest
@@ -104,6 +108,10 @@ class AuditPage(Protocol):
     def gallery(self) -> list[GalleryItem]: ...
     @property
     def counterfactual(self) -> SwapTest | None: ...
+    @property
+    def subgroups(self) -> list[SubgroupRow] | None: ...
+    @property
+    def encoding(self) -> list[EncodingRow] | None: ...
 
     def __len__(self) -> int: ...
 
@@ -159,7 +167,8 @@ def write_html(report: AuditPage, folder: Path, *, k: int) -> Path:
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         "<h1>Where the evidence lies: audit against the lungs</h1>",
-        _verdict(report), _table(report), _counterfactual(report), _histograms(report),
+        _verdict(report), _table(report), _counterfactual(report), _subgroups(report),
+        _encoding(report), _histograms(report),
         _gallery(report, k),
         f'<p class="note">Made by cxrexplain {html.escape(__version__)}.</p>',
         "</body></html>", ""])
@@ -235,9 +244,91 @@ def _table(report: AuditPage) -> str:
         cells.append(format_number(row["probability_mean"], 2))
         rows.append(cells)
     head, body = html_table_rows(header, rows)
-    return (f"<h2>By class and group</h2>\n<table>\n{head}\n{body}\n</table>\n<p>[low, high]: "
+    return ("<h2>By class, group and subgroup</h2>\n"
+            f"<table>\n{head}\n{body}\n</table>\n<p>[low, high]: "
             "95% percentile-bootstrap interval of the mean over the films (1000 resamples)."
             "</p>")
+
+
+def _subgroups(report: AuditPage) -> str:
+    """Accuracy, macro AUC and sensitivity per subgroup, with intervals and gaps."""
+    rows_in = report.subgroups
+    if not rows_in:
+        return ""
+    classes = list(rows_in[0].sensitivity)
+    header = (["by", "value", "films", "accuracy [95% CI]", "gap to all",
+               "macro AUC [95% CI]", "gap to all"]
+              + [f"sensitivity {c} [95% CI]" for c in classes])
+
+    def figure(value: tuple[float, float, float]) -> str:
+        return _triple(value, lambda v: format_number(v, 2))
+
+    def gap(value: tuple[float, float, float]) -> str:
+        text = _triple(value, lambda v: f"{v:+.2f}")
+        return f"{text} *" if value[1] > 0 or value[2] < 0 else text
+
+    rows = []
+    for row in rows_in:
+        whole = row.by == "all"
+        cells = [row.by, row.value, str(row.n), figure(row.accuracy),
+                 "" if whole else gap(row.accuracy_gap), figure(row.macro_auc),
+                 "" if whole else gap(row.macro_auc_gap)]
+        cells += [figure(row.sensitivity[c]) for c in classes]
+        rows.append(cells)
+    head, body = html_table_rows(header, rows)
+    return ("<h2>Subgroups: performance by metadata</h2>\n<p>How well the model does on the "
+            "films of each value of each metadata column. The <b>gap</b> is the subgroup's "
+            "figure minus the whole set's, with a paired bootstrap interval (the whole set "
+            "resampled, each resample's subgroup against that resample); <b>*</b> marks a gap "
+            "whose interval excludes 0. The macro AUC averages one-vs-rest AUCs over the "
+            "classes present in the subgroup.</p>\n"
+            f"<table>\n{head}\n{body}\n</table>\n<p class=\"note\">[low, high]: 95% "
+            "percentile-bootstrap interval over the subgroup's films (1000 resamples); n/a: "
+            "a class absent from the subgroup. A subgroup of few films (under about 20) has "
+            "intervals too narrow to trust: four films all right give [1.00, 1.00].</p>")
+
+
+def _encoding(report: AuditPage) -> str:
+    """The encoding probe: AUC of each attribute from each feature set."""
+    rows_in = report.encoding
+    if not rows_in:
+        return ""
+    sets = list(dict.fromkeys(row.features for row in rows_in))
+    titles = {"model": "trained model", "untrained": "untrained copy",
+              "pixels": "pixel statistics"}
+    header = (["attribute", "values", "films", "folds"]
+              + [f"AUC: {titles.get(name, name)} [95% CI]" for name in sets])
+    rows = []
+    for attribute in dict.fromkeys(row.attribute for row in rows_in):
+        mine = {row.features: row for row in rows_in if row.attribute == attribute}
+        first = next(iter(mine.values()))
+        folds = f"{first.folds}{' by patient' if first.grouped else ''}"
+        cells = [attribute, ", ".join(first.values), str(first.n), folds]
+        cells += [_triple(mine[name].auc, lambda v: format_number(v, 2)) if name in mine
+                  else "n/a" for name in sets]
+        rows.append(cells)
+    head, body = html_table_rows(header, rows)
+    return ("<h2>What the model encodes besides the disease</h2>\n<p>A cross-validated "
+            "linear probe (L2 logistic regression on standardised features) reads each "
+            "attribute from the model's penultimate features (the pooled vector before the "
+            "head), from an <b>untrained copy</b> of the model (what the architecture alone "
+            "gives) and from the films' <b>pixel statistics</b> (brightness, contrast, "
+            "histogram). AUC 0.5 is chance; a trained model well above both baselines has "
+            "learnt the attribute, and can use it as a shortcut where the attribute goes "
+            "with the label.</p>\n"
+            f"<table>\n{head}\n{body}\n</table>\n<p class=\"note\">Held-out AUC (macro one "
+            "value against the rest for more than two values) with a 95% bootstrap interval "
+            "over the films; n/a: fewer than two values with enough films.</p>")
+
+
+def _triple(value: tuple[float, float, float], show: Callable[[float], str]) -> str:
+    """``mean [low, high]``, ``mean`` without an interval, ``n/a`` without a value."""
+    mean, low, high = value
+    if np.isnan(mean):
+        return "n/a"
+    if np.isnan(low) or np.isnan(high):
+        return show(mean)
+    return f"{show(mean)} [{show(low)}, {show(high)}]"
 
 
 def _with_interval(row: dict[str, Any], label: str, show: Callable[[float], str]) -> str:

@@ -47,8 +47,11 @@ from cxrexplain._checks import check_fraction, check_int
 from cxrexplain._files import atomic_write_text
 from cxrexplain._tables import json_number
 from cxrexplain._version import __version__
+from cxrexplain.auditing.attributes import sorted_values
 from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.auditing.html import write_html
+from cxrexplain.auditing.probe import EncodingRow
+from cxrexplain.auditing.subgroups import SubgroupRow
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics.bootstrap import bootstrap_ci
 from cxrexplain.metrics.swap import SwapTest
@@ -192,6 +195,15 @@ class AuditReport:
         gallery: The worst films kept for :meth:`to_html` (lowest lung share first).
         counterfactual: The swap test of the same films with the same lungs
             (:func:`cxrexplain.metrics.swap_test`), or None when it did not run.
+        attributes: The ``by=`` metadata columns, one value per film (numbers cut into
+            bands; None where unknown), or None: the summary has rows per value.
+        subgroups: Accuracy, macro AUC and sensitivity per value of each ``by`` column,
+            with intervals and gaps to the whole set (:func:`~cxrexplain.auditing.
+            subgroup_table`; its first row is the whole set), or None (no labels or no
+            ``by``).
+        encoding: The encoding probe (:func:`~cxrexplain.auditing.encoding_probe`): each
+            ``by`` column read from the model's penultimate features, an untrained copy's
+            and the pixel statistics, or None when it did not run.
     """
 
     lung_share: np.ndarray
@@ -212,14 +224,18 @@ class AuditReport:
     reason: str = ""
     gallery: list[GalleryItem] = field(default_factory=list, repr=False)
     counterfactual: SwapTest | None = field(default=None, repr=False)
+    attributes: dict[str, list[str | None]] | None = field(default=None, repr=False)
+    subgroups: list[SubgroupRow] | None = field(default=None, repr=False)
+    encoding: list[EncodingRow] | None = field(default=None, repr=False)
 
     @classmethod
     def from_measures(cls, **values: Any) -> AuditReport:
         """Build a report (summary and verdict included) from the per-film arrays.
 
         Args:
-            **values: The fields up to ``rule``, ``gallery`` and ``counterfactual``;
-                ``summary``, ``flagged`` and ``reason`` are computed.
+            **values: The fields up to ``rule``, ``gallery``, ``counterfactual``,
+                ``attributes``, ``subgroups`` and ``encoding``; ``summary``, ``flagged`` and
+                ``reason`` are computed.
         """
         rule = values.get("rule") or AuditRule()
         values["rule"] = rule
@@ -272,7 +288,7 @@ class AuditReport:
             class_names: The classifier's class names.
             paths: Whether the ``image`` column holds paths (else positions).
             **values: ``method``, ``layer``, ``lung_margin``, ``rule``, ``gallery``,
-                ``counterfactual``.
+                ``counterfactual``, ``attributes``, ``subgroups``, ``encoding``.
         """
         def number(text: str) -> float:
             return float(text) if text not in ("", "None", "nan") else float("nan")
@@ -297,7 +313,9 @@ class AuditReport:
 
         The swap test, when it ran, is under ``"counterfactual"`` (its verdict under
         ``"reads_surroundings"``; :meth:`SwapTest.from_dict` reads the rest back), else that
-        key is null.
+        key is null. ``"attributes"`` holds the ``by`` columns' value per film,
+        ``"subgroups"`` the rows of :meth:`SubgroupRow.as_dict` and ``"encoding"`` those of
+        :meth:`EncodingRow.as_dict` (null when they did not run).
 
         Example:
             >>> json.loads(rep.to_json())["flagged"]
@@ -314,6 +332,11 @@ class AuditReport:
             "counterfactual": None if self.counterfactual is None else {
                 "reads_surroundings": self.reads_surroundings,
                 **self.counterfactual.as_dict(self._names())},
+            "attributes": self.attributes,
+            "subgroups": None if self.subgroups is None else [
+                row.as_dict() for row in self.subgroups],
+            "encoding": None if self.encoding is None else [
+                row.as_dict() for row in self.encoding],
         }
         return json.dumps(document, indent=1)
 
@@ -332,6 +355,41 @@ class AuditReport:
         for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
         return atomic_write_text(path, buffer.getvalue())
+
+    def to_subgroups_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the subgroup table, one row per column and value (atomically).
+
+        Columns: :data:`~cxrexplain.auditing.subgroups.SUBGROUP_COLUMNS`, then each class's
+        sensitivity and its gap, each with ``_low`` / ``_high``; empty cells for NaN.
+
+        Raises:
+            InvalidInputError: The audit ran without subgroups (give ``by=`` and labels).
+
+        Example:
+            >>> rep.to_subgroups_csv("subgroups.csv")  # doctest: +SKIP
+            PosixPath('subgroups.csv')
+        """
+        if self.subgroups is None:
+            raise InvalidInputError(
+                "subgroups: this audit has no subgroup table (give by= and the films' labels)")
+        return _write_rows(path, [row.as_dict() for row in self.subgroups])
+
+    def to_encoding_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write the encoding probe, one row per attribute and feature set (atomically).
+
+        Columns: :data:`~cxrexplain.auditing.probe.ENCODING_COLUMNS`.
+
+        Raises:
+            InvalidInputError: The audit ran without the probe.
+
+        Example:
+            >>> rep.to_encoding_csv("encoding.csv")  # doctest: +SKIP
+            PosixPath('encoding.csv')
+        """
+        if self.encoding is None:
+            raise InvalidInputError(
+                "encoding: this audit ran without the encoding probe (give by=)")
+        return _write_rows(path, [row.as_dict() for row in self.encoding])
 
     def to_html(self, folder: str | os.PathLike[str], *, k: int = 12) -> Path:
         """Write a self-contained ``index.html``: verdict, table, histograms, the k worst films.
@@ -381,6 +439,11 @@ class AuditReport:
             labels = np.asarray(self.groups, dtype=object)
             for group in sorted(set(self.groups)):
                 rows.append(self._summary_row("group", group, labels == group))
+        for column, values in (self.attributes or {}).items():
+            known = np.array([v is not None for v in values], bool)
+            labels = np.array(["" if v is None else str(v) for v in values], dtype=object)
+            for value in sorted_values(values):
+                rows.append(self._summary_row(column, value, known & (labels == value)))
         return rows
 
     def _summary_row(self, by: str, name: str, selected: np.ndarray) -> dict[str, Any]:
@@ -473,6 +536,16 @@ def film_rows(names: Sequence[str], groups: Sequence[str] | None, lung_share: np
             row[f"p_{class_name}"] = float(probabilities[i, c])
         out.append(row)
     return out
+
+
+def _write_rows(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["by"],
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return atomic_write_text(path, buffer.getvalue())
 
 
 def _plain(name: str) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,21 @@ import keras
 import numpy as np
 
 from cxrexplain._checks import check_int, describe
+from cxrexplain.auditing.attributes import (
+    DEFAULT_BANDS,
+    film_attributes,
+    is_records,
+    parse_by,
+    patient_column,
+    records_labels,
+)
+from cxrexplain.auditing.features import FeatureSets
 from cxrexplain.auditing.gallery import GalleryItem
+from cxrexplain.auditing.probe import EncodingRow, encoding_probe
 from cxrexplain.auditing.report import AuditReport, AuditRule
+from cxrexplain.auditing.subgroups import SubgroupRow, subgroup_table
 from cxrexplain.classifier import Classifier
-from cxrexplain.errors import CxrExplainError, InvalidInputError
+from cxrexplain.errors import CxrExplainError, InvalidInputError, ModelStructureError
 from cxrexplain.explain import Explainer, get_explainer
 from cxrexplain.io import find_images, load_image
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN
@@ -36,7 +47,8 @@ from cxrexplain.lungs.shares import Measures, measure
 from cxrexplain.lungs.source import LungSource, lung_source
 from cxrexplain.metrics.swap import check_labels, swap_test
 
-__all__ = ["Batch", "LungSource", "audit", "audit_batches", "lung_source", "swap_wanted"]
+__all__ = ["Batch", "LungSource", "audit", "audit_batches", "feature_sets", "lung_source",
+           "metadata_findings", "swap_wanted"]
 
 GALLERY = 24
 """Films kept for the report's gallery (the lowest lung shares)."""
@@ -52,6 +64,7 @@ class Batch:
     probabilities: np.ndarray
     gallery: list[GalleryItem]
     layer: str
+    features: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
 
 def film_items(images: Any) -> tuple[list[Any] | np.ndarray, list[Path] | None]:
@@ -97,6 +110,7 @@ def audit_batches(
     lung_margin: float,
     gallery: int = GALLERY,
     offset: int = 0,
+    features: FeatureSets | None = None,
 ) -> Iterator[Batch]:
     """Audit ``items`` batch by batch (the engine of :func:`audit` and ``cxrexplain audit``).
 
@@ -110,6 +124,7 @@ def audit_batches(
         lung_margin: The lungs' dilation.
         gallery: Films of each batch kept for the gallery (the lowest lung shares).
         offset: The position of ``items[0]`` among the lung source's masks.
+        features: The encoding probe's extractors, run on each prepared batch (else None).
 
     Yields:
         One :class:`Batch` per batch.
@@ -135,7 +150,8 @@ def audit_batches(
                         heatmap=exp.heatmaps[i].copy(), lungs=masks[i].copy())
             for i in np.argsort(key, kind="stable")[:gallery] if np.isfinite(key[i])
         ]
-        yield Batch(offset + start, measures, exp.targets, exp.probabilities, kept, exp.layer)
+        yield Batch(offset + start, measures, exp.targets, exp.probabilities, kept, exp.layer,
+                    None if features is None else features.compute(batch))
 
 
 def audit(
@@ -153,6 +169,10 @@ def audit(
     labels: Any = None,
     counterfactual: bool | None = None,
     seed: int = 0,
+    by: str | Sequence[str] | None = None,
+    metadata: Any = None,
+    bands: Sequence[float] = DEFAULT_BANDS,
+    encoding: bool | None = None,
 ) -> AuditReport:
     """Audit where a classifier looks across a data set, film by film, against the lungs.
 
@@ -170,10 +190,24 @@ def audit(
     batch: the films are read again with their donors, and the classifier runs on the
     originals and on the composites (a segmenter segments again).
 
+    With ``by`` (metadata columns: ``["view", "sex", "age"]``) the audit also reports what
+    the model encodes besides the disease: the summary gets the lung share per value of each
+    column (where the evidence lies by view, by sex); with labels, :attr:`AuditReport.
+    subgroups` holds accuracy, macro AUC and per-class sensitivity per value with intervals
+    and the gap to the whole set (:func:`~cxrexplain.auditing.subgroup_table`); and
+    :attr:`AuditReport.encoding` holds the encoding probe
+    (:func:`~cxrexplain.auditing.encoding_probe`): each column read by a cross-validated
+    linear probe (grouped by the ``patient`` column when there is one) from the model's
+    penultimate features, an untrained copy's and the films' pixel statistics, computed
+    from the same batches. A numeric column (the age) is cut into ``bands``.
+
     Args:
         classifier: A :class:`~cxrexplain.Classifier` or a Keras model.
         images: Film files, folders, arrays, or a list of them (anything
-            :func:`cxrexplain.load_images` takes); folders are searched for images.
+            :func:`cxrexplain.load_images` takes); folders are searched for images. Or a
+            records table (:class:`cxrexplain.data.Records`): its films, its metadata for
+            ``by`` (unless ``metadata`` is given) and, when each film has exactly one of
+            the classifier's classes, its labels (unless ``labels`` is given).
         lungs: A :class:`~cxrexplain.lungs.LungSegmenter` (or its ``.keras`` file), an
             ``(N, H, W)`` mask array, a list of mask files, or a folder of masks matched to
             the films by file name. Masks must have their film's size.
@@ -190,7 +224,15 @@ def audit(
         counterfactual: Run the swap test: None (the default) runs it when ``labels`` are
             given (with films of at least two classes), True always (without labels, donors
             are any other film and only the flip rate is reported), False never.
-        seed: Seed of the swap test's donor draw and of its bootstrap intervals.
+        seed: Seed of the swap test's donor draw, of the bootstrap intervals, of the
+            probe's folds and of the untrained copy's weights.
+        by: Metadata columns to report by: ``["view", "sex"]`` or ``"view,sex"``.
+        metadata: The films' metadata for ``by``: a records table (matched to the films by
+            path) or a mapping of column name to one value per film, in the films' order.
+        bands: Edges that cut a numeric column into bands (default ``<40``, ``40-60``,
+            ``60-80``, ``>=80`` years).
+        encoding: Run the encoding probe: None (the default) runs it with ``by`` when the
+            model has a Dense head, True always (an error without one), False never.
 
     Returns:
         The :class:`~cxrexplain.auditing.AuditReport`.
@@ -198,7 +240,9 @@ def audit(
     Raises:
         InvalidInputError: Mismatched mask counts or sizes, empty masks, targets out of
             range, bad groups or labels, an unknown method, ``counterfactual=True`` with
-            fewer than two films or labels of one class.
+            fewer than two films or labels of one class, ``by`` without metadata or with a
+            column the metadata lacks.
+        ModelStructureError: ``encoding=True`` for a model without a Dense head.
         ImageLoadError: A film or mask file cannot be read.
 
     Example:
@@ -208,6 +252,10 @@ def audit(
     """
     clf = classifier if isinstance(classifier, Classifier) else Classifier(classifier)
     check_int(batch_size, "batch_size")
+    if is_records(images):
+        metadata = images if metadata is None else metadata
+        labels = records_labels(images, tuple(clf.class_names)) if labels is None else labels
+        images = [str(p) for p in images.paths]
     items, paths = film_items(images)
     count = len(items)
     wanted = None if targets is None else clf.target_indices(targets, count)
@@ -215,6 +263,10 @@ def audit(
     truth = None if labels is None else check_labels(clf, labels, count)
     swap = swap_wanted(counterfactual, truth, count)
     seed = check_int(seed, "seed", minimum=0)
+    names = None if paths is None else [str(p) for p in paths]
+    attributes = film_attributes(metadata, parse_by(by), count, paths=names, bands=bands)
+    extractors = feature_sets(clf, encoding, bool(attributes), seed)
+    collected: list[dict[str, np.ndarray]] = []
     source = lung_source(lungs, paths, count)
     explainer = _explainer(method, clf)
     rule = rule if rule is not None else AuditRule()
@@ -228,7 +280,8 @@ def audit(
     layer = ""
     bar = keras.utils.Progbar(count, unit_name="film") if progress else None
     for part in audit_batches(clf, items, lungs=source, explainer=explainer, targets=wanted,
-                              batch_size=batch_size, lung_margin=lung_margin):
+                              batch_size=batch_size, lung_margin=lung_margin,
+                              features=extractors):
         rows = slice(part.start, part.start + len(part.targets))
         lung_share[rows] = part.measures.lung_share
         border_share[rows] = part.measures.border_share
@@ -238,20 +291,74 @@ def audit(
         probabilities[rows] = part.probabilities
         layer = part.layer
         kept = merge_gallery(kept, part.gallery, lung_share)
+        if part.features is not None:
+            collected.append(part.features)
         if bar is not None:
             bar.update(rows.stop)
     test = None
     if swap:
         test = swap_test(clf, items, lungs=source, labels=truth, seed=seed,
                          margin=lung_margin, batch_size=batch_size)
+    subgroups, probe = metadata_findings(
+        attributes, truth, probabilities, tuple(clf.class_names), collected,
+        patient_column(metadata, count, names) if attributes else None, seed)
     return AuditReport.from_measures(
         lung_share=lung_share, border_share=border_share, peak_in_lungs=peak_in, peak=peak,
         targets=chosen, probabilities=probabilities, class_names=tuple(clf.class_names),
         paths=None if paths is None else [str(p) for p in paths], groups=group_labels,
         method=explainer.name, layer=layer, lung_margin=float(lung_margin), rule=rule,
         gallery=[item for _, _, item in sorted(kept, key=lambda e: (e[0], e[1]))],
-        counterfactual=test,
+        counterfactual=test, attributes=attributes or None, subgroups=subgroups,
+        encoding=probe,
     )
+
+
+def feature_sets(classifier: Classifier, encoding: bool | None, wanted: bool, seed: int
+                 ) -> FeatureSets | None:
+    """The encoding probe's extractors, or None when the probe does not run.
+
+    Raises:
+        InvalidInputError: ``encoding`` not True, False or None; True without ``by``.
+        ModelStructureError: ``encoding=True`` for a model without a Dense head.
+    """
+    if encoding is not None and not isinstance(encoding, (bool, np.bool_)):
+        raise InvalidInputError(
+            f"encoding: expected True, False or None, got {describe(encoding)}")
+    if encoding and not wanted:
+        raise InvalidInputError(
+            "encoding: the probe reads the by= columns; give by= and the films' metadata")
+    if encoding is False or not wanted:
+        return None
+    try:
+        return FeatureSets.of(classifier, seed)
+    except ModelStructureError:
+        if encoding:
+            raise
+        return None
+
+
+def metadata_findings(
+    attributes: dict[str, list[str | None]],
+    labels: np.ndarray | None,
+    probabilities: np.ndarray,
+    class_names: tuple[str, ...],
+    features: list[dict[str, np.ndarray]],
+    patients: list[str | None] | None,
+    seed: int,
+) -> tuple[list[SubgroupRow] | None, list[EncodingRow] | None]:
+    """The subgroup table (with labels) and the encoding probe (with features) of ``by``."""
+    if not attributes:
+        return None, None
+    subgroups = None
+    if labels is not None:
+        subgroups = subgroup_table(labels, probabilities, attributes,
+                                   class_names=class_names, seed=seed)
+    probe = None
+    if features:
+        joined = {name: np.concatenate([part[name] for part in features])
+                  for name in features[0]}
+        probe = encoding_probe(joined, attributes, patients=patients, seed=seed)
+    return subgroups, probe
 
 
 def swap_wanted(counterfactual: bool | None, labels: np.ndarray | None, count: int) -> bool:

@@ -14,6 +14,11 @@ turning it on or off never makes ``--resume`` redo the audit.
 The exit code says the verdict: 0 not flagged, 3 flagged (1 for an error, 2 for a usage
 error), so a script or CI pipeline can gate a model on it.
 
+With ``by`` and ``metadata`` (``--metadata FILE --by view,sex``) the report also has the lung
+share per subgroup, the subgroup table (with labels; written to ``subgroups.csv``) and the
+encoding probe (``encoding.csv``). Like the swap test, the probe does not resume: once the
+table is complete its features are computed in one more pass over all the films.
+
 Example:
     >>> from cxrexplain.cli.audit.to_folder import audit_to_folder
     >>> rep = audit_to_folder(clf, paths, "lungs.keras", "audit-out")  # doctest: +SKIP
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +37,25 @@ import numpy as np
 
 from cxrexplain._files import atomic_write_text
 from cxrexplain._resumable import ResumableTable
+from cxrexplain.auditing.attributes import (
+    DEFAULT_BANDS,
+    film_attributes,
+    parse_by,
+    patient_column,
+    records_labels,
+)
+from cxrexplain.auditing.features import collect_features
 from cxrexplain.auditing.measure import DEFAULT_MARGIN
 from cxrexplain.auditing.report import AuditReport, AuditRule, GalleryItem, film_rows
-from cxrexplain.auditing.run import GALLERY, _groups, audit_batches, merge_gallery, swap_wanted
+from cxrexplain.auditing.run import (
+    GALLERY,
+    _groups,
+    audit_batches,
+    feature_sets,
+    merge_gallery,
+    metadata_findings,
+    swap_wanted,
+)
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.explain import get_explainer
@@ -64,6 +86,10 @@ def audit_to_folder(
     labels: Sequence[Any] | str | None = None,
     counterfactual: bool | None = None,
     seed: int = 0,
+    by: str | Sequence[str] | None = None,
+    metadata: Any = None,
+    bands: Sequence[float] = DEFAULT_BANDS,
+    encoding: bool | None = None,
 ) -> AuditReport:
     """Audit ``paths`` batch by batch, writing ``audit.csv`` as it goes, then the report.
 
@@ -86,17 +112,27 @@ def audit_to_folder(
             parent folder's name is its class).
         counterfactual: Run the swap test (None: when labels are given; see
             :func:`cxrexplain.audit`), written to ``counterfactual.csv``.
-        seed: The swap test's seed.
+        seed: The seed of the swap test, the intervals and the probe.
+        by: Metadata columns to report by (``"view,sex"``).
+        metadata: The films' metadata: a records table (matched to the films by path) or
+            a mapping of column name to one value per film. Its single labels are the
+            films' labels when ``labels`` is None.
+        bands: Edges that cut a numeric column (the age) into bands.
+        encoding: Run the encoding probe (None: with ``by``; see :func:`cxrexplain.audit`).
 
     Returns:
         The :class:`~cxrexplain.auditing.AuditReport` of all the films.
     """
     if not paths:
         raise InvalidInputError("images: no films to audit")
+    names = [str(p) for p in paths]
     labels_of = _folder_labels(paths) if labels == "folder" else labels
+    if labels_of is None and metadata is not None:
+        labels_of = records_labels(metadata, tuple(classifier.class_names), paths=names)
+    attributes = film_attributes(metadata, parse_by(by), len(paths), paths=names, bands=bands)
+    extractors = feature_sets(classifier, encoding, bool(attributes), seed)
     out = Path(os.fspath(out_dir))
     out.mkdir(parents=True, exist_ok=True)
-    names = [str(p) for p in paths]
     labels = _groups(groups, list(paths), len(paths))
     truth = None if labels_of is None else check_labels(classifier, labels_of, len(paths))
     swap = swap_wanted(counterfactual, truth, len(paths))
@@ -137,12 +173,22 @@ def audit_to_folder(
     report = AuditReport.from_rows(table.rows(names), class_names=classifier.class_names,
                                    method=explainer.name, layer=layer or _layer(explainer),
                                    lung_margin=float(lung_margin), rule=rule or AuditRule(),
-                                   counterfactual=test)
+                                   counterfactual=test, attributes=attributes or None)
+    features = ([] if extractors is None else
+                [collect_features(extractors, classifier, list(paths), batch_size)])
+    subgroups, probe = metadata_findings(
+        attributes, truth, report.probabilities, tuple(classifier.class_names), features,
+        patient_column(metadata, len(paths), names) if attributes else None, seed)
+    report = replace(report, subgroups=subgroups, encoding=probe)
     report = _with_gallery(report, classifier, paths, lungs, root, explainer, gallery,
                            lung_margin)
     report.to_csv(table.path)  # the finished table: the report's rows, in input order
     if report.counterfactual is not None:
         report.to_counterfactual_csv(out / "counterfactual.csv")
+    if report.subgroups is not None:
+        report.to_subgroups_csv(out / "subgroups.csv")
+    if report.encoding is not None:
+        report.to_encoding_csv(out / "encoding.csv")
     atomic_write_text(out / "audit.json", report.to_json())
     report.to_html(out, k=gallery)
     return report
@@ -189,6 +235,4 @@ def _with_gallery(report: AuditReport, classifier: Classifier, paths: Sequence[P
         items = [GalleryItem(worst[g.index], g.image, g.heatmap, g.lungs) for g in part.gallery]
         kept = merge_gallery(kept, items, report.lung_share, limit=len(films))
     gallery = [item for _, _, item in sorted(kept, key=lambda e: (e[0], e[1]))]
-    from dataclasses import replace
-
     return replace(report, gallery=gallery)
