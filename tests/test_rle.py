@@ -168,3 +168,24 @@ def test_boxes_of_shapes() -> None:
     assert shapes.component_boxes(np.zeros((3, 3), bool)).shape == (0, 4)
     with pytest.raises(InvalidInputError, match="polygon 0"):
         shapes.polygon_boxes([[[1, 2, 3]]])
+
+
+def _mask_box(mask: np.ndarray) -> list[list[float]]:
+    rows, cols = np.nonzero(mask)
+    if rows.size == 0:
+        return []
+    return [[cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1]]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_runs_box_matches_the_decoded_mask(index: int) -> None:
+    mask = _random_masks()[index]
+    assert rle.runs_box(rle.mask_to_runs(mask), mask.shape[0]).tolist() == _mask_box(mask)
+
+
+def test_runs_box_of_real_siim_codes(data_dir: Path) -> None:
+    with gzip.open(data_dir / "formats/siim/train-rle.csv.gz", "rt") as handle:
+        codes = [row[1] for row in csv.reader(handle) if row[1].strip() not in ("-1", "")]
+    for code in codes[1:200:7]:
+        box = rle.runs_box(rle.siim_runs(code), 1024)
+        assert box.tolist() == _mask_box(rle.siim_to_mask(code))

@@ -47,7 +47,9 @@ __all__ = [
     "mask_to_coco",
     "mask_to_runs",
     "mask_to_siim",
+    "runs_box",
     "runs_to_mask",
+    "siim_runs",
     "siim_to_mask",
 ]
 
@@ -245,6 +247,37 @@ def mask_to_siim(mask: np.ndarray) -> str:
     if runs.size == 0:
         return "-1"
     return " ".join(str(int(v)) for v in runs)
+
+
+def runs_box(runs: Sequence[int] | np.ndarray, height: int) -> np.ndarray:
+    """The bounding box ``(x, y, width, height)`` of column-major runs, without decoding.
+
+    Whole pixels (a box of width 1 is one column); ``(0, 4)`` when the runs mark nothing.
+
+    Args:
+        runs: Alternating run lengths, background first.
+        height: The mask's height (the length of a column).
+
+    Example:
+        >>> mask = np.zeros((4, 5), bool); mask[1:3, 2] = True; mask[2, 3] = True
+        >>> runs_box(mask_to_runs(mask), 4).tolist()
+        [[2.0, 1.0, 2.0, 2.0]]
+    """
+    counts = np.asarray(runs, np.int64).ravel()
+    ends = np.cumsum(counts)
+    first = (ends - counts)[1::2]
+    last = ends[1::2] - 1
+    keep = last >= first
+    first, last = first[keep], last[keep]
+    if first.size == 0:
+        return np.zeros((0, 4), np.float64)
+    col0, col1 = first // height, last // height
+    spans = col0 != col1
+    row0 = np.where(spans, 0, first % height)
+    row1 = np.where(spans, height - 1, last % height)
+    x0, y0 = int(col0.min()), int(row0.min())
+    return np.array([[x0, y0, int(col1.max()) - x0 + 1, int(row1.max()) - y0 + 1]],
+                    np.float64)
 
 
 def _coco_string(runs: np.ndarray) -> str:
