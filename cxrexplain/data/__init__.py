@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+from cxrexplain.data.annotations import Polygons, RunLength
 from cxrexplain.data.augment import Augmentation
 from cxrexplain.data.boxes import boxes_for, read_boxes
 from cxrexplain.data.datasets import from_files, image_folder
@@ -21,14 +22,21 @@ from cxrexplain.data.files import (
     list_images,
     path_lookup,
 )
+from cxrexplain.data.readers import read_csv, read_nih
+from cxrexplain.data.records import Records
 from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
 
 __all__ = [
     "boxes_for",
     "path_lookup",
+    "read_csv",
+    "read_nih",
     "read_boxes",
     "Augmentation",
     "Fold",
+    "Polygons",
+    "Records",
+    "RunLength",
     "IMAGE_SUFFIXES",
     "LabeledFiles",
     "detect_layout",

@@ -52,7 +52,7 @@ from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import MIN_IMAGE_SIZE, load_image
 from cxrexplain.lungs.segmenter import LungSegmenter, check_segmenter
 
-__all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder"]
+__all__ = ["BOXES", "IMAGES", "LUNGS", "Subset", "from_files", "image_folder", "pipeline"]
 
 IMAGES = "images"
 """The key of the films in an element of a dataset with boxes."""
@@ -136,7 +136,55 @@ def from_files(
         check_segmenter(lungs, "lungs")
         segmented = lungs.segment(list(files.paths), size=size)
         lung_masks = np.asarray(segmented, np.float32)[..., None]
+    dataset = pipeline(
+        list(files.paths), files.label_array, size=size, channels=channels,
+        batch_size=batch_size, shuffle=shuffle, transform=transform, cache=cache, seed=seed,
+        film_boxes=film_boxes, lung_masks=lung_masks)
+    dataset.class_names = list(files.class_names)
+    dataset.file_paths = list(files.paths)
+    dataset.labels = files.label_array
+    dataset.skipped_folders = dict(files.skipped)
+    if film_boxes is not None:
+        dataset.box_counts = np.array([len(b) for b in film_boxes], np.int64)
+    return dataset
 
+
+def pipeline(
+    paths: list[str],
+    labels: np.ndarray,
+    *,
+    size: tuple[int, int],
+    channels: int,
+    batch_size: int,
+    shuffle: bool,
+    transform: Augmentation | None,
+    cache: bool | str | os.PathLike[str],
+    seed: int,
+    film_boxes: list[np.ndarray] | None = None,
+    boxes_at_size: bool = False,
+    lung_masks: np.ndarray | None = None,
+) -> tf.data.Dataset:
+    """The one decoding pipeline of the module docs, for any label array.
+
+    Args:
+        paths: The films.
+        labels: One label per film: int32 ``(N,)`` class indices, or float32 ``(N, K)``
+            multi-label targets (:meth:`cxrexplain.data.Records.dataset`).
+        size: ``(height, width)`` of the output.
+        channels: 1 or 3.
+        batch_size: Films per batch.
+        shuffle: Reshuffle every epoch.
+        transform: The augmentation of the batches, or None.
+        cache: See :func:`from_files`.
+        seed: Seed of the shuffle and the augmentation.
+        film_boxes: Each film's ``(M, 4)`` boxes, or None for no box masks.
+        boxes_at_size: The boxes are already in pixels of ``size`` (else in each file's own
+            pixels, rescaled from the decoded file's size).
+        lung_masks: ``(N, H, W, 1)`` float32 lung masks at ``size``, or None.
+
+    Returns:
+        The batched, prefetched dataset (without the attributes :func:`from_files` adds).
+    """
     def decode(path: Any) -> np.ndarray:
         text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
         return load_image(text, size=size, channels=channels)
@@ -145,6 +193,9 @@ def from_files(
         text = path.decode("utf-8") if isinstance(path, bytes) else str(path)
         if film_boxes is None:
             return decode(path), np.zeros((*size, 1), np.float32)
+        if boxes_at_size:
+            mask = box_mask(film_boxes[int(index)], size).astype(np.float32)
+            return decode(path), mask[..., None]
         native = load_image(text, channels=channels)
         scale = np.array([size[1] / native.shape[1], size[0] / native.shape[0]] * 2)
         mask = box_mask(film_boxes[int(index)] * scale, size).astype(np.float32)
@@ -168,9 +219,9 @@ def from_files(
             inputs[LUNGS] = lung
         return inputs, label
 
-    count = len(files)
+    count = len(paths)
     extras = film_boxes is not None or lung_masks is not None
-    columns: tuple[Any, ...] = (tf.constant(list(files.paths)), tf.constant(files.label_array))
+    columns: tuple[Any, ...] = (tf.constant(paths), tf.constant(labels))
     if extras:
         lung_column = lung_masks if lung_masks is not None else np.zeros((count,), np.float32)
         columns = (*columns, tf.range(count), tf.constant(lung_column))
@@ -186,14 +237,7 @@ def from_files(
     dataset = dataset.batch(batch_size)
     if transform is not None:
         dataset = dataset.map(_augmenter(transform, seed), num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    dataset.class_names = list(files.class_names)
-    dataset.file_paths = list(files.paths)
-    dataset.labels = files.label_array
-    dataset.skipped_folders = dict(files.skipped)
-    if film_boxes is not None:
-        dataset.box_counts = np.array([len(b) for b in film_boxes], np.int64)
-    return dataset
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def _augmenter(transform: Augmentation, seed: int) -> Any:

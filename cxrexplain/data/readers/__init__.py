@@ -1,0 +1,20 @@
+"""Readers of the public chest X-ray collections, one module each, all returning
+:class:`~cxrexplain.data.Records` (no download, ever: point them at the files you have).
+
+* :func:`read_csv`: a folder of films with a CSV of your own (the generic case);
+* :func:`read_nih`: NIH ChestX-ray14's ``Data_Entry_2017*.csv`` and ``BBox_List_2017.csv``;
+* :func:`read_rsna`: RSNA Pneumonia Detection's ``stage_2_train_labels.csv`` (and its films
+  matched to NIH file names);
+* :func:`read_chexpert`: CheXpert's ``train.csv`` / ``valid.csv`` with an uncertainty policy;
+* :func:`read_covid_collection`: the COVID-19 image data collection's ``metadata.csv``.
+
+Every reader reads through :mod:`cxrexplain.data._rows` (``.gz`` and ``.zip`` opened as they
+are) and names the file, row and column of a malformed row.
+"""
+
+from __future__ import annotations
+
+from cxrexplain.data.readers.generic import read_csv
+from cxrexplain.data.readers.nih import read_nih
+
+__all__ = ["read_csv", "read_nih"]

@@ -1,0 +1,88 @@
+"""What the readers share (private): where the films are, label values, metadata columns.
+
+**Where the films are.** A reader joins each name of its file to ``images`` (default: a folder
+the reader names, usually the CSV's own). Files are not checked, with one exception: when the
+first film is not where the name says, and the name is a bare file name, the folder's
+sub-folders are searched once for the names (NIH ships its films in ``images_001/images/``,
+``images_002/images/`` ...; RSNA in ``stage_2_train_images/``); names not found keep the
+joined path, so :meth:`~cxrexplain.data.Records.missing` reports them.
+
+Example:
+    >>> for name in ("images_001/images/f1.png", "images_002/images/f2.png"):
+    ...     Path(name).parent.mkdir(parents=True, exist_ok=True)
+    ...     _ = Path(name).write_bytes(b"")
+    >>> film_paths(["f1.png", "f2.png", "f3.png"], ".", Path("unused"))
+    ('images_001/images/f1.png', 'images_002/images/f2.png', './f3.png')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cxrexplain.data._rows import Table
+from cxrexplain.io import _walk_images
+
+__all__ = ["film_paths", "parse_binary"]
+
+_LOG = logging.getLogger("cxrexplain.data")
+
+_ONES = {"1", "1.0", "true", "yes", "y", "t", "positive"}
+_ZEROS = {"0", "0.0", "false", "no", "n", "f", "negative"}
+
+
+def film_paths(names: Sequence[str], images: str | os.PathLike[str] | None,
+               default: Path) -> tuple[str, ...]:
+    """Each film's path: ``images`` (or ``default``) joined with its name (module docs)."""
+    folder = os.fspath(default if images is None else images)
+    paths = [os.path.join(folder, name) for name in names]
+    if not paths or os.path.exists(paths[0]) or not os.path.isdir(folder):
+        return tuple(paths)
+    first = names[0]
+    if os.path.basename(first) != first:
+        return tuple(paths)
+    found = {p.name: str(p) for p in _walk_images(Path(folder))}
+    if first not in found:
+        return tuple(paths)
+    _LOG.info("images: films found in the sub-folders of '%s'", folder)
+    return tuple(found.get(name, path) for name, path in zip(names, paths, strict=True))
+
+
+def parse_binary(table: Table, column: str, *, extra: dict[str, float] | None = None
+                 ) -> np.ndarray:
+    """A 0/1 label column as float32: 1, 0, NaN for a blank (``extra``: more value -> label).
+
+    Raises:
+        InvalidInputError: Another value; the message names file, row and column.
+
+    Example:
+        >>> _ = Path("t.csv").write_text("image,Mass\\na,1\\nb,0.0\\nc,\\nd,True\\n")
+        >>> from cxrexplain.data._rows import read_table
+        >>> parse_binary(read_table("t.csv"), "Mass").tolist()
+        [1.0, 0.0, nan, 1.0]
+    """
+    values = table.column(column)
+    meaning: dict[str, float] = {"": float("nan")}
+    distinct: dict[str, int] = {}
+    inverse = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), np.int64,
+                          count=len(values))
+    mapped = np.empty(len(distinct), np.float32)
+    for value, k in distinct.items():
+        key = value.lower()
+        if extra is not None and value in extra:
+            mapped[k] = extra[value]
+        elif key in _ONES:
+            mapped[k] = 1.0
+        elif key in _ZEROS:
+            mapped[k] = 0.0
+        elif key in meaning:
+            mapped[k] = meaning[key]
+        else:
+            row = values.index(value)
+            raise table.error(row, column, f"expected 1, 0 or a blank, got {value!r}")
+    out: np.ndarray = mapped[inverse] if len(values) else np.zeros(0, np.float32)
+    return out
