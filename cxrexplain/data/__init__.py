@@ -22,15 +22,24 @@ from cxrexplain.data.files import (
     list_images,
     path_lookup,
 )
-from cxrexplain.data.readers import read_csv, read_nih
+from cxrexplain.data.readers import (
+    read_chexpert,
+    read_covid_collection,
+    read_csv,
+    read_nih,
+    read_rsna,
+)
 from cxrexplain.data.records import Records
 from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
 
 __all__ = [
     "boxes_for",
     "path_lookup",
+    "read_chexpert",
+    "read_covid_collection",
     "read_csv",
     "read_nih",
+    "read_rsna",
     "read_boxes",
     "Augmentation",
     "Fold",

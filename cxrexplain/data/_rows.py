@@ -28,13 +28,14 @@ import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
 
 from cxrexplain.errors import InvalidInputError
 
-__all__ = ["Table", "read_table", "read_text"]
+__all__ = ["Table", "codes", "read_table", "read_text"]
 
 
 def read_text(path: str | os.PathLike[str], what: str = "csv") -> str:
@@ -87,12 +88,14 @@ class Table:
         header: The column names, stripped of surrounding spaces.
         rows: The data rows (lists of the raw values), blank lines left out.
         what: The argument's name for messages (``"csv"``, ``"boxes"``).
+        delimiter: The field separator.
     """
 
     path: Path
     header: tuple[str, ...]
     rows: list[list[str]]
     what: str = "csv"
+    delimiter: str = ","
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -135,7 +138,7 @@ class Table:
         return found
 
     def column(self, name: str | int) -> list[str]:
-        """A column's values (stripped), by name or position.
+        """A column's values as written (spaces after a delimiter dropped), by name or position.
 
         Raises:
             InvalidInputError: The column is missing, or a row is too short to have it.
@@ -143,7 +146,7 @@ class Table:
         index = name if isinstance(name, int) else self.header.index(self.require(name))
         label = self.header[index] if index < len(self.header) else f"#{index + 1}"
         try:
-            return [row[index].strip() for row in self.rows]
+            return list(map(itemgetter(index), self.rows))
         except IndexError:
             short = next(i for i, row in enumerate(self.rows) if len(row) <= index)
             raise self.error(short, label, f"the row has {len(self.rows[short])} values, "
@@ -204,7 +207,8 @@ class Table:
 
     def line(self, row: int) -> int:
         """The 1-based line of the file on which data row ``row`` (0-based) starts."""
-        reader = csv.reader(io.StringIO(read_text(self.path, self.what)))
+        reader = csv.reader(io.StringIO(read_text(self.path, self.what)),
+                            delimiter=self.delimiter, skipinitialspace=True)
         ends = 0
         seen = -1  # the header
         for record in reader:
@@ -216,6 +220,21 @@ class Table:
                 return start
             seen += 1
         return ends + 1  # pragma: no cover - rows come from this file
+
+
+def codes(values: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct values, in first-seen order, and each value's index among them (int64).
+
+    One pass in C (``dict.fromkeys``, ``map``): a 200,000-value column takes milliseconds.
+
+    Example:
+        >>> codes(["b", "a", "b"])
+        (['b', 'a'], array([0, 1, 0]))
+    """
+    distinct = list(dict.fromkeys(values))
+    index = {value: k for k, value in enumerate(distinct)}
+    inverse = np.fromiter(map(index.__getitem__, values), np.int64, count=len(values))
+    return distinct, inverse
 
 
 def _loose(name: str) -> str:
@@ -237,10 +256,11 @@ def read_table(path: str | os.PathLike[str], what: str = "csv", *,
     file = Path(os.fspath(path))
     text = read_text(file, what)
     try:
-        records = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
+        records = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter,
+                                              skipinitialspace=True) if row]
     except csv.Error as err:
         raise InvalidInputError(f"{what}: '{file}' is not a readable CSV ({err})") from err
     if not records:
         raise InvalidInputError(f"{what}: '{file}' is empty; expected a header line")
     header = tuple(name.strip() for name in records[0])
-    return Table(file, header, records[1:], what)
+    return Table(file, header, records[1:], what, delimiter)

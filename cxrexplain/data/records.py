@@ -159,7 +159,12 @@ class Records:
             return as_strings([""] * len(self.paths))
         if isinstance(values, str):
             raise InvalidInputError(f"{name}: expected one value per film, got one string")
-        array = as_strings([_text(v) for v in values])
+        if isinstance(values, np.ndarray) and values.dtype.kind == "U":
+            array = values
+        else:
+            listed = list(values)
+            plain = set(map(type, listed)) <= {str}
+            array = as_strings(listed if plain else [_text(v) for v in listed])
         self._check_length(array, name)
         return array
 
@@ -178,8 +183,7 @@ class Records:
         if array.dtype.kind in "biuf":
             array = array.astype(np.float64).reshape(-1)
         else:
-            array = as_strings([_text(v) for v in np.asarray(values, object).reshape(-1)])
-        self._check_length(array, name)
+            array = self._strings(np.asarray(values, object).reshape(-1), name)
         return array
 
     def _check_length(self, array: np.ndarray, name: str) -> None:

@@ -14,7 +14,10 @@ are) and names the file, row and column of a malformed row.
 
 from __future__ import annotations
 
+from cxrexplain.data.readers.chexpert import read_chexpert
+from cxrexplain.data.readers.covid import read_covid_collection
 from cxrexplain.data.readers.generic import read_csv
 from cxrexplain.data.readers.nih import read_nih
+from cxrexplain.data.readers.rsna import read_rsna
 
-__all__ = ["read_csv", "read_nih"]
+__all__ = ["read_chexpert", "read_covid_collection", "read_csv", "read_nih", "read_rsna"]

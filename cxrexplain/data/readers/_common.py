@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxrexplain.data._rows import Table
+from cxrexplain.data._rows import Table, codes
 from cxrexplain.io import _walk_images
 
 __all__ = ["film_paths", "films_by_id", "parse_binary"]
@@ -101,12 +101,9 @@ def parse_binary(table: Table, column: str, *, extra: dict[str, float] | None = 
         [1.0, 0.0, nan, 1.0]
     """
     values = table.column(column)
-    meaning: dict[str, float] = {"": float("nan")}
-    distinct: dict[str, int] = {}
-    inverse = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), np.int64,
-                          count=len(values))
+    distinct, inverse = codes(values)
     mapped = np.empty(len(distinct), np.float32)
-    for value, k in distinct.items():
+    for k, value in enumerate(distinct):
         key = value.lower()
         if extra is not None and value in extra:
             mapped[k] = extra[value]
@@ -114,10 +111,10 @@ def parse_binary(table: Table, column: str, *, extra: dict[str, float] | None = 
             mapped[k] = 1.0
         elif key in _ZEROS:
             mapped[k] = 0.0
-        elif key in meaning:
-            mapped[k] = meaning[key]
+        elif not key:
+            mapped[k] = np.nan
         else:
-            row = values.index(value)
-            raise table.error(row, column, f"expected 1, 0 or a blank, got {value!r}")
+            raise table.error(values.index(value), column,
+                              f"expected 1, 0 or a blank, got {value!r}")
     out: np.ndarray = mapped[inverse] if len(values) else np.zeros(0, np.float32)
     return out

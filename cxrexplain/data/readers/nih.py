@@ -33,7 +33,7 @@ import os
 import numpy as np
 
 from cxrexplain.data._columns import parse_ages
-from cxrexplain.data._rows import Table, read_table
+from cxrexplain.data._rows import Table, codes, read_table
 from cxrexplain.data.annotations import FilmBoxes
 from cxrexplain.data.readers._common import film_paths
 from cxrexplain.data.records import Records
@@ -123,11 +123,9 @@ def read_nih(
 
 def _targets(table: Table, column: str) -> np.ndarray:
     values = table.column(column)
-    distinct: dict[str, int] = {}
-    inverse = np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), np.int64,
-                          count=len(values))
+    distinct, inverse = codes(values)
     rows = np.zeros((len(distinct), len(NIH_CLASSES)), np.float32)
-    for text, k in distinct.items():
+    for k, text in enumerate(distinct):
         for part in (p.strip() for p in text.split("|")):
             if part == _NO_FINDING:
                 continue
