@@ -54,10 +54,11 @@ from typing import Any
 
 import numpy as np
 
-from cxrexplain.data._rows import read_table, read_text
+from cxrexplain.data._rows import read_text
 from cxrexplain.data.annotations import FilmBoxes, FilmMasks, Polygons, RunLength
+from cxrexplain.data.readers.chexpert import read_chexpert
 from cxrexplain.data.records import Records
-from cxrexplain.data.rle import coco_counts, coco_to_mask, runs_box
+from cxrexplain.data.rle import coco_counts, runs_box
 from cxrexplain.data.shapes import polygon_boxes
 from cxrexplain.errors import InvalidInputError
 
@@ -174,8 +175,11 @@ def read_chexlocalize(
 
 
 def _error(path: Any, key: str, finding: str | None, message: str) -> InvalidInputError:
+    """The error naming the argument, file, film and finding (the JSON's row and column)."""
+    what = "segmentations_json" if "segmentation" in Path(os.fspath(path)).name else (
+        "annotations_json")
     place = f"film '{key}'" + (f", finding '{finding}'" if finding else "")
-    return InvalidInputError(f"'{os.fspath(path)}' {place}: {message}")
+    return InvalidInputError(f"{what}: '{os.fspath(path)}' {place}: {message}")
 
 
 def _load(path: str | os.PathLike[str] | None, what: str) -> dict[str, dict[str, Any]]:
@@ -207,10 +211,10 @@ def _runs(code: Any, path: Any, key: str, finding: str) -> tuple[np.ndarray, tup
     if not isinstance(code, Mapping) or not isinstance(code.get("counts"), (str, list)):
         raise _error(path, key, finding, "expected a run-length mask {'size': [h, w], "
                                          "'counts': ...}")
-    name = f"'{os.fspath(path)}' film '{key}', finding '{finding}'"
     counts = code["counts"]
     if isinstance(counts, list):
-        coco_to_mask({"size": code.get("size"), "counts": counts}, name=name)  # checks
+        if not all(isinstance(v, int) for v in counts):
+            raise _error(path, key, finding, "expected 'counts' of whole numbers")
         runs = np.asarray(counts, np.int64)
     else:
         try:
@@ -265,7 +269,7 @@ def _paths(keys: list[str], folder: Path, json_name: str) -> list[str]:
 
 def _chexpert_rows(chexpert_csv: str | os.PathLike[str] | bool | None, first: Path,
                    folder: Path, keys: list[str]) -> dict[str, Any]:
-    """``sex``, ``age``, ``view`` of each film from a CheXpert labels CSV (empty without)."""
+    """``sex``, ``age``, ``view`` of each film from a CheXpert labels CSV (none without)."""
     if chexpert_csv is False:
         return {}
     if chexpert_csv is None or chexpert_csv is True:
@@ -275,33 +279,17 @@ def _chexpert_rows(chexpert_csv: str | os.PathLike[str] | bool | None, first: Pa
         if not found:
             return {}
         chexpert_csv = found[0]
-    table = read_table(chexpert_csv, "chexpert_csv")
-    path_column = table.require("Path")
-    row_of: dict[str, int] = {}
-    for row, path in enumerate(table.column(path_column)):
-        parts = path.replace("\\", "/").rsplit("/", 3)[-3:]
-        if len(parts) == 3:
-            row_of["_".join([*parts[:2], parts[2].rsplit(".", 1)[0]])] = row
-    rows = [row_of.get(k, -1) for k in keys]
+    labels = read_chexpert(chexpert_csv)
+    row_of = {}
+    for row, path in enumerate(labels.paths):
+        patient, study, view = path.replace("\\", "/").rsplit("/", 3)[-3:]
+        row_of[f"{patient}_{study}_{view.rsplit('.', 1)[0]}"] = row
+    rows = np.array([row_of.get(k, -1) for k in keys], np.int64)
+    known = rows >= 0
+    pick = np.where(known, rows, 0)
 
-    def pick(column: str | None) -> list[str] | None:
-        if column is None:
-            return None
-        values = table.column(column)
-        return [values[r] if r >= 0 else "" for r in rows]
+    def column(values: np.ndarray, missing: Any) -> list[Any]:
+        return [v if ok else missing for v, ok in zip(values[pick].tolist(), known, strict=True)]
 
-    sex = pick(table.find("Sex"))
-    age = table.find("Age")
-    frontal = pick(table.find(["Frontal/Lateral"]))
-    view = pick(table.find(["AP/PA"]))
-    out: dict[str, Any] = {}
-    if sex is not None:
-        out["sex"] = sex
-    if age is not None:
-        numbers = table.numbers(age)
-        out["age"] = [float(numbers[r]) if r >= 0 else float("nan") for r in rows]
-    if view is not None:
-        lateral = frontal or [""] * len(keys)
-        out["view"] = ["LATERAL" if f.lower() == "lateral" else v
-                       for v, f in zip(view, lateral, strict=True)]
-    return out
+    return {"sex": column(labels.sex, ""), "age": column(labels.age, float("nan")),
+            "view": column(labels.view, "")}
