@@ -123,7 +123,7 @@ def read_vindr(csv: str | os.PathLike[str], images: str | os.PathLike[str] | Non
             raise table.error(values.index(""), columns[column], "expected a value, got a blank")
     film_ids, film = _first_order(ids)
     class_names, finding = _classes(table, names, columns)
-    reader = np.unique(np.asarray(readers), return_inverse=True)[1].reshape(-1)
+    reader = _first_order(readers)[1]
     no_finding = class_names.index(NO_FINDING) if NO_FINDING in class_names else None
     present = merge_readings(film, finding, reader, len(film_ids), len(class_names), merge,
                              no_finding)
@@ -197,12 +197,10 @@ def merge_readings(film: np.ndarray, finding: np.ndarray, reader: np.ndarray,
 
 def _first_order(values: list[str]) -> tuple[list[str], np.ndarray]:
     """The distinct values in the order of their first row, and each row's index into them."""
-    distinct, first, inverse = np.unique(np.asarray(values), return_index=True,
-                                         return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return [str(v) for v in distinct[order]], rank[inverse.reshape(-1)]
+    index: dict[str, int] = {}
+    rows = np.fromiter((index.setdefault(v, len(index)) for v in values), np.int64,
+                       count=len(values))
+    return list(index), rows
 
 
 def _classes(table: Table, names: list[str], columns: dict[str, str]
@@ -215,10 +213,10 @@ def _classes(table: Table, names: list[str], columns: dict[str, str]
         row = int(np.flatnonzero(~whole)[0])
         raise table.error(row, column, f"expected a whole number, got {numbers[row]:g}")
     number = numbers.astype(np.int64)
-    distinct, inverse = np.unique(np.asarray(names), return_inverse=True)
-    inverse = inverse.reshape(-1)
-    first = np.empty(len(distinct), np.int64)  # each name's first row
-    first[inverse[::-1]] = np.arange(len(names))[::-1]
+    distinct_list, inverse = _first_order(names)
+    distinct = np.asarray(distinct_list, dtype=np.str_)
+    first = np.full(len(distinct), len(names), np.int64)  # each name's first row
+    np.minimum.at(first, inverse, np.arange(len(names)))
     ids = number[first]
     clash = np.flatnonzero(number != ids[inverse])
     if clash.size:
