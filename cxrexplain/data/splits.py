@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from cxrexplain.data.files import (
 )
 from cxrexplain.data.files import scan_classes as _scan
 from cxrexplain.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from cxrexplain.data.records import Records
 
 __all__ = ["Fold", "Groups", "group_labels", "k_folds", "resolve_files", "stratified_split"]
 
@@ -125,7 +128,7 @@ def stratified_split(
 
 
 def k_folds(
-    root: str | os.PathLike[str] | LabeledFiles,
+    root: str | os.PathLike[str] | LabeledFiles | Records,
     k: int = 5,
     seed: int = 0,
     *,
@@ -142,7 +145,10 @@ def k_folds(
 
     Args:
         root: A class-folder root, a Kaggle root (its ``train/`` and ``val/`` are pooled;
-            ``test/`` stays out, for a final check), or a :class:`LabeledFiles`.
+            ``test/`` stays out, for a final check), a :class:`LabeledFiles`, or a
+            :class:`~cxrexplain.data.Records` (its single-label files,
+            :meth:`~cxrexplain.data.Records.files`; ``groups`` then defaults to its
+            ``patient`` column when every film has one).
         k: Number of folds, >= 2 and at most the size of the smallest class (and, with
             ``groups``, at most the number of groups).
         seed: Seed of the shuffle.
@@ -172,7 +178,14 @@ def k_folds(
         [5, 5, 5]
     """
     check_int(k, "k", minimum=2)
-    files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
+    from cxrexplain.data.records import Records  # (records imports this module's users)
+
+    if isinstance(root, Records):
+        files = root.files(classes)
+        if groups is None and len(root) and (root.patient != "").all():
+            groups = root.groups("patient")
+    else:
+        files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
     counts = files.counts()
     small = {name: n for name, n in counts.items() if n < k}
     if small:

@@ -1,10 +1,10 @@
 """The COVID-19 image data collection (Cohen et al. 2020): its ``metadata.csv``.
 
 One row per image: ``patientid``, ``sex``, ``age``, ``finding``, ``view``, ``modality``,
-``folder``, ``filename`` and more (dates, places, licence, clinical notes), Windows-1252 text
-in older snapshots. ``finding`` is a path in newer snapshots (``Pneumonia/Viral/COVID-19``)
-and a list in older ones (``COVID-19, ARDS``): its parts, split at ``/`` and ``,``, are the
-classes (sorted by name), every part of a film positive; ``No Finding`` is every class
+``folder``, ``filename`` and more (dates, places, licence, clinical notes). ``finding`` is a
+path in newer snapshots (``Pneumonia/Viral/COVID-19``) and a list in older ones
+(``COVID-19, ARDS``): its parts, split at ``/`` and ``,``, are the classes (sorted by name),
+every part of a film positive; ``No Finding`` is every class
 negative; a blank, ``todo`` or ``Unknown`` finding leaves the film's classes unknown (NaN).
 
 By default only frontal X-rays are kept: ``modality`` X-ray and a view that normalises to

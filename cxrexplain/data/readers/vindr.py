@@ -77,7 +77,7 @@ _BOX_COLUMNS = ("x_min", "y_min", "x_max", "y_max")
 
 
 def read_vindr(csv: str | os.PathLike[str], images: str | os.PathLike[str] | None = None,
-               merge: Merge = "union") -> Records:
+               merge: Literal["union", "majority", "unanimous"] = "union") -> Records:
     """Read VinDr-CXR's ``train.csv``: findings and boxes per film, the readers merged.
 
     Args:
