@@ -34,13 +34,18 @@ FORMATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats"
 
 
 def median_seconds(work: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    """Run ``work`` once (warm-up), then ``repeats`` times: the median and all times."""
+    """Run ``work`` once (warm-up), then ``repeats`` times: the median wall time and all wall
+    times; the median CPU time of the process is printed too (it does not grow with the load
+    of a shared machine)."""
     work()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    print(f"  (CPU time median {statistics.median(cpu):.3f} s; load average "
+          f"{os.getloadavg()[0]:.1f})")
     return statistics.median(times), times
 
 
