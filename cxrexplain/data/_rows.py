@@ -256,8 +256,8 @@ def read_table(path: str | os.PathLike[str], what: str = "csv", *,
     file = Path(os.fspath(path))
     text = read_text(file, what)
     try:
-        records = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter,
-                                              skipinitialspace=True) if row]
+        records = list(filter(None, csv.reader(io.StringIO(text), delimiter=delimiter,
+                                               skipinitialspace=True)))
     except csv.Error as err:
         raise InvalidInputError(f"{what}: '{file}' is not a readable CSV ({err})") from err
     if not records:

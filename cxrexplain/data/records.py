@@ -124,7 +124,8 @@ class Records:
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             raise InvalidInputError("paths: expected a list of files, got one path")
-        self.paths: tuple[str, ...] = tuple(os.fspath(p) for p in paths)
+        self.paths: tuple[str, ...] = tuple(
+            p if isinstance(p, str) else os.fspath(p) for p in paths)
         count = len(self.paths)
         self.class_names: tuple[str, ...] = _check_class_names(class_names)
         self.targets: np.ndarray = _check_targets(targets, count, len(self.class_names))
