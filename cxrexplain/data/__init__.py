@@ -23,11 +23,14 @@ from cxrexplain.data.files import (
     path_lookup,
 )
 from cxrexplain.data.readers import (
+    read_chexlocalize,
     read_chexpert,
     read_covid_collection,
     read_csv,
     read_nih,
     read_rsna,
+    read_siim,
+    read_vindr,
 )
 from cxrexplain.data.records import Records
 from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_split
@@ -35,11 +38,14 @@ from cxrexplain.data.splits import Fold, k_folds, resolve_files, stratified_spli
 __all__ = [
     "boxes_for",
     "path_lookup",
+    "read_chexlocalize",
     "read_chexpert",
     "read_covid_collection",
     "read_csv",
     "read_nih",
     "read_rsna",
+    "read_siim",
+    "read_vindr",
     "read_boxes",
     "Augmentation",
     "Fold",

@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from cxrexplain._arrays import as_boxes
+from cxrexplain.data.shapes import polygon_mask
 from cxrexplain.errors import InvalidInputError
 
 __all__ = ["FilmBoxes", "FilmMasks", "MaskCode", "Polygons", "RunLength", "take_rows"]
@@ -126,7 +126,8 @@ class Polygons:
 
     Attributes:
         polygons: Each an ``(P, 2)`` array of ``(x, y)`` vertices (P >= 3); their union is
-            the mask. Vertices are rounded to the nearest pixel and the outline is inside.
+            the mask. Each polygon is filled with its outline, a vertex in the pixel
+            ``(floor(x), floor(y))`` (CheXlocalize's rule; :mod:`cxrexplain.data.shapes`).
         shape: ``(height, width)``.
 
     Example:
@@ -153,10 +154,7 @@ class Polygons:
 
     def decode(self) -> np.ndarray:
         """The ``(height, width)`` bool mask."""
-        canvas = np.zeros(self.shape, np.uint8)
-        if self.polygons:
-            cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in self.polygons], 1)
-        return canvas.astype(bool)
+        return polygon_mask(self.polygons, self.shape)
 
 
 def take_rows(film: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

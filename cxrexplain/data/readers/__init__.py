@@ -6,6 +6,9 @@
 * :func:`read_rsna`: RSNA Pneumonia Detection's ``stage_2_train_labels.csv`` (and its films
   matched to NIH file names);
 * :func:`read_chexpert`: CheXpert's ``train.csv`` / ``valid.csv`` with an uncertainty policy;
+* :func:`read_chexlocalize`: CheXlocalize's polygons and COCO run-length masks;
+* :func:`read_vindr`: VinDr-CXR's ``train.csv``, boxes per radiologist, readers merged;
+* :func:`read_siim`: SIIM-ACR's ``train-rle.csv``, pneumothorax run-length masks;
 * :func:`read_covid_collection`: the COVID-19 image data collection's ``metadata.csv``.
 
 Every reader reads through :mod:`cxrexplain.data._rows` (``.gz`` and ``.zip`` opened as they
@@ -14,10 +17,14 @@ are) and names the file, row and column of a malformed row.
 
 from __future__ import annotations
 
+from cxrexplain.data.readers.chexlocalize import read_chexlocalize
 from cxrexplain.data.readers.chexpert import read_chexpert
 from cxrexplain.data.readers.covid import read_covid_collection
 from cxrexplain.data.readers.generic import read_csv
 from cxrexplain.data.readers.nih import read_nih
 from cxrexplain.data.readers.rsna import read_rsna
+from cxrexplain.data.readers.siim import read_siim
+from cxrexplain.data.readers.vindr import read_vindr
 
-__all__ = ["read_chexpert", "read_covid_collection", "read_csv", "read_nih", "read_rsna"]
+__all__ = ["read_chexlocalize", "read_chexpert", "read_covid_collection", "read_csv", "read_nih",
+           "read_rsna", "read_siim", "read_vindr"]

@@ -27,7 +27,7 @@ import numpy as np
 from cxrexplain.data._rows import Table, codes
 from cxrexplain.io import _walk_images
 
-__all__ = ["film_paths", "parse_binary"]
+__all__ = ["film_paths", "films_by_id", "parse_binary"]
 
 _LOG = logging.getLogger("cxrexplain.data")
 
@@ -56,6 +56,41 @@ def film_paths(names: Sequence[str], images: str | os.PathLike[str] | None,
 def _absolute(name: str) -> bool:
     """``os.path.isabs`` for the cheap cases first (a reader joins 100,000 names)."""
     return name[:1] in ("/", "\\") or (name[1:2] == ":" and os.path.isabs(name))
+
+
+def films_by_id(ids: Sequence[str], images: str | os.PathLike[str] | None, default: Path,
+                suffixes: Sequence[str]) -> tuple[str, ...]:
+    """Each film's path from its id and the first of ``suffixes`` its file has.
+
+    The suffix is the first of ``suffixes`` under which the first film lies directly in the
+    folder (``images``, default ``default``); then every id is joined with it and not checked
+    (as :func:`film_paths`). When no suffix fits, the folder is walked once (the package's one
+    walk) and each id takes its file anywhere below it (the first of ``suffixes`` where an id
+    has several); ids not found keep ``<folder>/<id><first suffix>`` for
+    :meth:`~cxrexplain.data.Records.missing`.
+
+    Example:
+        >>> Path("dicom/1.2/3.4").mkdir(parents=True)
+        >>> _ = Path("dicom/1.2/3.4/abc.dcm").write_bytes(b"")
+        >>> films_by_id(["abc", "xyz"], "dicom", Path("unused"), (".dcm", ".png"))
+        ('dicom/1.2/3.4/abc.dcm', 'dicom/xyz.dcm')
+    """
+    folder = os.fspath(default if images is None else images)
+    if not ids or not os.path.isdir(folder):
+        return tuple(os.path.join(folder, i + suffixes[0]) for i in ids)
+    for suffix in suffixes:
+        if os.path.isfile(os.path.join(folder, ids[0] + suffix)):
+            return tuple(os.path.join(folder, i + suffix) for i in ids)
+    rank = {suffix.lower(): k for k, suffix in enumerate(suffixes)}
+    found: dict[str, tuple[int, str]] = {}
+    for path in _walk_images(Path(folder)):
+        order = rank.get(path.suffix.lower())
+        if order is not None and (path.stem not in found or order < found[path.stem][0]):
+            found[path.stem] = (order, str(path))
+    if found:
+        _LOG.info("images: films found in the sub-folders of '%s'", folder)
+    return tuple(found[i][1] if i in found else os.path.join(folder, i + suffixes[0])
+                 for i in ids)
 
 
 def parse_binary(table: Table, column: str, *, extra: dict[str, float] | None = None
