@@ -54,8 +54,8 @@ from cxrexplain._files import atomic_write_text
 from cxrexplain.data._columns import as_strings, normalise_sex, normalise_view
 from cxrexplain.data.annotations import FilmBoxes, FilmMasks
 from cxrexplain.data.augment import Augmentation
-from cxrexplain.data.datasets import _augmentation, _check_size, pipeline
 from cxrexplain.data.files import LabeledFiles
+from cxrexplain.data.pipeline import augmentation_of, check_image_size, pipeline
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.io import load_image
 
@@ -625,14 +625,14 @@ class Records:
             >>> images.shape, targets.numpy().tolist()
             (TensorShape([2, 32, 32, 1]), [[1.0, 0.0], [0.0, 0.0]])
         """
-        size = _check_size(image_size)
+        size = check_image_size(image_size)
         check_channels(channels)
         check_int(batch_size, "batch_size")
         if not len(self):
             raise InvalidInputError("records: the table has no films")
         if not isinstance(unknown, (int, float)) or not np.isfinite(unknown):
             raise InvalidInputError(f"unknown: expected a finite number, got {unknown!r}")
-        transform = _augmentation(augment, flip)
+        transform = augmentation_of(augment, flip)
         self.check_files()
         film_boxes = None
         if boxes is not None and boxes is not False:
