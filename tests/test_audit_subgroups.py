@@ -371,3 +371,27 @@ def test_cli_audit_metadata_by(tmp_path: Path) -> None:
     assert main(["audit", str(model), str(folder), "--lungs", str(masks), "--out",
                  str(out), "--by", "view", "--no-progress"]) == 1  # --by without --metadata
 
+
+
+def test_a_small_subgroups_gap_is_never_starred() -> None:
+    """Four films all right give the interval [1, 1] and a gap that excludes 0: shown, but not
+    marked as clear (``MIN_SUBGROUP_FILMS``); the same gap in a large subgroup is marked."""
+    from types import SimpleNamespace
+
+    from cxrexplain.auditing.html import _subgroups
+    from cxrexplain.auditing.subgroups import MIN_SUBGROUP_FILMS
+
+    labels = np.array([0, 1] * 40)
+    probabilities = np.eye(2)[labels] * 0.8 + 0.1
+    probabilities[4:40] = probabilities[4:40, ::-1]  # films 4..39 wrong: "all" at 0.55
+    values = ["few"] * 4 + ["rest"] * 76
+    rows = cx.auditing.subgroup_table(labels, probabilities, {"site": values})
+    few = next(r for r in rows if r.value == "few")
+    assert few.n < MIN_SUBGROUP_FILMS and few.accuracy_gap[1] > 0  # the interval excludes 0
+    page = _subgroups(SimpleNamespace(subgroups=rows))  # type: ignore[arg-type]
+    few_row = page[page.index("<td>few</td>"):].split("</tr>")[0]
+    assert "*" not in few_row
+    many = cx.auditing.subgroup_table(labels, probabilities,
+                                      {"site": ["few"] * 40 + ["rest"] * 40})
+    many_page = _subgroups(SimpleNamespace(subgroups=many))  # type: ignore[arg-type]
+    assert "*" in many_page[many_page.index("<td>few</td>"):].split("</tr>")[0]

@@ -48,7 +48,7 @@ from cxrexplain._tables import format_number, html_table_rows
 from cxrexplain._version import __version__
 from cxrexplain.auditing.gallery import GalleryItem
 from cxrexplain.auditing.probe import EncodingRow
-from cxrexplain.auditing.subgroups import SubgroupRow
+from cxrexplain.auditing.subgroups import MIN_SUBGROUP_FILMS, SubgroupRow
 from cxrexplain.drawing.pixels import draw_mask, overlay
 from cxrexplain.lungs.geometry import BORDER_FRACTION
 from cxrexplain.metrics.swap import SwapTest
@@ -263,16 +263,17 @@ def _subgroups(report: AuditPage) -> str:
     def figure(value: tuple[float, float, float]) -> str:
         return _triple(value, lambda v: format_number(v, 2))
 
-    def gap(value: tuple[float, float, float]) -> str:
+    def gap(value: tuple[float, float, float], films: int) -> str:
         text = _triple(value, lambda v: f"{v:+.2f}")
-        return f"{text} *" if value[1] > 0 or value[2] < 0 else text
+        clear = (value[1] > 0 or value[2] < 0) and films >= MIN_SUBGROUP_FILMS
+        return f"{text} *" if clear else text
 
     rows = []
     for row in rows_in:
         whole = row.by == "all"
         cells = [row.by, row.value, str(row.n), figure(row.accuracy),
-                 "" if whole else gap(row.accuracy_gap), figure(row.macro_auc),
-                 "" if whole else gap(row.macro_auc_gap)]
+                 "" if whole else gap(row.accuracy_gap, row.n), figure(row.macro_auc),
+                 "" if whole else gap(row.macro_auc_gap, row.n)]
         cells += [figure(row.sensitivity[c]) for c in classes]
         rows.append(cells)
     head, body = html_table_rows(header, rows)
@@ -280,12 +281,14 @@ def _subgroups(report: AuditPage) -> str:
             "films of each value of each metadata column. The <b>gap</b> is the subgroup's "
             "figure minus the whole set's, with a paired bootstrap interval (the whole set "
             "resampled, each resample's subgroup against that resample); <b>*</b> marks a gap "
-            "whose interval excludes 0. The macro AUC averages one-vs-rest AUCs over the "
-            "classes present in the subgroup.</p>\n"
+            f"whose interval excludes 0, in a subgroup of {MIN_SUBGROUP_FILMS} films or more. "
+            "The macro AUC averages one-vs-rest AUCs over the classes present in the "
+            "subgroup.</p>\n"
             f"<table>\n{head}\n{body}\n</table>\n<p class=\"note\">[low, high]: 95% "
             "percentile-bootstrap interval over the subgroup's films (1000 resamples); n/a: "
-            "a class absent from the subgroup. A subgroup of few films (under about 20) has "
-            "intervals too narrow to trust: four films all right give [1.00, 1.00].</p>")
+            "a class absent from the subgroup. A subgroup of few films has intervals too "
+            "narrow to trust (four films all right give [1.00, 1.00]), so its gaps are not "
+            "starred.</p>")
 
 
 def _encoding(report: AuditPage) -> str:

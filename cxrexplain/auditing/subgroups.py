@@ -39,7 +39,12 @@ from cxrexplain.auditing.attributes import sorted_values
 from cxrexplain.errors import InvalidInputError
 from cxrexplain.metrics.bootstrap import Interval
 
-__all__ = ["SUBGROUP_COLUMNS", "SubgroupRow", "macro_auc", "subgroup_table"]
+__all__ = ["MIN_SUBGROUP_FILMS", "SUBGROUP_COLUMNS", "SubgroupRow", "macro_auc",
+           "subgroup_table"]
+
+MIN_SUBGROUP_FILMS = 20
+"""Below this many films a subgroup's gap is shown but never marked as clear: the bootstrap
+of a handful of films gives intervals too narrow to trust (four right answers: [1, 1])."""
 
 SUBGROUP_COLUMNS = ("by", "value", "n", "accuracy", "accuracy_low", "accuracy_high",
                     "accuracy_gap", "accuracy_gap_low", "accuracy_gap_high", "macro_auc",
