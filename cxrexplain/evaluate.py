@@ -53,6 +53,7 @@ from cxrexplain.metrics import (
     pointing_game,
     randomization_check,
 )
+from cxrexplain.metrics.trust import pair_baseline, repeatability, reproducibility
 
 __all__ = ["BASELINES", "ExplainerEvaluation", "baseline_maps", "evaluate_explainers"]
 
@@ -65,6 +66,9 @@ _LABELS = {
     "deletion_auc": "deletion AUC (lower)",
     "insertion_auc": "insertion AUC (higher)",
     "randomization_spearman": "randomization Spearman (lower)",
+    "repeatability_ssim": "repeatability SSIM (higher)",
+    "reproducibility_ssim": "reproducibility SSIM (higher)",
+    "pair_ssim": "random-pair SSIM (the floor)",
     "seconds_per_image": "s / image",
 }
 
@@ -246,6 +250,8 @@ def evaluate_explainers(
     reference: str | Mapping[str, float] | None = "centre_gaussian",
     n_resamples: int = 1000,
     level: float = 0.95,
+    repeat: Classifier | keras.Model | None = None,
+    reproduce: Classifier | keras.Model | None = None,
 ) -> ExplainerEvaluation:
     """Explain the images with each method and score every map; baselines included.
 
@@ -278,6 +284,15 @@ def evaluate_explainers(
             None for no gaps. The default row is skipped silently when ``baselines`` is False.
         n_resamples: Bootstrap resamples of each interval.
         level: Confidence level of the intervals.
+        repeat: The same architecture trained again (another seed): each method also explains
+            the images, for the same classes, with this model, and ``repeatability_ssim`` is
+            the SSIM of the two maps per image (:func:`cxrexplain.metrics.repeatability`,
+            Arun et al. 2021).
+        reproduce: Another architecture trained on the same data: ``reproducibility_ssim``
+            likewise (:func:`cxrexplain.metrics.reproducibility`). With either, the column
+            ``pair_ssim`` gives each method's floor: the SSIM of its maps of random pairs of
+            images (:func:`cxrexplain.metrics.pair_baseline`). An explainer instance is
+            rebuilt on the other model with its class's defaults.
 
     Returns:
         :class:`ExplainerEvaluation`.
@@ -301,7 +316,11 @@ def evaluate_explainers(
     explainers = [_explainer(clf, method) for method in methods]
     batch = clf.prepare(images)
     count, height, width = batch.shape[:3]
-    columns = _columns(boxes is not None, masks is not None, randomization_layers is not None)
+    others = {"repeatability_ssim": repeat, "reproducibility_ssim": reproduce}
+    trusted = {column: (other if isinstance(other, Classifier) else Classifier(other))
+               for column, other in others.items() if other is not None}
+    columns = _columns(boxes is not None, masks is not None, randomization_layers is not None,
+                       tuple(trusted))
     per_image: dict[str, dict[str, np.ndarray]] = {}
     seconds: dict[str, float] = {}
     chosen = targets
@@ -320,6 +339,9 @@ def evaluate_explainers(
                                         layers=randomization_layers, seed=seed,
                                         batch_size=batch_size)
             values["randomization_spearman"] = np.asarray(check.correlations[-1], np.float64)
+        if trusted:
+            values.update(_trust(explainer, trusted, batch, exp.heatmaps, chosen, batch_size,
+                                 seed))
         per_image[name] = values
         if progress:
             print(f"  {name}: " + ", ".join(
@@ -403,7 +425,8 @@ def _explainer(clf: Classifier, method: str | type[Explainer] | Explainer) -> Ex
     raise InvalidInputError(f"methods: expected names, classes or explainers, got {method!r}")
 
 
-def _columns(has_boxes: bool, has_masks: bool, randomized: bool) -> list[str]:
+def _columns(has_boxes: bool, has_masks: bool, randomized: bool,
+             trust: tuple[str, ...] = ()) -> list[str]:
     columns = []
     if has_boxes:
         columns.append("pointing_game")
@@ -412,8 +435,26 @@ def _columns(has_boxes: bool, has_masks: bool, randomized: bool) -> list[str]:
     columns += ["deletion_auc", "insertion_auc"]
     if randomized:
         columns.append("randomization_spearman")
+    if trust:
+        columns += [*trust, "pair_ssim"]
     columns.append("seconds_per_image")
     return columns
+
+
+def _trust(explainer: Explainer, others: Mapping[str, Classifier], batch: np.ndarray,
+           maps: np.ndarray, targets: Any, batch_size: int, seed: int
+           ) -> dict[str, np.ndarray]:
+    """Arun et al.'s trust tests of one method: its maps under the other models, and the
+    random-pair floor of its own maps."""
+    values: dict[str, np.ndarray] = {}
+    for column, other in others.items():
+        twin = type(explainer)(other)
+        theirs = twin.explain(other.prepare(batch), targets, batch_size=batch_size)
+        compare = repeatability if column == "repeatability_ssim" else reproducibility
+        values[column] = compare(maps, theirs.heatmaps)
+    values["pair_ssim"] = (pair_baseline(maps, seed=seed) if len(maps) > 1
+                           else np.full(len(maps), np.nan))
+    return values
 
 
 def _score(clf: Classifier, batch: np.ndarray, maps: np.ndarray, targets: Any, boxes: Any,

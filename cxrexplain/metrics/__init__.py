@@ -4,7 +4,9 @@ The CXR-paper localisation protocol (Saporta et al. 2022, CheXlocalize; Arun et 
 :func:`binarize` (Otsu or a tuned threshold, probability gate), :func:`tune_threshold`,
 :func:`iou`, :func:`hit_rate`, :func:`pixel_auprc`, :func:`boxes_to_masks`, and
 :func:`bootstrap_ci` / :func:`paired_bootstrap_ci` for confidence intervals over images;
-:func:`swap_test`, the counterfactual test of the decisions with the lungs' surroundings swapped.
+:func:`swap_test`, the counterfactual test of the decisions with the lungs' surroundings swapped;
+Arun et al.'s trust tests :func:`repeatability`, :func:`reproducibility` and their floor
+:func:`pair_baseline`.
 
 Example:
     >>> import numpy as np
@@ -32,6 +34,7 @@ from cxrexplain.metrics.randomization import RandomizationResult, randomization_
 from cxrexplain.metrics.similarity import ssim
 from cxrexplain.metrics.swap import SwapTest, swap_test
 from cxrexplain.metrics.thresholding import binarize, tune_threshold
+from cxrexplain.metrics.trust import pair_baseline, repeatability, reproducibility
 
 __all__ = [
     "Interval",
@@ -47,11 +50,14 @@ __all__ = [
     "hit_rate",
     "insertion_auc",
     "iou",
+    "pair_baseline",
     "paired_bootstrap_ci",
     "perturbation_curves",
     "pixel_auprc",
     "pointing_game",
     "randomization_check",
+    "repeatability",
+    "reproducibility",
     "spearman",
     "ssim",
     "swap_test",
