@@ -169,7 +169,7 @@ def test_rise_points_at_the_patch_the_model_reads() -> None:
     model = patch_model(*PLANTED_CENTER)
     exp = cx.RISE(model, samples=500, grid=8, seed=0).explain(films[labels == 1], targets=1)
     inside = exp.heatmaps[:, PLANTED_CENTER[0], PLANTED_CENTER[1]].mean()
-    assert inside > 2 * exp.heatmaps.mean(), (inside, exp.heatmaps.mean())
+    assert inside > np.quantile(exp.heatmaps, 0.95), (inside, np.quantile(exp.heatmaps, 0.95))
 
 
 @pytest.mark.parametrize("bad", [{"samples": 0}, {"grid": 0}, {"probability": 0.0},
