@@ -7,9 +7,10 @@ derivative replaced by its secant between the two inputs (the rescale rule):
 
 * ReLU: ``m_in = m_out (relu(a) - relu(a0)) / (a - a0)`` (the derivative where
   ``|a - a0| < 1e-10``);
-* max pooling: each window's output change goes to the input that is the maximum for ``x``,
-  ``m_in = J^T (m_out (y - y0)) / (a - a0)`` (Captum's rule; the gradient where
-  ``a = a0``);
+* max pooling (Captum's rule): each window's output change ``y - y0`` goes to the input
+  that is the window's maximum for ``x`` when ``y >= y0``, else to the one that is the
+  maximum for ``x0``, divided by that input's change (nonzero there unless ``y = y0``), the
+  gradient where ``a = a0``;
 * the linear layers (Conv2D, Dense, BatchNormalization at inference, average pooling,
   Flatten, Dropout, the builders' gray-to-RGB copies and preprocessing): their Jacobian, which
   is exact for differences.
@@ -121,8 +122,10 @@ def _multipliers(unit: Unit, a: tf.Tensor, a0: tf.Tensor, upstream: tf.Tensor) -
         slope = tf.where(moved, tf.clip_by_value(secant, 0.0, 1.0), tf.cast(a > 0, tf.float32))
         return upstream * slope
     if unit.kind == "maxpool":
-        change = unit.run(a) - unit.run(a0)
-        routed = vjp(unit.run, a, upstream * change)
+        output, reference = unit.run(a), unit.run(a0)
+        top = tf.maximum(output, reference)
+        routed = (vjp(unit.run, a, upstream * (top - reference))
+                  + vjp(unit.run, a0, upstream * (output - top)))
         return tf.where(moved, tf.math.divide_no_nan(routed, delta),
                         vjp(unit.run, a, upstream))
     return vjp(unit.run, a, upstream)

@@ -18,11 +18,15 @@ Each rule is applied by the "gradient x input" step of Montavon et al. (2019, se
   ``w`` include the batch norm's scale), and Dense layers keep the epsilon rule;
   ``alpha=1, beta=0`` (the default) is the z+ rule;
 * **ReLU**: the relevance passes unchanged (a neuron's relevance is its activation's);
-* **max pooling**: winner takes all (the epsilon rule on the selected input);
-* **average and global average pooling**: the epsilon rule (a linear layer without bias);
+* **max pooling**: winner takes all (each window's relevance goes to its maximum);
+* **average and global average pooling**: in proportion to the inputs, ``R_i = a_i / z_j R_j``
+  (LRP-0: a pooling layer has no bias and absorbs nothing);
 * the layers that move, copy or rescale values (Flatten, Dropout, padding, the builders'
   gray-to-RGB copies and ImageNet preprocessing): each output's relevance goes back to the
-  value it came from (the rule on the bias-free part, ``z = f(a) - f(0)``).
+  value it came from (LRP-0 on the bias-free part, ``z = f(a) - f(0)``), so an input's
+  relevance is that of its preprocessed value.
+
+``eps`` enters only the kernels' rule.
 
 Relevance is conserved, ``sum_i R_i = z_c``, up to what the biases absorb and ``eps``: on a
 network without biases it sums to the score as ``eps -> 0``. The map is the relevance summed
@@ -45,7 +49,13 @@ import tensorflow as tf
 from cxrexplain._checks import check_choice, check_number
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError
-from cxrexplain.explain._relevance import ChainExplainer, Unit, score_gradient, stabilised
+from cxrexplain.explain._relevance import (
+    ChainExplainer,
+    Unit,
+    score_gradient,
+    stabilised,
+    vjp,
+)
 
 __all__ = ["LRP"]
 
@@ -120,10 +130,17 @@ class LRP(ChainExplainer):
     def _rule(self, unit: Unit, a: tf.Tensor, relevance: tf.Tensor) -> tf.Tensor:
         if unit.kind == "relu":
             return relevance
-        if unit.kind == "kernel" and self.rule == "alpha_beta" and isinstance(
-                unit.steps[0].layer, keras.layers.Conv2D):
+        if unit.kind == "maxpool":  # winner takes all: the gradient routes R to the maximum
+            return vjp(unit.run, a, relevance)
+        if unit.kind != "kernel":
+            return _proportional(unit, a, relevance, bias_free=unit.kind == "affine")
+        if self.rule == "alpha_beta" and isinstance(unit.steps[0].layer, keras.layers.Conv2D):
             return self._alpha_beta(unit, a, relevance)
-        return _epsilon_rule(unit, a, relevance, self.epsilon, bias_free=unit.kind == "affine")
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(a)
+            z = unit.run(a)
+        scaled = relevance / stabilised(z, self.epsilon)
+        return a * tape.gradient(z, a, output_gradients=scaled)
 
     def _alpha_beta(self, unit: Unit, a: tf.Tensor, relevance: tf.Tensor) -> tf.Tensor:
         conv = unit.steps[0].layer
@@ -148,12 +165,12 @@ class LRP(ChainExplainer):
         return result
 
 
-def _epsilon_rule(unit: Unit, a: tf.Tensor, relevance: tf.Tensor, epsilon: float, *,
-                  bias_free: bool) -> tf.Tensor:
-    """``a * J^T (R / (z + eps sign z))``; ``bias_free``: ``z = f(a) - f(0)``."""
+def _proportional(unit: Unit, a: tf.Tensor, relevance: tf.Tensor, *, bias_free: bool
+                  ) -> tf.Tensor:
+    """LRP-0, ``a * J^T (R / z)`` (0 where z = 0); ``bias_free``: ``z = f(a) - f(0)``."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(a)
         z = unit.run(a)
     denominator = z - unit.run(tf.zeros_like(a)) if bias_free else z
-    scaled = relevance / stabilised(denominator, epsilon)
+    scaled = tf.math.divide_no_nan(relevance, denominator)
     return a * tape.gradient(z, a, output_gradients=scaled)
