@@ -54,7 +54,8 @@ def main() -> None:
     # the boxes are in pixels of the 256 px films: scale them to the model's input size
     film_boxes = np.array([[float(r[k]) for k in ("x", "y", "width", "height")] for r in rows])
     boxes = film_boxes * args.size / 256
-    methods = list(cx.explainers())  # cam, gradcam, gradcam++, hirescam, layercam, scorecam
+    methods: list[str | cx.Explainer] = list(cx.explainers())  # cam, gradcam, ..., xgradcam
+    methods[methods.index("rise")] = cx.RISE(clf, samples=500)  # 4000 masks: 4000 passes a film
     scored = 8 if args.quick else len(boxed)  # Score-CAM runs the model once per channel
     table = cx.evaluate_explainers(
         clf, methods, boxed[:scored], targets="PNEUMONIA", boxes=boxes[:scored],
@@ -67,8 +68,8 @@ def main() -> None:
 
     # every method on the first four boxed films (drawn at 256 px), the box on each panel
     shown = boxed[:4]
-    explanations = [cx.get_explainer(m)(clf).explain(shown, targets="PNEUMONIA")
-                    for m in methods]
+    explanations = [(cx.get_explainer(m)(clf) if isinstance(m, str) else m).explain(
+        shown, targets="PNEUMONIA") for m in methods]
     figure = cx.plot_explanations(shown, explanations, class_names=CLASSES,
                                   boxes=film_boxes[:4])
     cx.save_figure(figure, args.out / "comparison.png")

@@ -242,6 +242,9 @@ def test_all_zero_map_stays_zero() -> None:
     for method in METHODS:
         exp = cx.get_explainer(method)(model).explain(random_images(2))
         assert np.isfinite(exp.heatmaps).all(), method
+        if method == "rise":  # a constant score weights every mask alike: the mean mask
+            assert exp.heatmaps.min() > 0.8, method
+            continue
         assert exp.heatmaps.max() == 0.0, method
 
 
@@ -265,6 +268,8 @@ def test_every_explainer_on_models_users_have(
     kwargs: dict[str, Any] = {"max_channels": 16} if method == "scorecam" else {}
     if method == "occlusion":
         kwargs = {"patch": shape[0] // 2}  # 3 x 3 positions
+    if method == "rise":
+        kwargs = {"samples": 64}  # the paper's 4000 masks cost 4000 passes per image
     if isinstance(model, TinySubclassed):
         clf = cx.Classifier(model, input_size=shape[:2], channels=shape[2])
     else:

@@ -113,7 +113,8 @@ def test_cam_records_no_gradient_tape() -> None:
     assert any("Grad" in op.type for op in grad._compiled.graph.get_operations())
 
 
-@pytest.mark.parametrize("method", ["gradcam", "cam", "scorecam"])
+@pytest.mark.parametrize("method", ["gradcam", "cam", "scorecam", "ablationcam", "rise", "deeplift",
+                                    "lrp"])
 def test_the_cache_does_not_keep_a_deleted_model_alive(method: str) -> None:
     model = _model()
     alive = weakref.ref(model)

@@ -34,14 +34,19 @@ from cxrexplain.explain.base import *  # noqa: F403 (Explainer, Explanation, Tar
 from cxrexplain.explain.kinds import *  # noqa: F403 (InputExplainer, LayerExplainer)
 
 if TYPE_CHECKING:  # what static tools see of the methods: one line each (run time: below)
+    from cxrexplain.explain.ablationcam import *  # noqa: F403
     from cxrexplain.explain.cam import *  # noqa: F403
+    from cxrexplain.explain.deeplift import *  # noqa: F403
     from cxrexplain.explain.eigencam import *  # noqa: F403
     from cxrexplain.explain.gradcam import *  # noqa: F403
     from cxrexplain.explain.gradcam_pp import *  # noqa: F403
     from cxrexplain.explain.hirescam import *  # noqa: F403
     from cxrexplain.explain.layercam import *  # noqa: F403
+    from cxrexplain.explain.lrp import *  # noqa: F403
     from cxrexplain.explain.occlusion import *  # noqa: F403
+    from cxrexplain.explain.rise import *  # noqa: F403
     from cxrexplain.explain.scorecam import *  # noqa: F403
+    from cxrexplain.explain.xgradcam import *  # noqa: F403
 
 
 def explainers() -> dict[str, type[Explainer]]:  # noqa: F405 (from base)

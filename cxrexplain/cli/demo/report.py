@@ -21,6 +21,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -30,7 +31,7 @@ from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
 from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
-from cxrexplain.explain import ScoreCAM, explainers
+from cxrexplain.explain import RISE, ScoreCAM, explainers
 from cxrexplain.models import build
 from cxrexplain.synthetic import PhantomSet, generate
 from cxrexplain.training import recalibrate_batchnorm
@@ -92,8 +93,9 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = False, seed: int 
     sick = np.flatnonzero(test.labels > 0)
     _say(f"3/4 explaining and scoring {len(sick)} held-out phantoms with "
          f"{', '.join(explainers())}")
-    methods = [cls(classifier) if cls is not ScoreCAM else ScoreCAM(classifier, max_channels=32)
-               for cls in explainers().values()]
+    options: dict[type, dict[str, Any]] = {ScoreCAM: {"max_channels": 32},
+                                           RISE: {"samples": 200}}  # bounds the passes per film
+    methods = [cls(classifier, **options.get(cls, {})) for cls in explainers().values()]
     table = evaluate_explainers(
         classifier, methods, test.images[sick], targets=test.labels[sick],
         boxes=_boxes(test.masks[sick]), masks=test.masks[sick], tolerance=0.05 * config.size,
