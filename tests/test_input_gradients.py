@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import cam_model, conv_gap_dense, nested_vgg16, random_images
+from tiny_models import cam_model, nested_vgg16, random_images
 
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError

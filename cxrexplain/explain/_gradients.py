@@ -81,7 +81,7 @@ def _guided(function: Any) -> Any:
     ReLU6), as in Springenberg et al. 2015.
     """
 
-    @tf.custom_gradient  # type: ignore[misc]
+    @tf.custom_gradient  # type: ignore[untyped-decorator]
     def guided(x: tf.Tensor) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)

@@ -120,8 +120,10 @@ class IntegratedGradients(GradientExplainer):
         """The baseline of each film, ``(N, H, W, C)`` float32.
 
         Example:
-            >>> IntegratedGradients(clf).baselines(batch).max()
-            0.0
+            >>> black = IntegratedGradients(clf).baselines(batch)
+            >>> blurred = IntegratedGradients(clf, baseline="blurred").baselines(batch)
+            >>> black.shape, float(black.max()), bool(blurred.std() < batch.std())
+            ((4, 32, 32, 1), 0.0, True)
         """
         return make_baselines(images, self.baseline, self.blur_sigma)
 
