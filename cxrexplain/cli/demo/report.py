@@ -21,6 +21,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -30,7 +31,7 @@ from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
 from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
-from cxrexplain.explain import ScoreCAM, explainers
+from cxrexplain.explain import explainers
 from cxrexplain.models import build
 from cxrexplain.synthetic import PhantomSet, generate
 from cxrexplain.training import recalibrate_batchnorm
@@ -38,6 +39,16 @@ from cxrexplain.training import recalibrate_batchnorm
 __all__ = ["DemoSettings", "run_demo"]
 
 CLASSES = ("NORMAL", "PNEUMONIA", "COVID")
+
+_EXPLAINER_OPTIONS: dict[str, dict[str, Any]] = {
+    "scorecam": {"max_channels": 32},
+    # the sampling methods with fewer samples than their defaults (50, 50 and 25 x 25
+    # gradient evaluations per film), so that each costs about what occlusion costs
+    "smoothgrad": {"samples": 16},
+    "integrated_gradients": {"steps": 16},
+    "smooth_ig": {"samples": 8, "steps": 8},
+}
+"""Settings of the explainers in the demo that differ from their defaults (by registry name)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,8 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = False, seed: int 
     sick = np.flatnonzero(test.labels > 0)
     _say(f"3/4 explaining and scoring {len(sick)} held-out phantoms with "
          f"{', '.join(explainers())}")
-    methods = [cls(classifier) if cls is not ScoreCAM else ScoreCAM(classifier, max_channels=32)
-               for cls in explainers().values()]
+    methods = [cls(classifier, **_EXPLAINER_OPTIONS.get(name, {}))
+               for name, cls in explainers().items()]
     table = evaluate_explainers(
         classifier, methods, test.images[sick], targets=test.labels[sick],
         boxes=_boxes(test.masks[sick]), masks=test.masks[sick], tolerance=0.05 * config.size,
@@ -113,6 +124,7 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = False, seed: int 
     metrics = {
         "cxrexplain": __version__,
         "settings": config.__dict__ | {"filters": list(config.filters)},
+        "explainer_options": _EXPLAINER_OPTIONS,
         "classification_accuracy": accuracy,
         "training_loss": history,
         "explanations": table.to_dict(),
