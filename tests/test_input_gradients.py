@@ -7,6 +7,7 @@ Grad-CAM = Guided Backprop x Grad-CAM, and the registry and command line."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -347,6 +348,27 @@ def test_registered_exported_and_in_the_command(method: str, capsys: pytest.Capt
     assert method in json.loads(capsys.readouterr().out)
 
 
+def test_the_command_explains_and_evaluates_with_them(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from cxrexplain.cli import main
+
+    model = cam_model(2, "softmax", size=16)
+    saved = cx.Classifier(model, ["NORMAL", "PNEUMONIA"]).save(tmp_path / "m.keras")
+    films = tmp_path / "films"
+    films.mkdir()
+    for i, image in enumerate(random_images(3, 16, seed=15)):
+        cv2.imwrite(str(films / f"f{i}.png"), np.round(image[..., 0] * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["explain", str(saved), str(films), "--out", str(out), "--method",
+                 "Integrated-Gradients", "--no-progress"]) == 0
+    assert len(list((out / "overlays").glob("*.png"))) == 3
+    capsys.readouterr()
+    assert main(["evaluate", str(saved), str(films), "--methods", "saliency,smoothgrad,"
+                 "guided_gradcam", "--steps", "4", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {"saliency", "smoothgrad", "guided_gradcam"} <= {row["method"] for row in rows}
+
+
 def test_names_of_the_design() -> None:
     assert {cx.Saliency, cx.GradientInput, cx.SmoothGrad, cx.IntegratedGradients, cx.SmoothIG,
             cx.GuidedBackprop, cx.GuidedGradCAM} == {cx.get_explainer(n) for n in NEW}
@@ -418,3 +440,23 @@ def test_baseline_array_of_the_wrong_shape() -> None:
     explainer = cx.IntegratedGradients(cam_model(3, "softmax"), baseline=np.zeros((8, 8, 1)))
     with pytest.raises(InvalidInputError, match="baseline"):
         explainer.explain(random_images(2))
+
+
+def test_the_sample_pass_is_shared_and_keeps_no_model_alive() -> None:
+    import gc
+    import weakref
+
+    from cxrexplain import _passes
+
+    model = cam_model(3, "softmax")
+    alive = weakref.ref(model)
+    images = random_images(2, seed=16)
+    cx.IntegratedGradients(model, steps=4).explain(images)
+    traced = _passes.traced(model)
+    cx.SmoothGrad(model, samples=3).explain(images)  # the same sample function, another rule
+    cx.IntegratedGradients(model, steps=8, rule="left").explain(images)
+    assert _passes.traced(model) == traced + 2  # SmoothGrad's forward pass and its gradients
+    cx.GuidedGradCAM(model).explain(images)
+    del model
+    gc.collect()
+    assert alive() is None
