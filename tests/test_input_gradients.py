@@ -396,14 +396,14 @@ def test_mixed_float16_attributions_are_float32_and_match() -> None:
 def test_samples_of_many_films_run_in_chunks_not_per_film(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
     explainer = cx.IntegratedGradients(cam_model(3, "softmax"), steps=10, sample_batch_size=25)
-    run = explainer._path_function(True)
+    run = explainer._path_function(True, (16, 16, 1))
     calls: list[int] = []
 
     def counting(*args: Any) -> Any:
         calls.append(int(args[5].shape[0]))
         return run(*args)
 
-    monkeypatch.setattr(explainer, "_path_function", lambda times_delta: counting)
+    monkeypatch.setattr(explainer, "_path_function", lambda times_delta, shape: counting)
     explainer.explain(random_images(5, seed=14), batch_size=5)
     assert calls == [25, 25]  # 5 films x 10 steps in two passes
 

@@ -184,7 +184,7 @@ class GradientExplainer(InputExplainer):
             raise InvalidInputError(f"absolute: expected True or False, got {describe(absolute)}")
         self.absolute = absolute
         self.sample_batch_size = check_int(sample_batch_size, "sample_batch_size")
-        self._path_functions: dict[bool, Any] = {}
+        self._path_functions: dict[tuple[bool, tuple[int, ...]], Any] = {}
         super().__init__(model, layer=layer)
         if self.guided:
             guided_relu_hooks(self.model, type(self).__name__)  # refuse early
@@ -303,7 +303,7 @@ class GradientExplainer(InputExplainer):
         pair_draw = np.tile(np.repeat(np.arange(draws, dtype=np.int32), steps), count)
         pair_alpha = np.tile(np.asarray(alphas, np.float32), count * draws)
         pair_weight = np.tile(np.asarray(weights, np.float32), count * draws)
-        run = self._path_function(times_delta)
+        run = self._path_function(times_delta, shape)
         noise_table = tf.constant(noise, tf.float32)
         total = tf.zeros_like(images)
         for start in range(0, len(pair_image), self.sample_batch_size):
@@ -314,11 +314,12 @@ class GradientExplainer(InputExplainer):
                          tf.constant(pair_weight[part]))
         return total
 
-    def _path_function(self, times_delta: bool) -> Any:
-        """The compiled sample function, traced once per model, head, rule and guidance."""
-        if times_delta not in self._path_functions:
+    def _path_function(self, times_delta: bool, shape: tuple[int, ...]) -> Any:
+        """The compiled sample function, traced once per model, head, rule, guidance and film
+        shape (known shapes let the convolutions pick their fastest kernels)."""
+        if (times_delta, shape) not in self._path_functions:
             clf = self.classifier
-            image = [None, None, None, None]
+            image = [None, *shape]
             specs = (
                 tf.TensorSpec(image, tf.float32), tf.TensorSpec(image, tf.float32),
                 tf.TensorSpec([None], tf.int32), tf.TensorSpec(image, tf.float32),
@@ -326,7 +327,7 @@ class GradientExplainer(InputExplainer):
                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None], tf.float32),
                 tf.TensorSpec([None], tf.float32),
             )
-            key = ("input-gradients", self.guided, times_delta, clf.output_activation,
+            key = ("input-gradients", self.guided, times_delta, shape, clf.output_activation,
                    clf.multilabel, clf.num_classes)
 
             def trace() -> Any:
@@ -334,8 +335,8 @@ class GradientExplainer(InputExplainer):
                     function = self._delta_sums if times_delta else self._gradient_sums
                     return tf.function(function).get_concrete_function(*specs)
 
-            self._path_functions[times_delta] = _passes.shared(self.model, key, trace)
-        return self._path_functions[times_delta]
+            self._path_functions[times_delta, shape] = _passes.shared(self.model, key, trace)
+        return self._path_functions[times_delta, shape]
 
     def _gradient_sums(self, *args: tf.Tensor) -> tf.Tensor:
         return self._sums(*args, times_delta=False)
