@@ -495,7 +495,7 @@ def test_registry_and_aliases() -> None:
                           ("Eigen-CAM", cx.EigenCAM), ("grad-cam", cx.GradCAM)]:
         assert cx.get_explainer(spelling) is cls, spelling
     with pytest.raises(InvalidInputError, match="known"):
-        cx.get_explainer("saliency")
+        cx.get_explainer("no-such-method")
     with pytest.raises(InvalidInputError, match="method"):
         cx.get_explainer(3)  # type: ignore[arg-type]
 

@@ -40,12 +40,19 @@ if TYPE_CHECKING:  # what static tools see of the methods: one line each (run ti
     from cxrexplain.explain.eigencam import *  # noqa: F403
     from cxrexplain.explain.gradcam import *  # noqa: F403
     from cxrexplain.explain.gradcam_pp import *  # noqa: F403
+    from cxrexplain.explain.gradient_input import *  # noqa: F403
+    from cxrexplain.explain.guided_backprop import *  # noqa: F403
+    from cxrexplain.explain.guided_gradcam import *  # noqa: F403
     from cxrexplain.explain.hirescam import *  # noqa: F403
+    from cxrexplain.explain.integrated_gradients import *  # noqa: F403
     from cxrexplain.explain.layercam import *  # noqa: F403
     from cxrexplain.explain.lrp import *  # noqa: F403
     from cxrexplain.explain.occlusion import *  # noqa: F403
     from cxrexplain.explain.rise import *  # noqa: F403
+    from cxrexplain.explain.saliency import *  # noqa: F403
     from cxrexplain.explain.scorecam import *  # noqa: F403
+    from cxrexplain.explain.smooth_ig import *  # noqa: F403
+    from cxrexplain.explain.smoothgrad import *  # noqa: F403
     from cxrexplain.explain.xgradcam import *  # noqa: F403
 
 
