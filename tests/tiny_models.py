@@ -209,3 +209,66 @@ def fixed_mask_segmenter(mask: np.ndarray, channels: int = 1) -> Any:
     dense.set_weights([np.zeros((height * width * channels, height * width), np.float32),
                        np.where(mask.ravel(), 20.0, -20.0).astype(np.float32)])
     return cx.lungs.LungSegmenter(keras.Model(inputs, outputs, name="fixed_mask"))
+
+
+class ClassToken(keras.layers.Layer):
+    """Prepends one learned class token to ``(N, T, D)`` tokens: ``(N, T + 1, D)``."""
+
+    def build(self, input_shape: Any) -> None:
+        self.token = self.add_weight(shape=(1, 1, input_shape[-1]), initializer="random_normal",
+                                     name="token")
+
+    def call(self, tokens: Any) -> Any:
+        batch = keras.ops.shape(tokens)[0]
+        token = keras.ops.broadcast_to(keras.ops.cast(self.token, tokens.dtype),
+                                       (batch, 1, keras.ops.shape(tokens)[-1]))
+        return keras.ops.concatenate([token, tokens], axis=1)
+
+
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned ``(T, D)`` position embedding to ``(N, T, D)`` tokens."""
+
+    def build(self, input_shape: Any) -> None:
+        self.position = self.add_weight(shape=tuple(input_shape[1:]),
+                                        initializer="random_normal", name="position")
+
+    def call(self, tokens: Any) -> Any:
+        return tokens + keras.ops.cast(self.position, tokens.dtype)[None]
+
+
+class FirstToken(keras.layers.Layer):
+    """``(N, T, D)`` -> ``(N, D)``: the class token."""
+
+    def call(self, tokens: Any) -> Any:
+        return tokens[:, 0, :]
+
+
+def tiny_vit(units: int = 2, activation: str | None = "softmax", *, size: int = 32,
+             channels: int = 1, patch: int = 8, dim: int = 16, heads: int = 2,
+             depth: int = 2, class_token: bool = True, seed: int = 0) -> keras.Model:
+    """A small vision transformer of Keras layers: ``Conv2D(dim, patch, strides=patch)``
+    patch embedding -> ``(N, n, dim)`` tokens (n = (size / patch)^2, row-major) -> a learned
+    class token prepended -> position embedding -> ``depth`` blocks of LayerNorm ``norm1_i``,
+    MultiHeadAttention ``attention_i``, residual, LayerNorm, MLP, residual -> LayerNorm ->
+    the class token (or, without one, the tokens' mean) -> ``Dense(units, activation)``."""
+    keras.utils.set_random_seed(seed)
+    side = size // patch
+    inputs = keras.Input((size, size, channels))
+    x = keras.layers.Conv2D(dim, patch, strides=patch, name="patch_embedding")(inputs)
+    x = keras.layers.Reshape((side * side, dim), name="tokens")(x)
+    if class_token:
+        x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position")(x)
+    for i in range(depth):
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}")(x)
+        y = keras.layers.MultiHeadAttention(heads, dim // heads, name=f"attention_{i}")(y, y)
+        x = keras.layers.Add(name=f"residual1_{i}")([x, y])
+        y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}")(x)
+        y = keras.layers.Dense(2 * dim, activation="gelu", name=f"mlp1_{i}")(y)
+        y = keras.layers.Dense(dim, name=f"mlp2_{i}")(y)
+        x = keras.layers.Add(name=f"residual2_{i}")([x, y])
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    pooled = (FirstToken(name="cls") if class_token
+              else keras.layers.GlobalAveragePooling1D(name="mean"))(x)
+    outputs = keras.layers.Dense(units, activation=activation, name="head")(pooled)
+    return keras.Model(inputs, outputs, name="tiny_vit")

@@ -38,6 +38,7 @@ from cxrexplain import _passes
 from cxrexplain._checks import describe
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
+from cxrexplain.explain._tokens import check_token_args, from_grid, to_grid, token_layout
 from cxrexplain.explain.base import Explainer
 from cxrexplain.explain.layers import LayerCall, ModelLayers, find_layers
 from cxrexplain.lungs.focus import LungFocus
@@ -68,11 +69,19 @@ class LayerExplainer(Explainer):
         model: Classifier | keras.Model,
         *,
         layer: str | keras.layers.Layer | None = None,
+        token_grid: tuple[int, int] | None = None,
+        prefix_tokens: int | None = None,
     ) -> None:
         super().__init__(model)
         self._layer_arg = layer
+        self._token_args: dict[str, Any] = {
+            key: value for key, value in (("token_grid", token_grid),
+                                          ("prefix_tokens", prefix_tokens))
+            if value is not None}
+        check_token_args(token_grid, prefix_tokens)
         self._structure: ModelLayers | None = None
         self._target: LayerCall | None = None
+        self._layout: tuple[int, int, int] | None = None
         if self.classifier.input_size is not None and self.classifier.channels is not None:
             self._inspect((*self.classifier.input_size, self.classifier.channels))
 
@@ -127,13 +136,20 @@ class LayerExplainer(Explainer):
     # ------------------------------------------------------------------ the kind's part
     def _twin_options(self) -> dict[str, Any]:
         layer = self._target.path if self._target is not None else self._layer_arg
-        return {"layer": layer, **self._options()}
+        return {"layer": layer, **self._token_args, **self._options()}
+
+    def _pass_key(self) -> tuple[Any, ...]:
+        return (*super()._pass_key(), self._layout)
 
     def _inspect(self, input_shape: tuple[int, int, int]) -> None:
         model = self.model
         self._structure = _passes.shared(model, ("layers", tuple(input_shape)),
                                          lambda: find_layers(model, input_shape))
-        self._target = self._structure.resolve(self._layer_arg)
+        target = self._structure.resolve(self._layer_arg, tokens=True)
+        if target.is_tokens:
+            self._layout = token_layout(target.output_shape[1], where=f"layer '{target.path}'",
+                                        **self._token_args)
+        self._target = target
         self._check_structure(self._structure, self._target)
 
     def _check_structure(self, structure: ModelLayers, target: LayerCall) -> None:
@@ -207,11 +223,19 @@ class LayerExplainer(Explainer):
 
         crops = [(layer, capture_films(layer)) for layer in self._reframing()]
 
+        layout = self._layout
+
         def capture_activations(original: Any, *args: Any, **kwargs: Any) -> Any:
             output = original(*args, **kwargs)
             as_float = tf.cast(output, tf.float32)
-            captured.activations = as_float
-            return tf.cast(as_float, output.dtype)
+            if layout is None:
+                captured.activations = as_float
+                return tf.cast(as_float, output.dtype)
+            # tokens: the patch tokens folded into a grid, which the model then reads (so
+            # that the gradients reach it); the leading (class) tokens pass unchanged
+            grid = to_grid(as_float, layout)
+            captured.activations = grid
+            return tf.cast(from_grid(as_float, grid, layout), output.dtype)
 
         target = self._target.layer
         head = [(layer, hook) for layer, hook in super()._hooks() if layer is not target]

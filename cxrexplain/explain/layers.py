@@ -35,6 +35,7 @@ import numpy as np
 
 from cxrexplain._checks import first_line
 from cxrexplain._keras_utils import leaf_layers
+from cxrexplain.explain._tokens import is_attention
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 
 __all__ = ["LayerCall", "ModelLayers", "find_layers", "gap_dense_head", "intercept",
@@ -63,6 +64,11 @@ class LayerCall:
         """True for a 4-D ``(batch, h, w, channels)`` output."""
         return len(self.output_shape) == 4
 
+    @property
+    def is_tokens(self) -> bool:
+        """True for a 3-D ``(batch, tokens, dim)`` output (a transformer's tokens)."""
+        return len(self.output_shape) == 3
+
 
 @dataclass(frozen=True)
 class ModelLayers:
@@ -75,11 +81,22 @@ class ModelLayers:
         """Paths of the layers with 4-D outputs: the candidates for a target layer."""
         return [c.path for c in self.calls if c.is_spatial]
 
-    def default_target(self) -> LayerCall:
+    def default_target(self, *, tokens: bool = False) -> LayerCall:
         """The last 4-D-output layer before the last global pooling (else the last 4-D one).
 
-        Layers whose class sets ``target_candidate = False`` are passed over.
+        Layers whose class sets ``target_candidate = False`` are passed over. With ``tokens``,
+        a model with attention layers (a vision transformer) gets the last layer with a 3-D
+        token output called before its last attention layer: the input of the last block's
+        attention (pytorch-grad-cam's ``blocks[-1].norm1``). The last block's own output is
+        no target: only its class token reaches the head, so its patch tokens' gradients are 0.
         """
+        if tokens:
+            attention = [i for i, c in enumerate(self.calls) if is_attention(c.layer)]
+            if attention:
+                before = [c for c in self.calls[: attention[-1]] if c.is_tokens
+                          and getattr(c.layer, "target_candidate", True) is not False]
+                if before:
+                    return before[-1]
         pooled = [i for i, c in enumerate(self.calls) if isinstance(c.layer, _GLOBAL_POOLING)]
         end = pooled[-1] if pooled else len(self.calls)
         spatial = [c for c in self.calls[:end]
@@ -96,10 +113,15 @@ class ModelLayers:
         index = max(i for i, c in enumerate(self.calls) if c.layer is call.layer)
         return list(self.calls[index + 1 :])
 
-    def resolve(self, layer: str | keras.layers.Layer | None) -> LayerCall:
-        """The call of a layer given by path, bare name or object (None: the default)."""
+    def resolve(self, layer: str | keras.layers.Layer | None, *, tokens: bool = False
+                ) -> LayerCall:
+        """The call of a layer given by path, bare name or object (None: the default).
+
+        With ``tokens``, a layer with a 3-D ``(batch, tokens, dim)`` output is a target too
+        (the explainer folds its tokens into a grid).
+        """
         if layer is None:
-            return self.default_target()
+            return self.default_target(tokens=tokens)
         if isinstance(layer, str):
             matches = [c for c in self.calls if c.path == layer]
             if not matches:
@@ -123,7 +145,7 @@ class ModelLayers:
                 f"outputs: {self.spatial_paths()}"
             )
         chosen = matches[-1]
-        if not chosen.is_spatial:
+        if not (chosen.is_spatial or (tokens and chosen.is_tokens)):
             raise ModelStructureError(
                 f"layer: '{chosen.path}' has a {len(chosen.output_shape)}-D output "
                 f"{chosen.output_shape}; a target layer needs a 4-D (batch, h, w, channels) "
