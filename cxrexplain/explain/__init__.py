@@ -35,6 +35,7 @@ from cxrexplain.explain.kinds import *  # noqa: F403 (InputExplainer, LayerExpla
 
 if TYPE_CHECKING:  # what static tools see of the methods: one line each (run time: below)
     from cxrexplain.explain.ablationcam import *  # noqa: F403
+    from cxrexplain.explain.attention_rollout import *  # noqa: F403
     from cxrexplain.explain.cam import *  # noqa: F403
     from cxrexplain.explain.deeplift import *  # noqa: F403
     from cxrexplain.explain.eigencam import *  # noqa: F403

@@ -65,12 +65,12 @@ def token_layout(count: int, *, token_grid: tuple[int, int] | None = None,
 
 def check_token_args(token_grid: Any, prefix_tokens: Any) -> None:
     """Raise InvalidInputError for a malformed ``token_grid`` or ``prefix_tokens``."""
-    if token_grid is not None:
-        if (not isinstance(token_grid, (tuple, list)) or len(token_grid) != 2
-                or not all(isinstance(v, int) and v > 0 for v in token_grid)):
-            raise InvalidInputError(
-                f"token_grid: expected (rows, columns) of positive ints, got "
-                f"{describe(token_grid)}")
+    if token_grid is not None and (
+            not isinstance(token_grid, (tuple, list)) or len(token_grid) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in token_grid)):
+        raise InvalidInputError(
+            f"token_grid: expected (rows, columns) of positive ints, got {describe(token_grid)}")
     if prefix_tokens is not None and (not isinstance(prefix_tokens, int)
                                       or isinstance(prefix_tokens, bool) or prefix_tokens < 0):
         raise InvalidInputError(

@@ -61,6 +61,7 @@ from cxrexplain._checks import check_int, first_line
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain._registry import register
+from cxrexplain.explain._tokens import is_attention
 from cxrexplain.explain.layers import intercept
 from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource, count_chunk, iter_chunks
@@ -143,6 +144,10 @@ class Explainer:
         needs_gradients: Whether the compiled pass records a gradient tape.
         class_specific: False for a method whose map is the same for every target class
             (Eigen-CAM); the targets, probabilities and scores are still reported.
+        requires: What a model needs beyond its kind's needs for the method to apply:
+            ``None``, or ``"attention"`` (attention layers: a vision transformer; attention
+            rollout). :meth:`applies_to` reads it, so that callers running every registered
+            method (the demo) skip those that do not apply.
 
     Example:
         >>> import cxrexplain as cx
@@ -158,6 +163,7 @@ class Explainer:
     order: ClassVar[int] = 100
     needs_gradients: ClassVar[bool] = True
     class_specific: ClassVar[bool] = True
+    requires: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -183,6 +189,22 @@ class Explainer:
         self._batch_crop_boxes: tf.Tensor = tf.zeros([0, 0, 4], tf.float32)
 
     # ------------------------------------------------------------------ public
+    @classmethod
+    def applies_to(cls, model: Classifier | keras.Model) -> bool:
+        """Whether the method applies to ``model`` by :attr:`requires` (a cheap check of its
+        layers; building the explainer may still find the model unfit).
+
+        Example:
+            >>> cx.GradCAM.applies_to(clf), cx.AttentionRollout.applies_to(clf)
+            (True, False)
+        """
+        if cls.requires is None:
+            return True
+        keras_model = model.model if isinstance(model, Classifier) else model
+        if cls.requires == "attention":
+            return any(is_attention(layer) for _, layer in _keras_utils.leaf_layers(keras_model))
+        return False
+
     @property
     def layer(self) -> str:
         """What the maps explain: the target layer's path, or ``"input"``."""

@@ -35,8 +35,8 @@ import numpy as np
 
 from cxrexplain._checks import first_line
 from cxrexplain._keras_utils import leaf_layers
-from cxrexplain.explain._tokens import is_attention
 from cxrexplain.errors import InvalidInputError, ModelStructureError
+from cxrexplain.explain._tokens import is_attention
 
 __all__ = ["LayerCall", "ModelLayers", "find_layers", "gap_dense_head", "intercept",
            "layer_activations"]
