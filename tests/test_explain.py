@@ -32,7 +32,9 @@ import cxrexplain.explain
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain import InputExplainer, LayerExplainer
 
-METHODS = sorted(cx.explainers())
+METHODS = sorted(name for name, cls in cx.explainers().items() if cls.requires is None)
+"""The methods for any CNN (attention rollout, ``requires = "attention"``, is tested on token
+models in test_tokens.py)."""
 GRADIENT_METHODS = ["gradcam", "gradcampp", "hirescam", "layercam"]
 
 

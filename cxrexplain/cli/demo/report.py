@@ -31,7 +31,7 @@ from cxrexplain._version import __version__
 from cxrexplain.classifier import Classifier
 from cxrexplain.drawing import plot_explanations, save_figure, save_overlay
 from cxrexplain.evaluate import ExplainerEvaluation, evaluate_explainers
-from cxrexplain.explain import explainers
+from cxrexplain.explain import Explainer, explainers
 from cxrexplain.models import build
 from cxrexplain.synthetic import PhantomSet, generate
 from cxrexplain.training import recalibrate_batchnorm
@@ -102,10 +102,11 @@ def run_demo(out_dir: str | os.PathLike[str], *, quick: bool = False, seed: int 
     classifier.save(out / "model.keras")
 
     sick = np.flatnonzero(test.labels > 0)
+    applying = _applying(classifier)
     _say(f"3/4 explaining and scoring {len(sick)} held-out phantoms with "
-         f"{', '.join(explainers())}")
+         f"{', '.join(applying)}")
     methods = [cls(classifier, **_EXPLAINER_OPTIONS.get(name, {}))
-               for name, cls in explainers().items()]
+               for name, cls in applying.items()]
     table = evaluate_explainers(
         classifier, methods, test.images[sick], targets=test.labels[sick],
         boxes=_boxes(test.masks[sick]), masks=test.masks[sick], tolerance=0.05 * config.size,
@@ -172,6 +173,11 @@ def _boxes(masks: np.ndarray) -> list[np.ndarray]:
     return boxes
 
 
+def _applying(classifier: Classifier) -> dict[str, type[Explainer]]:
+    """The registered methods that apply to the demo's CNN (not attention rollout)."""
+    return {name: cls for name, cls in explainers().items() if cls.applies_to(classifier)}
+
+
 def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
           config: DemoSettings, elapsed: float) -> str:
     lines: list[str] = []
@@ -180,7 +186,7 @@ def _html(table: ExplainerEvaluation, accuracy: float, classifier: Classifier,
     header, rows = _metrics_html(table)
     overlays = "".join(
         f'<figure><img src="overlays/{name}.png" alt="{name} overlay">'
-        f"<figcaption>{name}</figcaption></figure>" for name in explainers()
+        f"<figcaption>{name}</figcaption></figure>" for name in _applying(classifier)
     )
     return _TEMPLATE.format(
         version=__version__, accuracy=f"{accuracy:.1%}", size=config.size,
