@@ -113,6 +113,37 @@ def test_cam_family_runs_on_tokens(vit: keras.Model, images: np.ndarray) -> None
         assert np.isfinite(out.heatmaps).all() and out.heatmaps.max() > 0, name
 
 
+def _logits_above_norm1_1(model: keras.Model, images: np.ndarray, tokens: np.ndarray
+                          ) -> np.ndarray:
+    """The logits when the last block's ``norm1_1`` outputs ``tokens`` (the layers above it
+    called by hand; the residual stream below it from the images)."""
+    stream = keras.Model(model.input, model.get_layer("residual2_0").output)(images)
+    y = tf.constant(tokens)
+    x = stream + model.get_layer("attention_1")(y, y)
+    h = model.get_layer("mlp1_1")(model.get_layer("norm2_1")(x))
+    x = x + model.get_layer("mlp2_1")(h)
+    pooled = model.get_layer("norm")(x)[:, 0]
+    kernel, bias = model.get_layer("head").get_weights()
+    return np.asarray(tf.matmul(pooled, kernel) + bias)
+
+
+def test_ablationcam_on_tokens_equals_numpy(vit: keras.Model, images: np.ndarray) -> None:
+    targets = np.array([0, 2, 1])
+    tokens, _ = _tokens_and_gradients(vit, images, "norm1_1", targets)
+    rows = np.arange(3)
+    score = _logits_above_norm1_1(vit, images, tokens)[rows, targets]
+    weights = np.zeros((3, 16))
+    for k in range(16):  # channel k of the patch tokens zeroed, the class token kept
+        ablated = tokens.copy()
+        ablated[:, 1:, k] = 0.0
+        weights[:, k] = (score - _logits_above_norm1_1(vit, images, ablated)[rows, targets]
+                         ) / score
+    expected = np.maximum(np.einsum("ntd,nd->nt", tokens[:, 1:], weights), 0).reshape(3, 4, 4)
+    exp = cx.AblationCAM(vit).explain(images, targets=targets)
+    assert expected.max() > 0
+    np.testing.assert_allclose(exp.raw, expected, rtol=1e-3, atol=1e-5)
+
+
 def test_last_block_output_has_no_patch_gradient(vit: keras.Model,
                                                  images: np.ndarray) -> None:
     """Why the default is the last block's attention input: only the class token of the last

@@ -37,6 +37,7 @@ import tensorflow as tf
 from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
+from cxrexplain.explain._tokens import from_grid
 from cxrexplain.explain.kinds import LayerExplainer
 from cxrexplain.explain.layers import intercept
 from cxrexplain.explain.targets import logit_hook, logits_from_outputs, target_scores
@@ -57,6 +58,9 @@ class AblationCAM(LayerExplainer):
             the others get weight 0 (pytorch-grad-cam's ``ratio_channels_to_ablate``).
         ablation_batch_size: (image, channel) pairs per pass of the model above the layer;
             bounds the memory.
+        token_grid: For a transformer's token layer: ``(rows, columns)`` of the patch
+            tokens, when their count does not say it (see :class:`LayerExplainer`).
+        prefix_tokens: For a token layer: the number of leading (class/extra) tokens.
 
     Example:
         >>> exp = AblationCAM(clf, max_channels=4, ablation_batch_size=16).explain(batch)
@@ -75,6 +79,8 @@ class AblationCAM(LayerExplainer):
         layer: str | keras.layers.Layer | None = None,
         max_channels: int | None = None,
         ablation_batch_size: int = 64,
+        token_grid: tuple[int, int] | None = None,
+        prefix_tokens: int | None = None,
     ) -> None:
         if max_channels is not None:
             check_int(max_channels, "max_channels")
@@ -82,7 +88,8 @@ class AblationCAM(LayerExplainer):
         self.ablation_batch_size = check_int(ablation_batch_size, "ablation_batch_size")
         self._cut: bool | None = None
         self._state: dict[str, Any] = {}  # the tensors the hooks read while a pass is traced
-        super().__init__(model, layer=layer)
+        super().__init__(model, layer=layer, token_grid=token_grid,
+                         prefix_tokens=prefix_tokens)
 
     def _options(self) -> dict[str, Any]:
         return {"max_channels": self.max_channels,
@@ -115,6 +122,8 @@ class AblationCAM(LayerExplainer):
         targets = tf.cast(targets, tf.int32)
         originals = np.arange(count, dtype=np.int32)
         unablated = np.full(count, -1, np.int32)
+        if self._cut is None and self._layout is not None:
+            self._cut = False  # tokens: the leading tokens come from the whole model
         if self._cut is None:
             whole = self._scores(False, images, activations, targets, originals, unablated)
             cut = self._scores(True, images, activations, targets, originals, unablated)
@@ -159,7 +168,7 @@ class AblationCAM(LayerExplainer):
             tf.TensorSpec([None], tf.int32),
         )
         clf = self.classifier
-        key = ("ablationcam", cut, self.layer, clf.output_activation, clf.multilabel,
+        key = ("ablationcam", cut, self.layer, self._layout, clf.output_activation, clf.multilabel,
                clf.num_classes)
 
         def trace() -> Any:
@@ -178,8 +187,14 @@ class AblationCAM(LayerExplainer):
         captured = self._captured
         state = self._state
 
+        layout = self._layout
+
         def replace(original: Any, *args: Any, **kwargs: Any) -> Any:
-            return tf.cast(state["ablated"], target.compute_dtype)
+            if layout is None:
+                return tf.cast(state["ablated"], target.compute_dtype)
+            # tokens: the ablated grid among the layer's own leading (class) tokens
+            tokens = tf.cast(original(*args, **kwargs), tf.float32)
+            return tf.cast(from_grid(tokens, state["ablated"], layout), target.compute_dtype)
 
         hooks: list[tuple[keras.layers.Layer, Any]] = [(target, replace)]
         if cut:

@@ -52,11 +52,20 @@ class LayerExplainer(Explainer):
     Args:
         model: A :class:`~cxrexplain.Classifier` or a ``keras.Model``.
         layer: The layer to explain: a name, a nested path (``"vgg16/block5_conv3"``) or a
-            layer object. Default: the last layer with a 4-D output before the global pooling.
+            layer object. Default: the last layer with a 4-D output before the global pooling;
+            in a model with attention layers (a vision transformer), the last layer with a
+            3-D token output before its last attention layer (the last block's ``norm1``).
+        token_grid: For a layer with ``(N, T, D)`` token outputs: ``(rows, columns)`` of its
+            patch tokens, when T does not say it. By default one leading class token is
+            dropped if ``T - 1`` is a perfect square, none if T is, and the ``n`` patch tokens
+            fold row-major into a ``sqrt(n) x sqrt(n)`` grid.
+        prefix_tokens: For a token layer: the number of leading (class/extra) tokens.
 
     Raises:
-        ModelStructureError: The layer is unknown or has no 4-D output, or the model has no
-            convolutional layer.
+        ModelStructureError: The layer is unknown or has no 4-D (or 3-D token) output, the
+            model has no convolutional layer, or a token layer's tokens fold into no grid
+            (the message says how many there are).
+        InvalidInputError: A malformed ``token_grid`` or ``prefix_tokens``.
 
     Example:
         >>> explainer = cx.HiResCAM(clf, layer="block1_relu")

@@ -41,6 +41,9 @@ class ScoreCAM(LayerExplainer):
         max_channels: Use only each image's top-N channels by mean activation (None: all).
             The cost is one forward pass per channel per image, so this bounds it.
         mask_batch_size: Masked images per forward pass.
+        token_grid: For a transformer's token layer: ``(rows, columns)`` of the patch
+            tokens, when their count does not say it (see :class:`LayerExplainer`).
+        prefix_tokens: For a token layer: the number of leading (class/extra) tokens.
 
     Example:
         >>> exp = ScoreCAM(clf, max_channels=4).explain(batch)  # 4 of the layer's 8 maps
@@ -60,6 +63,8 @@ class ScoreCAM(LayerExplainer):
         layer: str | keras.layers.Layer | None = None,
         max_channels: int | None = None,
         mask_batch_size: int = 64,
+        token_grid: tuple[int, int] | None = None,
+        prefix_tokens: int | None = None,
     ) -> None:
         if max_channels is not None:
             check_int(max_channels, "max_channels")
@@ -67,7 +72,8 @@ class ScoreCAM(LayerExplainer):
         self.max_channels = max_channels
         self.mask_batch_size = mask_batch_size
         self._masked: Any = None
-        super().__init__(model, layer=layer)
+        super().__init__(model, layer=layer, token_grid=token_grid,
+                         prefix_tokens=prefix_tokens)
 
     def _options(self) -> dict[str, Any]:
         return {"max_channels": self.max_channels, "mask_batch_size": self.mask_batch_size}
