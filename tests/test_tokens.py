@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import ClassToken, cam_model, random_images, tiny_vit
+from tiny_models import ClassToken, FirstToken, cam_model, random_images, tiny_vit
 
 import cxrexplain as cx
 from cxrexplain.errors import InvalidInputError, ModelStructureError
@@ -254,3 +254,51 @@ def test_rollout_does_not_apply_to_a_cnn() -> None:
         cx.AttentionRollout(tiny_vit(size=SIZE), layer="attention_0")
     assert cx.get_explainer("rollout") is cx.AttentionRollout
     assert "attention_rollout" in cx.explainers()
+
+
+# ------------------------------------------------------------------ keras-hub's ViT
+def test_keras_hub_vit_backbone(images: np.ndarray) -> None:
+    """keras-hub's ``ViTBackbone`` (random weights) keeps its blocks inside one ``ViTEncoder``
+    layer: the probe opens it. Grad-CAM at the last block's ``ln_1`` against the block run by
+    hand, and the rollout against its attention layers called by hand."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.ViTBackbone(image_shape=(SIZE, SIZE, 1), patch_size=8,
+                                            num_layers=2, num_heads=2, hidden_dim=16,
+                                            mlp_dim=32)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    head = keras.layers.Dense(2, activation="softmax", name="head")
+    model = keras.Model(inputs, head(FirstToken()(backbone(inputs))))
+    encoder = backbone.get_layer("vit_encoder")
+    first, last = encoder.encoder_layers
+    targets = np.array([0, 1, 1])
+    kernel, bias = head.get_weights()
+    embedded = backbone.get_layer("vit_patching_and_embedding")(images)
+    stream = first(encoder.dropout(embedded))
+    with tf.GradientTape() as tape:
+        normed = last.layer_norm_1(stream)
+        tape.watch(normed)
+        x = stream + last.dropout(last.mha(normed, normed))
+        x = x + last.mlp(last.layer_norm_2(x))
+        logits = tf.matmul(encoder.layer_norm(x)[:, 0], kernel) + bias
+        score = tf.reduce_sum(tf.gather(logits, targets, axis=1, batch_dims=1))
+    tokens, grads = normed.numpy()[:, 1:], tape.gradient(score, normed).numpy()[:, 1:]
+    expected = np.einsum("ntd,nd->nt", tokens, grads.mean(axis=1)).reshape(3, 4, 4)
+    exp = cx.GradCAM(model).explain(images, targets=targets)
+    assert exp.layer.endswith("vit_encoder/transformer_block_2/ln_1")
+    np.testing.assert_allclose(exp.raw, np.maximum(expected, 0), rtol=1e-4, atol=1e-6)
+    hires = np.einsum("ntd,ntd->nt", tokens, grads).reshape(3, 4, 4)
+    assert expected.max() > 0 and hires.max() > 0
+    np.testing.assert_allclose(cx.HiResCAM(model).explain(images, targets=targets).raw,
+                               np.maximum(hires, 0), rtol=1e-4, atol=1e-6)
+    matrices = []
+    x = encoder.dropout(embedded)
+    for block in (first, last):
+        y = block.layer_norm_1(x)
+        _, scores = block.mha(y, y, return_attention_scores=True)
+        matrices.append(np.asarray(scores, np.float64))
+        x = block(x)
+    rollout = cx.AttentionRollout(model).explain(images)
+    assert cx.AttentionRollout.applies_to(model)
+    np.testing.assert_allclose(rollout.raw, _numpy_rollout(matrices).reshape(3, 4, 4),
+                               rtol=1e-4, atol=1e-7)

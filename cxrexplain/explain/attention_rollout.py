@@ -84,7 +84,6 @@ class AttentionRollout(LayerExplainer):
 
     name: ClassVar[str] = "attention_rollout"
     aliases: ClassVar[tuple[str, ...]] = ("attention-rollout", "rollout")
-    order: ClassVar[int] = 95
     needs_gradients: ClassVar[bool] = False
     class_specific: ClassVar[bool] = False
     requires: ClassVar[str | None] = "attention"

@@ -62,7 +62,7 @@ from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain._registry import register
 from cxrexplain.explain._tokens import is_attention
-from cxrexplain.explain.layers import intercept
+from cxrexplain.explain.layers import intercept, probe_layers
 from cxrexplain.explain.targets import Captured, logit_hook, logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource, count_chunk, iter_chunks
 from cxrexplain.lungs.focus import LungFocus
@@ -202,7 +202,7 @@ class Explainer:
             return True
         keras_model = model.model if isinstance(model, Classifier) else model
         if cls.requires == "attention":
-            return any(is_attention(layer) for _, layer in _keras_utils.leaf_layers(keras_model))
+            return any(is_attention(layer) for _, layer in probe_layers(keras_model))
         return False
 
     @property

@@ -39,7 +39,7 @@ from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain._tokens import is_attention
 
 __all__ = ["LayerCall", "ModelLayers", "find_layers", "gap_dense_head", "intercept",
-           "layer_activations"]
+           "layer_activations", "probe_layers"]
 
 _GLOBAL_POOLING = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
@@ -167,8 +167,9 @@ def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelL
     Raises:
         ModelStructureError: The model cannot run on an image of that shape.
     """
-    paths = {id(layer): path for path, layer in leaf_layers(model)}
-    layers = {id(layer): layer for _, layer in leaf_layers(model)}
+    leaves = probe_layers(model)
+    paths = {id(layer): path for path, layer in leaves}
+    layers = {id(layer): layer for _, layer in leaves}
     calls: list[LayerCall] = []
 
     def recorder(layer: Any) -> Callable[..., Any]:
@@ -193,6 +194,49 @@ def find_layers(model: keras.Model, input_shape: tuple[int, int, int]) -> ModelL
                 f"{first_line(err)})"
             ) from err
     return ModelLayers(tuple(calls), paths)
+
+
+def probe_layers(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """``(path, layer)`` of the layers the probe records: the leaf layers of the model and its
+    nested models, a layer that holds attention layers opened into its sublayers.
+
+    Keras-hub's ViT keeps its transformer blocks inside one ``ViTEncoder`` layer (not a
+    model); opening it (``vit_encoder/transformer_block_2/ln_1``) lets the probe see the
+    attention layers and their inputs. Layers without attention inside stay whole, so a CNN's
+    leaves are :func:`~cxrexplain._keras_utils.leaf_layers`'.
+
+    Args:
+        model: Any Keras model.
+
+    Returns:
+        The paths and layers, in the models' layer order.
+
+    Example:
+        >>> [path for path, _ in probe_layers(model)][:3]  # a CNN: its leaf layers
+        ['image', 'block1_conv', 'block1_bn']
+    """
+    found: list[tuple[str, keras.layers.Layer]] = []
+    for path, layer in leaf_layers(model):
+        found.extend(_opened(path, layer))
+    return found
+
+
+def _opened(path: str, layer: Any) -> list[tuple[str, Any]]:
+    if is_attention(layer) or not _holds_attention(layer):
+        return [(path, layer)]
+    return [item for child in _sublayers(layer)
+            for item in _opened(f"{path}/{child.name}", child)]
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is None:  # pragma: no cover - every Keras 3 layer has it
+        return []
+    return list(flatten(include_self=False, recursive=False))
+
+
+def _holds_attention(layer: Any) -> bool:
+    return any(is_attention(child) or _holds_attention(child) for child in _sublayers(layer))
 
 
 def layer_activations(
