@@ -54,7 +54,9 @@ def main() -> None:
     # the boxes are in pixels of the 256 px films: scale them to the model's input size
     film_boxes = np.array([[float(r[k]) for k in ("x", "y", "width", "height")] for r in rows])
     boxes = film_boxes * args.size / 256
-    methods: list[str | cx.Explainer] = list(cx.explainers())  # cam, gradcam, ..., xgradcam
+    # cam, gradcam, ..., xgradcam: those that apply to a CNN (not attention rollout)
+    methods: list[str | cx.Explainer] = [
+        name for name, cls in cx.explainers().items() if cls.applies_to(clf)]
     methods[methods.index("rise")] = cx.RISE(clf, samples=500)  # 4000 masks: 4000 passes a film
     scored = 8 if args.quick else len(boxed)  # Score-CAM runs the model once per channel
     table = cx.evaluate_explainers(
