@@ -181,6 +181,23 @@ def test_mean_pooled_vit_without_class_token(images: np.ndarray) -> None:
     assert cx.AttentionRollout(model).explain(images).raw.shape == (3, 4, 4)
 
 
+def test_tokens_under_mixed_float16(vit: keras.Model, images: np.ndarray) -> None:
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        mixed = tiny_vit(3, "softmax", size=SIZE, seed=1)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    mixed.set_weights(vit.get_weights())
+    assert mixed.get_layer("norm1_1").compute_dtype == "float16"
+    for method in (cx.GradCAM, cx.AttentionRollout):
+        half = method(mixed).explain(images, targets=1)
+        full = method(vit).explain(images, targets=1)
+        assert half.raw.dtype == np.float32 and np.isfinite(half.heatmaps).all()
+        r = np.corrcoef(half.heatmaps.ravel(), full.heatmaps.ravel())[0, 1]
+        assert r > 0.98, (method.name, r)
+
+
 # ------------------------------------------------------------------ attention rollout
 def _attention_matrices(model: keras.Model, images: np.ndarray) -> list[np.ndarray]:
     """Each block's ``(N, heads, T, T)`` attention weights, its attention layer called by hand
