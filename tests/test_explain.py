@@ -680,3 +680,18 @@ def test_eigencam_sign_on_many_activations() -> None:
         rows = rows - rows.mean(axis=0)
         want = (rows @ np.linalg.svd(rows, full_matrices=True)[2][0]).reshape(act.shape[:2])
         np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max())
+
+
+def test_extra_passes_trace_a_model_that_needs_a_known_size() -> None:
+    """``five_block_cnn``'s dilated pooling refuses an unknown height and width: the extra
+    compiled passes (occlusion, Score-CAM, Ablation-CAM, RISE) trace at the model's input size
+    (before, each failed: "pool2 needs a known height and width")."""
+    keras.utils.set_random_seed(0)
+    model = cx.models.build("five_block_cnn", input_shape=(64, 64, 1), num_classes=3)
+    clf = cx.Classifier(model)
+    films = np.random.default_rng(0).random((2, 64, 64, 1)).astype(np.float32)
+    for explainer in (cx.Occlusion(clf, patch=16, stride=16), cx.ScoreCAM(clf, max_channels=8),
+                      cx.AblationCAM(clf, max_channels=8), cx.RISE(clf, samples=16)):
+        exp = explainer.explain(films, targets=[0, 1])
+        assert exp.heatmaps.shape == (2, 64, 64)
+        assert np.isfinite(exp.heatmaps).all() and exp.heatmaps.max() > 0

@@ -161,7 +161,7 @@ class AblationCAM(LayerExplainer):
 
     def _ablated_function(self, cut: bool) -> Any:
         specs = (
-            tf.TensorSpec([None, None, None, None], tf.float32),
+            self._image_spec(),
             tf.TensorSpec([None, None, None, None], tf.float32),
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.int32),

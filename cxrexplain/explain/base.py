@@ -398,6 +398,14 @@ class Explainer:
         return (type(self), repr(sorted(self._options().items())), self.layer,
                 clf.output_activation, clf.multilabel, clf.num_classes)
 
+    def _image_spec(self) -> tf.TensorSpec:
+        """A batch of films at the model's input size and channels (None where the model takes
+        any): the spec of every extra compiled pass, so that a model whose layers need a known
+        height and width (``five_block_cnn``'s dilated pooling) traces."""
+        size = self.classifier.input_size
+        height, width = size if size else (None, None)
+        return tf.TensorSpec([None, height, width, self.classifier.channels], tf.float32)
+
     def _compiled_function(self, image_shape: tuple[int, ...]) -> Any:
         """The pass as a concrete function, traced once per model, method and layer."""
         if self._compiled is None:

@@ -152,7 +152,7 @@ class Occlusion(InputExplainer):
         if self._scores is None:
             clf = self.classifier
             specs = (
-                tf.TensorSpec([None, None, None, None], tf.float32),
+                self._image_spec(),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.float32),
                 tf.TensorSpec([None], tf.int32),

@@ -156,7 +156,7 @@ class RISE(InputExplainer):
         if self._summed is None:
             clf = self.classifier
             specs = (
-                tf.TensorSpec([None, None, None, None], tf.float32),
+                self._image_spec(),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None, None, None], tf.float32),
                 tf.TensorSpec([None, 2], tf.int32),

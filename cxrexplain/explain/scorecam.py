@@ -101,7 +101,7 @@ class ScoreCAM(LayerExplainer):
     def _masked_scores(self) -> Any:
         if self._masked is None:
             specs = (
-                tf.TensorSpec([None, None, None, None], tf.float32),
+                self._image_spec(),
                 tf.TensorSpec([None, None, None, None], tf.float32),
                 tf.TensorSpec([None], tf.int32),
                 tf.TensorSpec([None], tf.int32),
