@@ -28,16 +28,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import keras
-import tensorflow as tf
-
-from cxrexplain.classifier import Classifier
-from cxrexplain.explain._gradients import GradientExplainer, Reduction, reduce_channels
+from cxrexplain.explain.saliency import Saliency
 
 __all__ = ["GuidedBackprop"]
 
 
-class GuidedBackprop(GradientExplainer):
+class GuidedBackprop(Saliency):
     """Guided backpropagation: the input gradient with only positive signals through ReLUs.
 
     Args:
@@ -61,25 +57,4 @@ class GuidedBackprop(GradientExplainer):
     name: ClassVar[str] = "guided_backprop"
     aliases: ClassVar[tuple[str, ...]] = ("guided-backprop", "guidedbackprop",
                                           "guided_backpropagation", "guided-backpropagation")
-    guided: ClassVar[bool] = True
-    reduction: ClassVar[Reduction] = "gradient"
-
-    def __init__(
-        self,
-        model: Classifier | keras.Model,
-        *,
-        absolute: bool = True,
-        sample_batch_size: int = 32,
-        layer: str | keras.layers.Layer | None = None,
-    ) -> None:
-        super().__init__(model, absolute=absolute, sample_batch_size=sample_batch_size,
-                         layer=layer)
-
-    def combine(self, images: tf.Tensor, gradients: tf.Tensor | None,
-                targets: tf.Tensor) -> tf.Tensor:
-        """The guided gradient, reduced over the channels."""
-        assert gradients is not None
-        return reduce_channels(gradients, absolute=self.absolute, kind=self.reduction)
-
-    def _attribute(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
-        return self._path_gradients(images, targets)
+    guided: ClassVar[bool] = True  # Saliency's pass, traced with the guided ReLU rule
