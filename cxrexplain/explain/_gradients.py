@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from cxrexplain import _keras_utils, _passes
-from cxrexplain._checks import check_int, describe
+from cxrexplain._checks import check_int, check_number, describe
 from cxrexplain.classifier import Classifier
 from cxrexplain.errors import InvalidInputError, ModelStructureError
 from cxrexplain.explain.base import Targets
@@ -51,8 +51,8 @@ from cxrexplain.explain.kinds import InputExplainer
 from cxrexplain.explain.targets import logits_from_outputs, target_scores
 from cxrexplain.io import ImageSource, count_chunk, iter_chunks
 
-__all__ = ["GradientExplainer", "gaussian_noise", "guided_relu_hooks", "image_ranges",
-           "reduce_channels"]
+__all__ = ["GradientExplainer", "NoisySamples", "gaussian_noise", "guided_relu_hooks",
+           "image_ranges", "reduce_channels"]
 
 Reduction = Literal["gradient", "attribution"]
 
@@ -375,6 +375,32 @@ class GradientExplainer(InputExplainer):
         logits = logits_from_outputs(outputs, captured.logits, activation=clf.output_activation,
                                      owner=type(self).__name__)
         return target_scores(logits, targets)
+
+
+class NoisySamples:
+    """The noise of SmoothGrad and Smooth IG, written once: ``n`` seeded draws per film,
+    scaled by a share of each film's range (:func:`gaussian_noise`, :func:`image_ranges`).
+
+    A mixin: the explainer calls :meth:`_set_noise` in its constructor, adds
+    :meth:`_noise_options` to its options and passes :meth:`_noise` to its path gradients.
+    """
+
+    samples: int
+    noise: float
+    seed: int
+
+    def _set_noise(self, samples: int, noise: float, seed: int) -> None:
+        self.samples = check_int(samples, "samples")
+        self.noise = check_number(noise, "noise", low=0.0)
+        self.seed = check_int(seed, "seed", minimum=0)
+
+    def _noise_options(self) -> dict[str, Any]:
+        return {"samples": self.samples, "noise": self.noise, "seed": self.seed}
+
+    def _noise(self, images: tf.Tensor) -> dict[str, Any]:
+        """``noise=`` and ``sigma=`` of :meth:`GradientExplainer._path_gradients`."""
+        draws = gaussian_noise(self.seed, self.samples, tuple(int(d) for d in images.shape[1:]))
+        return {"noise": draws, "sigma": self.noise * image_ranges(images)}
 
 
 def image_ranges(images: tf.Tensor) -> tf.Tensor:

@@ -37,6 +37,7 @@ import tensorflow as tf
 from cxrexplain import _keras_utils, _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
+from cxrexplain.explain._channels import check_max_channels, score_pairs, top_channel_pairs
 from cxrexplain.explain._tokens import from_grid
 from cxrexplain.explain.kinds import LayerExplainer
 from cxrexplain.explain.layers import intercept
@@ -82,9 +83,7 @@ class AblationCAM(LayerExplainer):
         token_grid: tuple[int, int] | None = None,
         prefix_tokens: int | None = None,
     ) -> None:
-        if max_channels is not None:
-            check_int(max_channels, "max_channels")
-        self.max_channels = max_channels
+        self.max_channels = check_max_channels(max_channels)
         self.ablation_batch_size = check_int(ablation_batch_size, "ablation_batch_size")
         self._cut: bool | None = None
         self._state: dict[str, Any] = {}  # the tensors the hooks read while a pass is traced
@@ -114,9 +113,7 @@ class AblationCAM(LayerExplainer):
             (4, 8)
         """
         maps = np.asarray(activations, np.float32)
-        count, _, _, channels = maps.shape
-        keep = channels if self.max_channels is None else min(self.max_channels, channels)
-        order = np.argsort(-maps.mean(axis=(1, 2)), axis=1, kind="stable")[:, :keep]
+        count, channels = maps.shape[0], maps.shape[-1]
         images = tf.convert_to_tensor(images, tf.float32)
         activations = tf.convert_to_tensor(maps)
         targets = tf.cast(targets, tf.int32)
@@ -133,13 +130,12 @@ class AblationCAM(LayerExplainer):
         else:
             original = self._scores(self._cut, images, activations, targets, originals,
                                     unablated)
-        pair_image = np.repeat(originals, keep)
-        pair_channel = order.reshape(-1).astype(np.int32)
-        ablated = np.empty(len(pair_image), np.float32)
-        for start in range(0, len(pair_image), self.ablation_batch_size):
-            stop = start + self.ablation_batch_size
-            ablated[start:stop] = self._scores(self._cut, images, activations, targets,
-                                               pair_image[start:stop], pair_channel[start:stop])
+        pair_image, pair_channel = top_channel_pairs(maps, self.max_channels)
+        use_cut = bool(self._cut)
+        ablated = score_pairs(
+            lambda chosen, zeroed: self._scores(use_cut, images, activations, targets, chosen,
+                                                zeroed),
+            pair_image, pair_channel, chunk=self.ablation_batch_size)
         weights = np.zeros((count, channels), np.float32)
         drop = original[pair_image] - ablated
         weights[pair_image, pair_channel] = np.divide(

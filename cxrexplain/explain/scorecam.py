@@ -26,6 +26,7 @@ import tensorflow as tf
 from cxrexplain import _passes
 from cxrexplain._checks import check_int
 from cxrexplain.classifier import Classifier
+from cxrexplain.explain._channels import check_max_channels, score_pairs, top_channel_pairs
 from cxrexplain.explain.kinds import LayerExplainer
 from cxrexplain.lungs.focus import LungFocus
 
@@ -66,11 +67,8 @@ class ScoreCAM(LayerExplainer):
         token_grid: tuple[int, int] | None = None,
         prefix_tokens: int | None = None,
     ) -> None:
-        if max_channels is not None:
-            check_int(max_channels, "max_channels")
-        check_int(mask_batch_size, "mask_batch_size")
-        self.max_channels = max_channels
-        self.mask_batch_size = mask_batch_size
+        self.max_channels = check_max_channels(max_channels)
+        self.mask_batch_size = check_int(mask_batch_size, "mask_batch_size")
         self._masked: Any = None
         super().__init__(model, layer=layer, token_grid=token_grid,
                          prefix_tokens=prefix_tokens)
@@ -82,20 +80,16 @@ class ScoreCAM(LayerExplainer):
                            targets: tf.Tensor) -> tf.Tensor:
         """``sum_k w_k A_k``, ``w_k`` the target probability on the input masked by channel k."""
         maps = np.asarray(activations)  # (n, h, w, k)
-        n, _, _, channels = maps.shape
-        keep = channels if self.max_channels is None else min(self.max_channels, channels)
-        order = np.argsort(-maps.mean(axis=(1, 2)), axis=1, kind="stable")[:, :keep]
-        pairs_image = np.repeat(np.arange(n, dtype=np.int32), keep)
-        pairs_channel = order.reshape(-1).astype(np.int32)
-        weights = np.zeros((n, channels), np.float32)
-        for start in range(0, len(pairs_image), self.mask_batch_size):
-            stop = start + self.mask_batch_size
-            scores = self._masked_scores()(
-                images, activations, tf.cast(targets, tf.int32),
-                tf.constant(pairs_image[start:stop]), tf.constant(pairs_channel[start:stop]),
-                self._batch_crop_boxes,
-            )
-            weights[pairs_image[start:stop], pairs_channel[start:stop]] = np.asarray(scores)
+        pair_image, pair_channel = top_channel_pairs(maps, self.max_channels)
+        targets = tf.cast(targets, tf.int32)
+
+        def masked(chosen: np.ndarray, channels: np.ndarray) -> object:
+            return self._masked_scores()(images, activations, targets, tf.constant(chosen),
+                                         tf.constant(channels), self._batch_crop_boxes)
+
+        weights = np.zeros((maps.shape[0], maps.shape[-1]), np.float32)
+        weights[pair_image, pair_channel] = score_pairs(masked, pair_image, pair_channel,
+                                                        chunk=self.mask_batch_size)
         return tf.einsum("nhwk,nk->nhw", activations, tf.constant(weights))
 
     def _masked_scores(self) -> Any:

@@ -25,15 +25,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain._checks import check_int, check_number
 from cxrexplain.classifier import Classifier
-from cxrexplain.explain._gradients import gaussian_noise, image_ranges
+from cxrexplain.explain._gradients import NoisySamples
 from cxrexplain.explain.integrated_gradients import IntegratedGradients, Rule
 
 __all__ = ["SmoothIG"]
 
 
-class SmoothIG(IntegratedGradients):
+class SmoothIG(NoisySamples, IntegratedGradients):
     """Smooth IG: Integrated Gradients averaged over noisy copies of the film.
 
     Args:
@@ -76,23 +75,18 @@ class SmoothIG(IntegratedGradients):
         sample_batch_size: int = 32,
         layer: str | keras.layers.Layer | None = None,
     ) -> None:
-        self.samples = check_int(samples, "samples")
-        self.noise = check_number(noise, "noise", low=0.0)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self._set_noise(samples, noise, seed)
         super().__init__(model, steps=steps, baseline=baseline, rule=rule,
                          blur_sigma=blur_sigma, absolute=absolute,
                          sample_batch_size=sample_batch_size, layer=layer)
 
     def _options(self) -> dict[str, Any]:
-        return {"samples": self.samples, "noise": self.noise, "seed": self.seed,
-                **super()._options()}
+        return {**self._noise_options(), **super()._options()}
 
     def _attribute(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """``1/n sum_s (x_s - b) * sum_k w_k dS/dx (b + a_k (x_s - b))``, ``x_s = x + e_s``."""
         alphas, weights = self.quadrature()
         starts = tf.constant(self.baselines(images.numpy()))
-        draws = gaussian_noise(self.seed, self.samples, tuple(int(d) for d in images.shape[1:]))
-        return self._path_gradients(
-            images, targets, baselines=starts, alphas=alphas,
-            weights=weights / np.float32(self.samples), noise=draws,
-            sigma=self.noise * image_ranges(images), times_delta=True)
+        return self._path_gradients(images, targets, baselines=starts, alphas=alphas,
+                                    weights=weights / np.float32(self.samples),
+                                    times_delta=True, **self._noise(images))

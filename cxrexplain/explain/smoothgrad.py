@@ -31,19 +31,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cxrexplain._checks import check_int, check_number
 from cxrexplain.classifier import Classifier
-from cxrexplain.explain._gradients import (
-    GradientExplainer,
-    Reduction,
-    gaussian_noise,
-    image_ranges,
-)
+from cxrexplain.explain._gradients import GradientExplainer, NoisySamples, Reduction
 
 __all__ = ["SmoothGrad"]
 
 
-class SmoothGrad(GradientExplainer):
+class SmoothGrad(NoisySamples, GradientExplainer):
     """SmoothGrad: the class score's input gradient averaged over noisy copies of the film.
 
     Args:
@@ -82,19 +76,14 @@ class SmoothGrad(GradientExplainer):
         sample_batch_size: int = 32,
         layer: str | keras.layers.Layer | None = None,
     ) -> None:
-        self.samples = check_int(samples, "samples")
-        self.noise = check_number(noise, "noise", low=0.0)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self._set_noise(samples, noise, seed)
         super().__init__(model, absolute=absolute, sample_batch_size=sample_batch_size,
                          layer=layer)
 
     def _options(self) -> dict[str, Any]:
-        return {"samples": self.samples, "noise": self.noise, "seed": self.seed,
-                **super()._options()}
+        return {**self._noise_options(), **super()._options()}
 
     def _attribute(self, images: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
         """``1/n sum_s dS/dx (x + sigma e_s)``."""
-        draws = gaussian_noise(self.seed, self.samples, tuple(int(d) for d in images.shape[1:]))
-        return self._path_gradients(
-            images, targets, noise=draws, sigma=self.noise * image_ranges(images),
-            weights=np.full(1, 1.0 / self.samples, np.float32))
+        return self._path_gradients(images, targets, **self._noise(images),
+                                    weights=np.full(1, 1.0 / self.samples, np.float32))
