@@ -4,6 +4,7 @@ shortcut the issue describes (a marker outside the lungs that the plain model re
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -376,3 +377,58 @@ def test_guidance_is_the_design_spelling_of_a_guide() -> None:
         cx.training.fit(small_model(), (films, labels), epochs=1, verbose=0,
                         guide=cx.training.Guide(seg, lungs=1.0),
                         guidance=cx.training.Guidance(lungs=seg))
+
+
+def test_cross_validate_trains_every_fold_guided_and_records_the_guide(tmp_path: Path) -> None:
+    films, labels = marker_films(12, seed=6)
+    _write_folder(tmp_path / "data", films, labels)
+    (tmp_path / "boxes.csv").write_text("image,finding,x,y,width,height\n"
+                                        "P/1.png,x,8,10,12,10\nP/3.png,x,14,12,10,10\n")
+    seg = fixed_mask_segmenter(LUNGS)
+    seen: list[set[str]] = []
+
+    class Keys(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            seen.append(set(logs or {}))
+
+    def build(setup: cx.training.FoldSetup) -> keras.Model:
+        return cx.models.build("cam_cnn", input_shape=setup.input_shape,
+                               num_classes=setup.num_classes, filters=(4, 8))
+
+    results = tmp_path / "cv"
+    options: dict[str, object] = {"k": 2, "image_size": S, "epochs": 1, "batch_size": 6,
+                                  "folds": [0], "validation_fraction": None,
+                                  "results_dir": results}
+    guide = cx.training.Guide(seg, lungs=1.0, boxes=0.5, swap=1.0)
+    result = cx.training.cross_validate(build, tmp_path / "data", guide=guide,
+                                        boxes=tmp_path / "boxes.csv",
+                                        fit_options={"callbacks": [Keys()]}, **options)
+    assert result.folds[0].report.n == 6
+    assert {"lung_outside", "box_outside"} <= seen[0]  # both terms were in the loss
+    record = json.loads((results / "fold_0.json").read_text())["setup"]["guide"]
+    assert (record["lungs"], record["boxes"], record["swap"]) == (1.0, 0.5, 1.0)
+    assert len(record["segmenter"]["weights"]) == 40 and len(record["box_table"]) == 40
+
+    # another guide, or none, is another set-up: refused before training
+    for other in ({"guide": cx.training.Guide(seg, lungs=0.2, boxes=0.5, swap=1.0),
+                   "boxes": tmp_path / "boxes.csv"}, {}):
+        with pytest.raises(InvalidInputError, match=r"another set-up \(differs in guide\)"):
+            cx.training.cross_validate(build, tmp_path / "data", **other, **options)
+    assert len(seen) == 1
+
+    def never(setup: cx.training.FoldSetup) -> keras.Model:
+        raise AssertionError("not reached")
+
+    folder = tmp_path / "data"
+    with pytest.raises(InvalidInputError, match="^boxes: the boxes serve a guide"):
+        cx.training.cross_validate(never, folder, boxes=tmp_path / "boxes.csv")
+    with pytest.raises(InvalidInputError, match="^guide: its box term needs"):
+        cx.training.cross_validate(never, folder, guide=guide)
+    with pytest.raises(InvalidInputError, match="not both"):
+        cx.training.cross_validate(never, folder, guide=cx.training.Guide(seg, lungs=1.0),
+                                   lungs=seg)
+    with pytest.raises(InvalidInputError, match="given twice"):
+        cx.training.cross_validate(never, folder, guide=cx.training.Guide(seg, lungs=1.0),
+                                   fit_options={"guide": cx.training.Guide(seg, lungs=1.0)})
+    with pytest.raises(InvalidInputError, match="^guide: expected a cx.training.Guide"):
+        cx.training.cross_validate(never, folder, guide="lungs")  # type: ignore[arg-type]

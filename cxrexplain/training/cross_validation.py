@@ -19,6 +19,13 @@ With ``lungs`` (a :class:`cxrexplain.lungs.LungSegmenter`) each fold's model is 
 only what lies outside the lungs: the shortcut-strength check); the segmenter's mode,
 threshold and a digest of its weights join the recorded set-up.
 
+With ``guide`` (a :class:`cxrexplain.training.Guide`) each fold trains explanation-guided
+(:func:`cxrexplain.training.fit`'s ``guide=``): the training and validation films carry their
+lung masks (segmented once per film by the guide's segmenter) and, with ``boxes``, the
+radiologists' boxes for the box term; the test fold is scored as a plain classifier. The
+guide's weights, swap, margin, seed and segmenter digest, and a digest of the boxes, join the
+recorded set-up, so a rerun with another guide is refused rather than mixed.
+
 Example:
     >>> import cxrexplain as cx
     >>> result = cx.training.cross_validate(
@@ -43,11 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
-from cxrexplain._checks import check_int
+from cxrexplain._checks import check_int, describe
 from cxrexplain._files import atomic_write_text
 from cxrexplain.classifier import Classifier
 from cxrexplain.data.augment import Augmentation
+from cxrexplain.data.boxes import BoxTable, read_boxes
 from cxrexplain.data.datasets import from_files
 from cxrexplain.data.files import LabeledFiles
 from cxrexplain.data.splits import (
@@ -62,6 +71,7 @@ from cxrexplain.lungs.segmenter import LungSegmenter
 from cxrexplain.training.checkpoint import load_state
 from cxrexplain.training.cv_results import CrossValidationResult, FoldResult, FoldSetup
 from cxrexplain.training.fit import fit
+from cxrexplain.training.guide import Guide
 from cxrexplain.training.preparation import apply_lung_focus, check_lung_focus, lung_focus_record
 from cxrexplain.training.report import evaluate
 
@@ -94,6 +104,8 @@ def cross_validate(
     lungs: LungSegmenter | None = None,
     lung_mode: str = "mask",
     groups: Groups | None = None,
+    guide: Guide | None = None,
+    boxes: str | os.PathLike[str] | Mapping[Any, Any] | None = None,
 ) -> CrossValidationResult:
     """Stratified (and, with ``groups``, grouped) k-fold cross-validation of ``build_fn``'s models.
 
@@ -131,6 +143,11 @@ def cross_validate(
         groups: Each file's group, e.g. its patient (a mapping from path to group, or a
             callable ``path -> group``; see :func:`cxrexplain.data.k_folds`): whole groups
             per fold and per validation part. The grouping joins the recorded set-up.
+        guide: Train every fold explanation-guided (:class:`~cxrexplain.training.Guide`,
+            e.g. :meth:`~cxrexplain.training.Guide.recommended`); not with ``lungs`` (a lung
+            focus) nor with ``guide``/``guidance`` in ``fit_options``.
+        boxes: Radiologists' boxes for the guide's box term: a box CSV or a mapping path ->
+            boxes (:func:`~cxrexplain.data.read_boxes`); needed when the guide has one.
 
     Returns:
         A :class:`CrossValidationResult`.
@@ -152,6 +169,7 @@ def cross_validate(
         (True, nan)
     """
     lung_mode = check_lung_focus(lungs, lung_mode)
+    guide, box_table = _check_guide(guide, boxes, lungs, fit_options)
     files = root if isinstance(root, LabeledFiles) else resolve_files(root, classes=classes)
     splits = k_folds(files, k, seed, groups=groups)
     wanted = list(range(k)) if folds is None else _check_folds(folds, k)
@@ -166,6 +184,7 @@ def cross_validate(
         "augment": repr(augment), "class_names": list(files.class_names), "tag": tag,
         "files": _fingerprint(files, base), "lungs": lung_focus_record(lungs, lung_mode),
         "groups": _group_fingerprint(files, groups),
+        "guide": _guide_record(guide, box_table),
     }
     directory = None if results_dir is None else Path(os.fspath(results_dir))
     if directory is not None:
@@ -179,7 +198,8 @@ def cross_validate(
                 channels=channels, epochs=epochs, batch_size=batch_size, seed=seed,
                 validation_fraction=validation_fraction, augment=augment,
                 directory=directory, fit_options=dict(fit_options or {}), verbose=verbose,
-                lungs=lungs, lung_mode=lung_mode, groups=groups,
+                lungs=lungs, lung_mode=lung_mode, groups=groups, guide=guide,
+                boxes=box_table,
             )
             if directory is not None:
                 _write_fold(directory, result, setup_record)
@@ -194,19 +214,23 @@ def _run_fold(
     epochs: int, batch_size: int, seed: int, validation_fraction: float | None,
     augment: bool | Augmentation, directory: Path | None, fit_options: dict[str, Any],
     verbose: int | str, lungs: LungSegmenter | None, lung_mode: str, groups: Groups | None,
+    guide: Guide | None = None, boxes: BoxTable | None = None,
 ) -> FoldResult:
     index = int(split.index)
     train_files, val_files = split.train, None
     if validation_fraction is not None:
         train_files, val_files = stratified_split(split.train, validation_fraction,
                                                   seed=seed + index, groups=groups)
-    def dataset(files: LabeledFiles, *, training: bool = False) -> Any:
+    def dataset(files: LabeledFiles, *, training: bool = False, guided: bool = False) -> Any:
+        carried: dict[str, Any] = {}
+        if guided and guide is not None:
+            carried = {"lungs": guide.segmenter, "boxes": boxes}
         return from_files(files, image_size=size, channels=channels, batch_size=batch_size,
                           seed=seed + index, shuffle=training,
-                          augment=augment if training else False)
+                          augment=augment if training else False, **carried)
 
-    train = dataset(train_files, training=True)
-    val = None if val_files is None else dataset(val_files)
+    train = dataset(train_files, training=True, guided=True)
+    val = None if val_files is None else dataset(val_files, guided=True)
     test = dataset(split.test)
     setup = FoldSetup(index, k, (size[0], size[1], channels), len(train_files.class_names),
                       train_files.class_names, len(train_files),
@@ -222,6 +246,8 @@ def _run_fold(
     state = None if checkpoint is None else load_state(checkpoint)
     done_before = 0 if state is None else state.epoch
     options = {"verbose": verbose, **fit_options}
+    if guide is not None:
+        options["guide"] = guide
     started = time.perf_counter()
     history = fit(model, train, val, epochs=epochs, checkpoint_dir=checkpoint,
                   resume=checkpoint is not None, **options)
@@ -231,6 +257,40 @@ def _run_fold(
         else float("nan")
     report = evaluate(Classifier(model, class_names=list(train_files.class_names)), test)
     return FoldResult(index, report, seconds, len(history.epoch), len(train_files), speed)
+
+
+def _check_guide(guide: Guide | None, boxes: Any, lungs: LungSegmenter | None,
+                 fit_options: Mapping[str, Any] | None) -> tuple[Guide | None, BoxTable | None]:
+    """The guide and its boxes, checked; the boxes read once."""
+    if guide is None:
+        if boxes is not None:
+            raise InvalidInputError("boxes: the boxes serve a guide's box term; give guide= "
+                                    "(cx.training.Guide(..., boxes=W))")
+        return None, None
+    if not isinstance(guide, Guide):
+        raise InvalidInputError(f"guide: expected a cx.training.Guide, got {describe(guide)}")
+    if lungs is not None:
+        raise InvalidInputError("guide: a guided model trains on the whole film; give either "
+                                "guide= or lungs= (a lung focus), not both")
+    if fit_options and ({"guide", "guidance"} & set(fit_options)):
+        raise InvalidInputError("guide: given twice (guide= and fit_options); give it once")
+    if guide.boxes and boxes is None:
+        raise InvalidInputError("guide: its box term needs the radiologists' boxes; give "
+                                "boxes= (a box CSV or a mapping path -> boxes)")
+    return guide, None if boxes is None else read_boxes(boxes)
+
+
+def _guide_record(guide: Guide | None, boxes: BoxTable | None) -> dict[str, Any] | None:
+    """What identifies a guide in a saved set-up (None without one, as before guides)."""
+    if guide is None:
+        return None
+    digest = hashlib.sha1()
+    for key, value in sorted((boxes or {}).items()):
+        digest.update(f"{os.path.basename(str(key))}\t{np.asarray(value).tolist()}\n".encode())
+    return {"lungs": guide.lungs, "boxes": guide.boxes, "swap": guide.swap,
+            "consistency": guide.consistency, "margin": guide.margin, "seed": guide.seed,
+            "segmenter": lung_focus_record(guide.segmenter),
+            "box_table": None if boxes is None else digest.hexdigest()}
 
 
 def _fingerprint(files: LabeledFiles, base: Path | None) -> str:
