@@ -301,10 +301,12 @@ def report(args: argparse.Namespace) -> str:
     order = [m for m in ORDER if m in rows] + [m for m in rows if m not in ORDER
                                                and m not in BLIND] + list(BLIND)
     order = [m for m in order if m in rows]
-    # pool only the folds every method has finished, so that each row scores the same films
-    done = [set(r["fold"] for r in rows[m] if "refused" not in r) for m in order
-            if not all("refused" in r for r in rows[m])]
-    common = set.intersection(*done) if done else set()
+    # pool the folds most methods finished; a method run on fewer (RISE, the costliest) is
+    # pooled over its own folds, says which, and is paired with the blob on those films
+    done = {m: {r["fold"] for r in rows[m] if "refused" not in r} for m in order
+            if not all("refused" in r for r in rows[m])}
+    sets = [frozenset(v) for v in done.values() if v]
+    common = set(max(sets, key=lambda f: (sum(f == g for g in sets), len(f)))) if sets else set()
     blob = rows["centre_gaussian"]
     lines = []
     first = next(r for m in order for r in rows[m] if r["fold"] in common)
@@ -322,21 +324,26 @@ def report(args: argparse.Namespace) -> str:
               "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
     refused = []
     for method in order:
-        found = [r for r in rows[method] if r["fold"] in common]
+        folds = common if done.get(method, set()) >= common else done.get(method, set())
+        found = [r for r in rows[method] if r["fold"] in folds]
         if not found or "refused" in found[0]:
             refused.append(method)
             continue
-        cells = [method + (" (" + ", ".join(f"{k}={v}" for k, v in SETTINGS[method].items())
-                           + ")" if method in SETTINGS else "")]
+        settings = dict(SETTINGS.get(method, {}))
+        if folds != common:
+            boxed_here = sum(r["boxed"] for r in found)
+            settings["folds"] = "+".join(map(str, sorted(folds))) + f" only, {boxed_here} boxed"
+        cells = [method + (" (" + ", ".join(f"{k}={v}" for k, v in settings.items())
+                           + ")" if settings else "")]
         for key in ("hit", "iou", "auprc"):
-            values = _pool(found, key, common)
+            values = _pool(found, key, folds)
             cells.append(_ci(values))
             cells.append("" if method == "centre_gaussian" else
-                         _ci(values, _pool(blob, key, common)))
-        cells += [_ci(_pool(found, "pointing", common)), _ci(_pool(found, "lung_share", common)),
-                  _ci(_pool(found, "deletion", common), digits=3),
-                  _ci(_pool(found, "insertion", common), digits=3),
-                  _ci(_pool(found, "randomization", common)),
+                         _ci(values, _pool(blob, key, folds)))
+        cells += [_ci(_pool(found, "pointing", folds)), _ci(_pool(found, "lung_share", folds)),
+                  _ci(_pool(found, "deletion", folds), digits=3),
+                  _ci(_pool(found, "insertion", folds), digits=3),
+                  _ci(_pool(found, "randomization", folds)),
                   (f"{np.mean([r['seconds_per_image'] for r in found]):.3f}"
                    if "seconds_per_image" in found[0] else "—")]
         lines.append("| " + " | ".join(cells) + " |")
