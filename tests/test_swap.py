@@ -22,7 +22,7 @@ from cxrexplain.errors import InvalidInputError
 from cxrexplain.lungs import swap_surroundings
 from cxrexplain.lungs.geometry import DEFAULT_MARGIN
 from cxrexplain.metrics import SwapTest, swap_test
-from cxrexplain.metrics.swap import _draw_donors
+from cxrexplain.metrics.swap import _draw_donors, _draw_same_class_donors
 
 SIZE = PLANTED_SIZE
 CORNER, CENTER = PLANTED_CORNER, PLANTED_CENTER
@@ -161,6 +161,38 @@ def test_donors_from_another_class_and_uniform() -> None:
     # film 0 (class 0) draws among the six films of classes 1 and 2, each about 1/6 of the time
     counts = np.bincount(draws[:, 0], minlength=8)
     assert counts[[0, 3]].sum() == 0 and counts[[1, 2, 4, 5, 6, 7]].min() > 40
+
+
+def test_same_class_donors_are_other_films_of_the_class_and_uniform() -> None:
+    labels = np.array([0, 1, 2, 0, 1, 2, 2, 2, 0])
+    draws = np.stack([_draw_same_class_donors(labels, seed) for seed in range(600)])
+    assert (labels[draws] == labels[None]).all() and (draws != np.arange(9)[None]).all()
+    # film 2 (class 2) draws among films 5, 6 and 7, each about 1/3 of the time
+    counts = np.bincount(draws[:, 2], minlength=9)
+    assert counts[[5, 6, 7]].min() > 150 and counts.sum() == counts[[5, 6, 7]].sum()
+    with pytest.raises(InvalidInputError, match=r"class \[1\] has one film"):
+        _draw_same_class_donors(np.array([0, 0, 1]), 0)
+
+
+def test_same_class_control_separates_the_shortcut_from_the_composite(
+        shortcut: cx.Classifier, honest: cx.Classifier) -> None:
+    """The corner reader flips on every other-class donor and on no same-class donor (its
+    shortcut is the class's); the lung reader flips on neither."""
+    films, labels, lungs = planted(8)
+    control = swap_test(shortcut, films, lungs=lungs, labels=labels, seed=2,
+                        donor_class="same")
+    assert (labels[control.donors] == labels).all() and control.donor_class == "same"
+    assert control.flip_rate == (0.0, 0.0, 0.0) and control.accuracy_drop == 0.0
+    assert "same-class donors" in control.summary()
+    assert swap_test(shortcut, films, lungs=lungs, labels=labels, seed=2).flip_rate.mean == 1.0
+    assert swap_test(honest, films, lungs=lungs, labels=labels, seed=2,
+                     donor_class="same").flip_rate.mean == 0.0
+    back = SwapTest.from_dict(control.as_dict())
+    assert back.donor_class == "same" and back.flip_rate == control.flip_rate
+    with pytest.raises(InvalidInputError, match="donor_class: 'same' draws donors"):
+        swap_test(shortcut, films, lungs=lungs, donor_class="same")
+    with pytest.raises(InvalidInputError, match="donor_class: expected 'other' or 'same'"):
+        swap_test(shortcut, films, lungs=lungs, labels=labels, donor_class="another")
 
 
 def test_swap_test_donors_match_seed(honest: cx.Classifier) -> None:

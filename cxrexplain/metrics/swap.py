@@ -5,7 +5,11 @@ them from a donor film (:func:`cxrexplain.lungs.swap_surroundings`); the classif
 the originals and on the composites, one batched pass each. A model that reads the lungs keeps
 its decisions; one that leans on markers, text or collimation outside them follows the donor.
 With labels, each donor is a film of another class, so a shortcut tied to the class moves
-with the surroundings and shows as a drop in accuracy.
+with the surroundings and shows as a drop in accuracy. ``donor_class="same"`` is the control:
+donors of the film's own class carry no other class's shortcut, so what still flips there is
+the composite itself (its seams, the donor's lung tissue beyond the film's lungs) and the
+decisions' fragility; the gap between the two flip rates is what the surroundings' class
+does.
 
 Example:
     >>> import cxrexplain as cx
@@ -38,7 +42,10 @@ from cxrexplain.lungs.source import empty_masks, lung_source
 from cxrexplain.lungs.swap import swap_surroundings
 from cxrexplain.metrics.bootstrap import Interval, bootstrap_ci
 
-__all__ = ["SwapTest", "check_labels", "swap_test"]
+__all__ = ["DONOR_CLASSES", "SwapTest", "check_labels", "swap_test"]
+
+DONOR_CLASSES = ("other", "same")
+"""``swap_test``'s ``donor_class``: donors of another class (the test) or the same (control)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,8 @@ class SwapTest:
         labels: ``(N,)`` the films' classes, or None.
         seed: The seed of the donor draw and of the bootstrap.
         margin: The lungs' dilation.
+        donor_class: ``"other"`` (donors of another class, or any other film without
+            labels) or ``"same"`` (donors of the film's own class: the control).
     """
 
     n: int
@@ -75,6 +84,7 @@ class SwapTest:
     labels: np.ndarray | None = None
     seed: int = 0
     margin: float = DEFAULT_MARGIN
+    donor_class: str = "other"
 
     @property
     def flipped(self) -> np.ndarray:
@@ -90,7 +100,8 @@ class SwapTest:
             'swap test (8 films): flip rate ...'
         """
         rate = self.flip_rate
-        text = (f"swap test ({self.n} films): flip rate {rate.mean:.2f} "
+        control = ", same-class donors" if self.donor_class == "same" else ""
+        text = (f"swap test ({self.n} films{control}): flip rate {rate.mean:.2f} "
                 f"[{rate.low:.2f}, {rate.high:.2f}]")
         if self.accuracy is not None and self.swapped_accuracy is not None:
             text += (f"; accuracy {self.accuracy.mean:.2f} -> {self.swapped_accuracy.mean:.2f}"
@@ -158,6 +169,7 @@ class SwapTest:
                                                for k, v in value._asdict().items()}
 
         return {"n": self.n, "seed": self.seed, "margin": self.margin,
+                "donor_class": self.donor_class,
                 "labels": self.labels is not None, "class_names": list(self.class_names),
                 "flip_rate": interval(self.flip_rate), "accuracy": interval(self.accuracy),
                 "swapped_accuracy": interval(self.swapped_accuracy),
@@ -198,7 +210,8 @@ class SwapTest:
                 class_names=classes,
                 labels=np.array([index[f["label"]] for f in films], np.int64)
                 if document["labels"] else None,
-                seed=int(document["seed"]), margin=float(document["margin"]))
+                seed=int(document["seed"]), margin=float(document["margin"]),
+                donor_class=str(document.get("donor_class", "other")))
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidInputError(
                 f"document: not a swap test's values ({type(err).__name__}: {err})"
@@ -215,6 +228,7 @@ def swap_test(
     margin: float = DEFAULT_MARGIN,
     n_resamples: int = 1000,
     batch_size: int = 32,
+    donor_class: str = "other",
 ) -> SwapTest:
     """Swap everything outside each film's lungs for another film's and compare decisions.
 
@@ -241,6 +255,8 @@ def swap_test(
         margin: The lungs' dilation, a share of the larger side in [0, 0.5].
         n_resamples: Bootstrap resamples of the intervals.
         batch_size: Films per forward pass.
+        donor_class: ``"other"`` (the test) or ``"same"`` (the control: each donor of the
+            film's own class, among the other films; needs labels and two films a class).
 
     Returns:
         :class:`SwapTest`.
@@ -268,11 +284,18 @@ def swap_test(
             f"films: the swap test needs at least two films (each takes another's "
             f"surroundings), got {count}"
         )
+    if donor_class not in DONOR_CLASSES:
+        raise InvalidInputError(
+            f"donor_class: expected 'other' or 'same', got {describe(donor_class)}")
     truth = None if labels is None else check_labels(clf, labels, count)
+    if donor_class == "same" and truth is None:
+        raise InvalidInputError("donor_class: 'same' draws donors of each film's own class; "
+                                "give labels")
     paths = ([Path(os.fspath(i)) for i in items]
              if all(isinstance(i, (str, os.PathLike)) for i in items) else None)
     source = lung_source(lungs, paths, count, sizes="resize")
-    donors = _draw_donors(truth, count, seed)
+    donors = (_draw_same_class_donors(truth, seed) if donor_class == "same" and truth is not None
+              else _draw_donors(truth, count, seed))
     original = np.empty(count, np.int64)
     swapped = np.empty(count, np.int64)
     probabilities = np.empty((count, clf.num_classes), np.float32)
@@ -311,6 +334,7 @@ def swap_test(
         labels=truth,
         seed=seed,
         margin=float(margin),
+        donor_class=donor_class,
     )
 
 
@@ -348,6 +372,29 @@ def _draw_donors(labels: np.ndarray | None, count: int, seed: int) -> np.ndarray
     start, size = first[where], sizes[where]
     picks = np.random.default_rng(seed).integers(0, count - size)
     position = np.where(picks < start, picks, picks + size)
+    donors: np.ndarray = order[position].astype(np.int64)
+    return donors
+
+
+def _draw_same_class_donors(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Each film's donor: uniform among the *other* films of its own class.
+
+    Example:
+        >>> _draw_same_class_donors(np.array([0, 1, 0, 1, 0]), 0).tolist()
+        [4, 3, 4, 1, 2]
+    """
+    groups = np.asarray(labels, np.int64)
+    order = np.argsort(groups, kind="stable")
+    values, first, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    if (sizes < 2).any():
+        alone = [int(v) for v, n in zip(values, sizes, strict=True) if n < 2]
+        raise InvalidInputError(
+            f"labels: class {alone} has one film; same-class donors need two films a class")
+    where = np.searchsorted(values, groups)
+    rank = np.empty(len(groups), np.int64)
+    rank[order] = np.arange(len(groups)) - np.repeat(first, sizes)  # place within its class
+    picks = np.random.default_rng(seed).integers(0, sizes[where] - 1)
+    position = first[where] + np.where(picks < rank, picks, picks + 1)  # never itself
     donors: np.ndarray = order[position].astype(np.int64)
     return donors
 
