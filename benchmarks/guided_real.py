@@ -99,6 +99,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="a segmenter trained on ../shared/data/lungs (none of cxr/)")
     parser.add_argument("--quick", action="store_true", help="64 px, 2 epochs, own folder")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--add-control", action="store_true",
+                        help="add the swap test's same-class control to finished results")
     parser.add_argument("--table-folds", type=int, nargs="+",
                         help="with --report: pool only these folds (default: every fold done)")
     args = parser.parse_args(argv)
@@ -207,6 +209,39 @@ def run_one(args: argparse.Namespace, task: str, recipe: str, fold: int,
     return result
 
 
+def _control(clf: Any, paths: list[str], labels: np.ndarray, segmenter: Any,
+             fold: int) -> dict[str, Any]:
+    """The swap test's control: donors of each film's own class (``donor_class="same"``)."""
+    import cxrexplain as cx
+
+    control = cx.metrics.swap_test(clf, paths, lungs=segmenter, labels=labels, seed=fold,
+                                   donor_class="same")
+    return {"control_flipped": control.flipped.astype(int).tolist(),
+            "control_predicted": control.swapped.astype(int).tolist()}
+
+
+def add_control(args: argparse.Namespace, segmenter: Any) -> None:
+    """Add the same-class control to finished results from their saved models."""
+    import cxrexplain as cx
+
+    for task in args.tasks:
+        for target in sorted((args.out / task).glob("*_fold*.json")):
+            result = json.loads(target.read_text())
+            if ("control_flipped" in result or "swap_flipped" not in result
+                    or result["recipe"] not in args.recipes):
+                continue
+            clf = cx.Classifier.load(target.with_suffix(".keras"))
+            paths = [str(DATA / f) for f in result["films"]]
+            result.update(_control(clf, paths, np.asarray(result["labels"]), segmenter,
+                                   result["fold"]))
+            partial = target.with_suffix(".part")
+            partial.write_text(json.dumps(result))
+            partial.replace(target)
+            print(f"{task} {result['recipe']} fold {result['fold']}: control flip rate "
+                  f"{np.mean(result['control_flipped']):.3f} (swap test "
+                  f"{np.mean(result['swap_flipped']):.3f})", flush=True)
+
+
 def _explanations(args: argparse.Namespace, clf: Any, paths: list[str], labels: np.ndarray,
                   classes: tuple[str, ...], segmenter: Any, boxes: dict[str, np.ndarray],
                   fold: int) -> dict[str, Any]:
@@ -219,6 +254,7 @@ def _explanations(args: argparse.Namespace, clf: Any, paths: list[str], labels: 
     swap = cx.metrics.swap_test(clf, paths, lungs=segmenter, labels=labels, seed=fold)
     out["swap_flipped"] = swap.flipped.astype(int).tolist()
     out["swap_predicted"] = swap.swapped.astype(int).tolist()
+    out.update(_control(clf, paths, labels, segmenter, fold))
     covid = [p for p, lab in zip(paths, labels, strict=True) if classes[lab] == "COVID"]
     masks = [DATA / "lung_masks" / "COVID" / Path(p).name for p in covid]
     on_masks = cx.audit(clf, covid, lungs=masks, targets="COVID")
@@ -290,7 +326,8 @@ def report(args: argparse.Namespace) -> str:
                   f"folds done per recipe: "
                   + "; ".join(f"{r} {','.join(map(str, f))}" for r, f in done.items())
                   + "). Pooled over the folds run; 95 % bootstrap intervals over films.", ""]
-        header = ["recipe", "swap flip rate", "accuracy swapped (drop)", "accuracy",
+        header = ["recipe", "swap flip rate", "control: same-class donors",
+                  "accuracy swapped (drop)", "accuracy",
                   "macro AUC", "sensitivity (" + ", ".join(classes) + ")",
                   "COVID lung share"]
         if "PNEUMONIA" in classes:
@@ -312,10 +349,12 @@ def report(args: argparse.Namespace) -> str:
                 flipped = np.concatenate([r["swap_flipped"] for r in found])
                 swapped = np.concatenate([r["swap_predicted"] for r in found])
                 swapped_ok = (swapped == labels).astype(float)
-                cells += [_interval(flipped),
+                control = (_interval(np.concatenate([r["control_flipped"] for r in found]))
+                           if all("control_flipped" in r for r in found) else "—")
+                cells += [_interval(flipped), control,
                           f"{_interval(swapped_ok)} ({correct.mean() - swapped_ok.mean():+.3f})"]
             else:
-                cells += ["—", "—"]
+                cells += ["—", "—", "—"]
             cells += [_interval(correct), f"{_macro_auc(labels, probs):.3f}", sens]
             shares = np.concatenate([r.get("covid_lung_share", []) for r in found])
             cells.append(_interval(shares) if shares.size else "—")
@@ -433,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
     from cxrexplain.lungs.focus import MODES
 
     segmenter = cx.lungs.LungSegmenter.load(args.lungs)
+    if args.add_control:
+        add_control(args, segmenter)
+        print(report(args))
+        return 0
     for task, recipe, fold in schedule(args):
         if FOCUS.get(recipe) and FOCUS[recipe] not in MODES:
             continue
