@@ -326,7 +326,7 @@ def report(args: argparse.Namespace) -> str:
                   f"folds done per recipe: "
                   + "; ".join(f"{r} {','.join(map(str, f))}" for r, f in done.items())
                   + "). Pooled over the folds run; 95 % bootstrap intervals over films.", ""]
-        header = ["recipe", "swap flip rate", "control: same-class donors",
+        header = ["recipe", "swap flip rate", "control: same-class donors; excess (paired)",
                   "accuracy swapped (drop)", "accuracy",
                   "macro AUC", "sensitivity (" + ", ".join(classes) + ")",
                   "COVID lung share"]
@@ -349,8 +349,11 @@ def report(args: argparse.Namespace) -> str:
                 flipped = np.concatenate([r["swap_flipped"] for r in found])
                 swapped = np.concatenate([r["swap_predicted"] for r in found])
                 swapped_ok = (swapped == labels).astype(float)
-                control = (_interval(np.concatenate([r["control_flipped"] for r in found]))
-                           if all("control_flipped" in r for r in found) else "—")
+                control = "—"
+                if all("control_flipped" in r for r in found):
+                    same = np.concatenate([r["control_flipped"] for r in found])
+                    control = (f"{_interval(same)}; excess "
+                               f"{_interval(flipped, paired=same)}")
                 cells += [_interval(flipped), control,
                           f"{_interval(swapped_ok)} ({correct.mean() - swapped_ok.mean():+.3f})"]
             else:
