@@ -193,7 +193,6 @@ def compare(model_name: str, repeats: int) -> dict[str, Any]:
     import tensorflow as tf
     import xplique
 
-    import cxrexplain as cx
 
     built = build_model(model_name)
     logits = logits_model(built)
@@ -231,24 +230,20 @@ def compare(model_name: str, repeats: int) -> dict[str, Any]:
     per_image = {k: statistics.median(t) / len(inputs(k)[0]) for k, t in times.items()}
 
     # the maps, on the same films
-    clf = cx.Classifier(built["model"])
     agree: dict[str, Any] = {}
     one_hot = np.eye(2, dtype=np.float32)
+    mine: dict[str, Any] = {}
     for method in ("saliency", "integrated_gradients", "guided_backprop", "smoothgrad"):
-        mine = ours(method, built).attributions(images, targets, batch_size=len(images))
+        mine[method] = ours(method, built).attributions(images, targets, batch_size=len(images))
         theirs = np.asarray(xplique_explainer(method, built, logits).explain(
             images, one_hot[targets]))[..., 0]
-        agree[method] = agreement(reduce(mine, REDUCER[method]), theirs)
+        agree[method] = agreement(reduce(mine[method], REDUCER[method]), theirs)
+    smooth = reduce(mine["smoothgrad"], "mean")
     agree["smoothgrad_same_noise"] = agreement(
-        reduce(ours("smoothgrad", built).attributions(images, targets,
-                                                      batch_size=len(images)), "mean"),
-        _xplique_smoothgrad_with(built, logits, images, targets))
+        smooth, _xplique_smoothgrad_with(built, logits, images, targets))
     other_seed = ours("smoothgrad", built, seed=1).attributions(images, targets,
                                                                 batch_size=len(images))
-    agree["smoothgrad_two_seeds_ours"] = agreement(
-        reduce(ours("smoothgrad", built).attributions(images, targets,
-                                                      batch_size=len(images)), "mean"),
-        reduce(other_seed, "mean"))
+    agree["smoothgrad_two_seeds_ours"] = agreement(smooth, reduce(other_seed, "mean"))
     rise_in, rise_t = images[:few], targets[:few]
     rise0 = ours("rise", built).explain(rise_in, rise_t, batch_size=few).raw
     rise1 = ours("rise", built, seed=1).explain(rise_in, rise_t, batch_size=few).raw
@@ -256,7 +251,6 @@ def compare(model_name: str, repeats: int) -> dict[str, Any]:
         rise_in, one_hot[rise_t]))[..., 0]
     agree["rise"] = agreement(rise0, rise_x)
     agree["rise_two_seeds_ours"] = agreement(rise0, rise1)
-    del clf
     return {"model": model_name, "inputs": source, "films": len(images), "rise_films": few,
             "repeats": repeats, "times_s": times, "other_load": loads,
             "seconds_per_image": per_image, "warmup_s": warmup, "agreement": agree,

@@ -234,9 +234,7 @@ def add_control(args: argparse.Namespace, segmenter: Any) -> None:
             paths = [str(DATA / f) for f in result["films"]]
             result.update(_control(clf, paths, np.asarray(result["labels"]), segmenter,
                                    result["fold"]))
-            partial = target.with_suffix(".part")
-            partial.write_text(json.dumps(result))
-            partial.replace(target)
+            cx._files.atomic_write_text(target, json.dumps(result))
             print(f"{task} {result['recipe']} fold {result['fold']}: control flip rate "
                   f"{np.mean(result['control_flipped']):.3f} (swap test "
                   f"{np.mean(result['swap_flipped']):.3f})", flush=True)
@@ -487,9 +485,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         result = run_one(args, task, recipe, fold, segmenter)
-        partial = target.with_suffix(".part")
-        partial.write_text(json.dumps(result))
-        partial.replace(target)
+        cx._files.atomic_write_text(target, json.dumps(result))
     print(report(args))
     return 0
 

@@ -260,9 +260,7 @@ def run_fold(args: argparse.Namespace, fold: int, methods: list[str],
         if twins:
             result["pair_ssim"] = np.asarray(cx.metrics.pair_baseline(maps, seed=fold),
                                              np.float64).round(6).tolist()
-        partial = target.with_suffix(".part")
-        partial.write_text(json.dumps(result))
-        partial.replace(target)
+        cx._files.atomic_write_text(target, json.dumps(result))
         print(f"fold {fold} {name}: {result['seconds_per_image']:.3f} s/image, hit "
               f"{np.mean(result.get('hit', [np.nan])):.2f}, randomization "
               f"{np.nanmean(result.get('randomization', [np.nan])):.2f}", flush=True)
@@ -411,9 +409,7 @@ def add_trust(args: argparse.Namespace, kind: str) -> None:
                        else cx.metrics.reproducibility)
             result[column] = np.asarray(compare(maps, theirs.heatmaps), np.float64).round(
                 6).tolist()
-        partial = target.with_suffix(".part")
-        partial.write_text(json.dumps(result))
-        partial.replace(target)
+        cx._files.atomic_write_text(target, json.dumps(result))
         print(f"fold 0 {result['method']}: {column} "
               f"{np.mean(result.get(column, [np.nan])):.3f}", flush=True)
 
